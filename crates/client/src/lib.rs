@@ -1,0 +1,11 @@
+//! The client side of orgtrail's gRPC API, shared by the `orgtrail` CLI and the collector:
+//! connecting to the aggregator, and sending log files over ingest streams.
+
+pub mod channel;
+pub mod ingest_sender;
+
+pub use channel::{connect, connect_for_streams, error_chain, ClientSettings, ConnectError};
+pub use ingest_sender::{
+    FileOrigin, FileOutcome, FileReport, FileResult, IngestSender, LocalLogFile, LogFileReader, SendError,
+    SenderSettings,
+};

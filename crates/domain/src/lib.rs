@@ -1,0 +1,14 @@
+//! The CloudTrail domain of orgtrail: log files and their records, the events stored from them,
+//! S3 key layouts and lookups. Pure: no network, no database, no files — readers are passed in.
+
+pub mod event;
+pub mod log_file;
+pub mod lookup;
+pub mod record;
+pub mod s3_key;
+pub mod username;
+
+pub use event::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
+pub use log_file::{read_log_file, LogFileFault, LogFileItem, LogFileRead, ReadLimits};
+pub use record::{parse_record, parse_record_bytes, RecordError};
+pub use s3_key::{parse_cloudtrail_key, CloudTrailKey, LogFileKind};

@@ -1,0 +1,307 @@
+//! The aggregator's configuration: a TOML file, then `ORGTRAIL_*` environment variables
+//! (nested keys joined by `__`, e.g. `ORGTRAIL_INGEST__MAX_RECORD_BYTES`), then flags — each
+//! overriding the one before — validated into [`AggregatorConfig`], the type the program runs on.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// The file and environment as written, before validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAggregatorConfig {
+    /// Address of the gRPC server.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// PostgreSQL connection URL (a secret: it may hold a password).
+    pub database_url: Option<SecretString>,
+    #[serde(default)]
+    pub database: DatabaseSettings,
+    #[serde(default)]
+    pub ingest: IngestSettings,
+    #[serde(default)]
+    pub server: ServerSettings,
+    #[serde(default)]
+    pub log: LogSettings,
+}
+
+/// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
+/// CLI and the collector share the prefix).
+const TOP_LEVEL_KEYS: [&str; 6] = ["listen", "database_url", "database", "ingest", "server", "log"];
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseSettings {
+    /// Connections in the pool; each file being ingested holds one for its transaction.
+    pub max_connections: u32,
+    pub connect_timeout_seconds: u64,
+}
+
+impl Default for DatabaseSettings {
+    fn default() -> Self {
+        DatabaseSettings {
+            max_connections: 24,
+            connect_timeout_seconds: 10,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct IngestSettings {
+    /// The largest gRPC message decoded; a larger one fails its stream.
+    pub max_request_bytes: usize,
+    /// The largest record stored; a larger one is rejected (CloudTrail's own limit is 256 KB).
+    pub max_record_bytes: usize,
+    /// Files committed at the same time across all streams; more wait their turn.
+    pub max_concurrent_files: usize,
+    /// Day partitions kept ready ahead of today.
+    pub partitions_ahead_days: u32,
+}
+
+impl Default for IngestSettings {
+    fn default() -> Self {
+        IngestSettings {
+            max_request_bytes: 8 << 20,
+            max_record_bytes: 1 << 20,
+            max_concurrent_files: 16,
+            partitions_ahead_days: 7,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerSettings {
+    /// Requests and streams served at once; beyond it calls are shed with UNAVAILABLE.
+    pub max_concurrent_requests: usize,
+    /// Timeout of unary calls (lookups, summaries).
+    pub request_timeout_seconds: u64,
+    /// On SIGTERM, how long files in flight may take to finish before they are rolled back.
+    pub shutdown_grace_seconds: u64,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            max_concurrent_requests: 256,
+            request_timeout_seconds: 30,
+            shutdown_grace_seconds: 30,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter, e.g. `info` or `orgtrail_aggregator=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+fn default_listen() -> String {
+    "0.0.0.0:50051".into()
+}
+
+/// Values given as flags; they win over the file and the environment.
+#[derive(Clone, Debug, Default)]
+pub struct ConfigOverrides {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Clone, Debug)]
+pub struct AggregatorConfig {
+    pub listen: SocketAddr,
+    pub database_url: SecretString,
+    pub database: DatabaseSettings,
+    pub ingest: IngestSettings,
+    pub server: ServerSettings,
+    pub log: LogSettings,
+}
+
+impl AggregatorConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.server.request_timeout_seconds)
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.server.shutdown_grace_seconds)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration: {0}")]
+    Load(#[from] Box<figment::Error>),
+    #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
+    MissingDatabaseUrl,
+    #[error("listen address {value:?} is not an IP address and port: {source}")]
+    InvalidListen {
+        value: String,
+        source: std::net::AddrParseError,
+    },
+    #[error("{field} must be greater than zero")]
+    Zero { field: &'static str },
+    #[error("ingest.max_record_bytes ({record}) must not exceed ingest.max_request_bytes ({request})")]
+    RecordOverRequest { record: usize, request: usize },
+    #[error("database.max_connections ({connections}) must exceed ingest.max_concurrent_files ({files}): each file in flight holds a connection")]
+    PoolTooSmall { connections: u32, files: usize },
+}
+
+/// Reads the file (if any), the environment and the flags, and validates the result.
+pub fn load_config(
+    file: Option<&Path>,
+    overrides: &ConfigOverrides,
+) -> Result<AggregatorConfig, ConfigError> {
+    let mut figment = Figment::new();
+    if let Some(file) = file {
+        figment = figment.merge(Toml::file_exact(file));
+    }
+    figment = figment.merge(
+        Env::prefixed("ORGTRAIL_")
+            .split("__")
+            .filter(|key| {
+                // The key may already be split ("log.format") or not ("log__format").
+                let key = key.as_str().to_ascii_lowercase().replace("__", ".");
+                let top = key.split('.').next().unwrap_or_default();
+                TOP_LEVEL_KEYS.contains(&top)
+            }),
+    );
+    if let Some(listen) = &overrides.listen {
+        figment = figment.merge(Serialized::default("listen", listen));
+    }
+    if let Some(database_url) = &overrides.database_url {
+        figment = figment.merge(Serialized::default("database_url", database_url));
+    }
+    let raw: RawAggregatorConfig = figment.extract().map_err(Box::new)?;
+    raw.validate()
+}
+
+impl RawAggregatorConfig {
+    pub fn validate(self) -> Result<AggregatorConfig, ConfigError> {
+        let listen = self
+            .listen
+            .parse()
+            .map_err(|source| ConfigError::InvalidListen {
+                value: self.listen.clone(),
+                source,
+            })?;
+        let database_url = self.database_url.ok_or(ConfigError::MissingDatabaseUrl)?;
+        let positive = [
+            ("ingest.max_request_bytes", self.ingest.max_request_bytes),
+            ("ingest.max_record_bytes", self.ingest.max_record_bytes),
+            ("ingest.max_concurrent_files", self.ingest.max_concurrent_files),
+            ("server.max_concurrent_requests", self.server.max_concurrent_requests),
+            ("server.request_timeout_seconds", self.server.request_timeout_seconds as usize),
+            ("database.max_connections", self.database.max_connections as usize),
+        ];
+        if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
+            return Err(ConfigError::Zero { field });
+        }
+        if self.ingest.max_record_bytes > self.ingest.max_request_bytes {
+            return Err(ConfigError::RecordOverRequest {
+                record: self.ingest.max_record_bytes,
+                request: self.ingest.max_request_bytes,
+            });
+        }
+        if self.database.max_connections as usize <= self.ingest.max_concurrent_files {
+            return Err(ConfigError::PoolTooSmall {
+                connections: self.database.max_connections,
+                files: self.ingest.max_concurrent_files,
+            });
+        }
+        Ok(AggregatorConfig {
+            listen,
+            database_url,
+            database: self.database,
+            ingest: self.ingest,
+            server: self.server,
+            log: self.log,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_configuration_loads() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+        let config = load_config(Some(&example), &ConfigOverrides::default()).unwrap();
+        assert_eq!(config.listen.port(), 50051);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused_with_the_reason() {
+        let raw: Result<RawAggregatorConfig, _> = toml_like("listen = \"x\"\nlisten_port = 1");
+        let message = raw.unwrap_err().to_string();
+        assert!(message.contains("listen_port"), "{message}");
+        let error = toml_like("listen = \"nowhere\"\ndatabase_url = \"postgres://h/db\"")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(error.to_string().starts_with("listen address \"nowhere\" is not an IP address and port"));
+        let error = toml_like("listen = \"127.0.0.1:1\"").unwrap().validate().unwrap_err();
+        assert!(matches!(error, ConfigError::MissingDatabaseUrl));
+        let error = toml_like("database_url = \"postgres://h/db\"\n[ingest]\nmax_record_bytes = 99999999")
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(matches!(error, ConfigError::RecordOverRequest { .. }));
+    }
+
+    #[test]
+    fn nested_settings_come_from_the_environment() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORGTRAIL_LOG__FORMAT", "json");
+            jail.set_env("ORGTRAIL_INGEST__MAX_RECORD_BYTES", "1000");
+            jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
+            jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
+            let config = load_config(None, &ConfigOverrides::default()).map_err(|error| error.to_string())?;
+            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.ingest.max_record_bytes, 1000);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let overrides = ConfigOverrides {
+            listen: Some("127.0.0.1:7".into()),
+            database_url: Some("postgres://flag/db".into()),
+        };
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+        let config = load_config(Some(&example), &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7");
+        use secrecy::ExposeSecret;
+        assert_eq!(config.database_url.expose_secret(), "postgres://flag/db");
+    }
+
+    fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {
+        Figment::new().merge(Toml::string(text)).extract()
+    }
+}

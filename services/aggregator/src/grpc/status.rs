@@ -1,0 +1,56 @@
+//! Domain errors → gRPC status: the one table of codes.
+//!
+//! | error                                    | code              |
+//! |------------------------------------------|-------------------|
+//! | invalid lookup (attribute, range, token) | INVALID_ARGUMENT  |
+//! | stream protocol misuse                   | INVALID_ARGUMENT  |
+//! | store unavailable, conflict, closing     | UNAVAILABLE       |
+//! | anything else in the store               | INTERNAL          |
+//!
+//! INTERNAL answers carry no database detail; the detail is logged.
+
+use tonic::Status;
+
+use crate::ingest::IngestError;
+use crate::lookup::LookupServiceError;
+use crate::store::StoreError;
+
+pub fn ingest_error_status(error: &IngestError) -> Status {
+    match error {
+        IngestError::MissingOrigin { .. } | IngestError::InterleavedFiles { .. } => {
+            Status::invalid_argument(error.to_string())
+        }
+        IngestError::Closed => Status::unavailable(error.to_string()),
+        IngestError::Store { origin, source } => store_error_status(&format!("cannot store {origin}"), source),
+    }
+}
+
+pub fn lookup_error_status(error: &LookupServiceError) -> Status {
+    match error {
+        LookupServiceError::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
+        LookupServiceError::Store(source) => store_error_status("cannot read events", source),
+    }
+}
+
+fn store_error_status(context: &str, error: &StoreError) -> Status {
+    let chain = error_chain(error);
+    if error.is_retryable() {
+        tracing::warn!(error = %chain, "{context}");
+        Status::unavailable(format!("{context}: {error}; retry"))
+    } else {
+        tracing::error!(error = %chain, "{context}");
+        Status::internal(format!("{context}: internal error"))
+    }
+}
+
+/// `error: source: source…`, for logs.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut chain = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        chain.push_str(": ");
+        chain.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    chain
+}

@@ -1,0 +1,385 @@
+//! Ingest: log files arrive as a stream of record batches and each is committed — its new
+//! events and its ledger row — in one transaction, then answered.
+//!
+//! Invariants: a file is stored whole or not at all (a stream that breaks mid-file rolls the
+//! file back); a file whose ledger row exists stores nothing; an eventID is stored once; the
+//! answer is sent only after the commit, so a sender that retries after any failure is safe.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use orgtrail_domain::{parse_cloudtrail_key, parse_record_bytes, CloudTrailEvent, CloudTrailKey, RecordError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use crate::store::{self, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore, StoreError};
+
+/// Where a file came from; bucket, key and ETag identify it in the ledger.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LogFileOrigin {
+    pub source: String,
+    pub bucket: String,
+    pub object_key: String,
+    pub etag: String,
+}
+
+impl std::fmt::Display for LogFileOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bucket.is_empty() {
+            write!(f, "{}", self.object_key)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.object_key)
+        }
+    }
+}
+
+/// One record as sent: its index in the file and its text.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub index: u32,
+    pub json: Vec<u8>,
+}
+
+/// One message of an ingest stream.
+#[derive(Clone, Debug)]
+pub struct FileChunk {
+    pub file_seq: u64,
+    /// Present on the first message of a file.
+    pub origin: Option<LogFileOrigin>,
+    pub records: Vec<RawRecord>,
+    /// Records the sender rejected while reading.
+    pub rejections: Vec<(u32, String)>,
+    /// Present on the last message of a file.
+    pub end: Option<FileEnd>,
+}
+
+#[derive(Clone, Debug)]
+pub struct FileEnd {
+    pub records_read: u32,
+    pub fault: Option<String>,
+}
+
+/// The answer for one file.
+#[derive(Clone, Debug)]
+pub struct FileReport {
+    pub file_seq: u64,
+    pub origin: LogFileOrigin,
+    pub outcome: FileOutcome,
+    pub accepted: u32,
+    pub duplicates: u32,
+    pub rejected: u32,
+    /// The first [`MAX_REPORTED_REJECTIONS`] rejections, by index.
+    pub rejections: Vec<(u32, String)>,
+    pub fault: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileOutcome {
+    Committed,
+    AlreadyIngested { first_committed_at: DateTime<Utc> },
+}
+
+/// How many rejections an answer lists (the count is always exact).
+pub const MAX_REPORTED_REJECTIONS: usize = 1000;
+
+/// The limits senders must respect.
+#[derive(Clone, Copy, Debug)]
+pub struct IngestLimits {
+    pub max_request_bytes: usize,
+    pub max_record_bytes: usize,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("file {file_seq} starts without its origin")]
+    MissingOrigin { file_seq: u64 },
+    #[error("file {started} started before file {open} ended")]
+    InterleavedFiles { open: u64, started: u64 },
+    #[error("the ingest service is closed")]
+    Closed,
+    #[error("cannot store {origin}")]
+    Store {
+        origin: String,
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl IngestError {
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            IngestError::Store { source, .. } => source.is_retryable(),
+            IngestError::Closed => true,
+            IngestError::MissingOrigin { .. } | IngestError::InterleavedFiles { .. } => false,
+        }
+    }
+}
+
+/// Takes log files into the store.
+#[derive(Clone)]
+pub struct IngestService {
+    store: PgStore,
+    limits: IngestLimits,
+    /// Bounds the files in flight (each holds a connection for its transaction).
+    file_permits: Arc<Semaphore>,
+}
+
+impl IngestService {
+    pub fn new(store: PgStore, limits: IngestLimits, max_concurrent_files: usize) -> IngestService {
+        IngestService {
+            store,
+            limits,
+            file_permits: Arc::new(Semaphore::new(max_concurrent_files)),
+        }
+    }
+
+    pub fn limits(&self) -> IngestLimits {
+        self.limits
+    }
+
+    /// Starts a file: waits for a permit, opens its transaction and takes its ledger row.
+    async fn open_file(&self, file_seq: u64, origin: LogFileOrigin) -> Result<OpenFile, IngestError> {
+        let store_error = |source| IngestError::Store {
+            origin: origin.to_string(),
+            source,
+        };
+        let permit = Arc::clone(&self.file_permits)
+            .acquire_owned()
+            .await
+            .map_err(|_| IngestError::Closed)?;
+        let key = parse_cloudtrail_key(&origin.object_key);
+        let mut transaction = self.store.begin_file_transaction().await.map_err(store_error)?;
+        let entry = store::take_log_file(
+            &mut transaction,
+            &NewLogFile {
+                source: &origin.source,
+                bucket: &origin.bucket,
+                object_key: &origin.object_key,
+                etag: &origin.etag,
+                account_id: key.as_ref().map(|key| key.account_id.as_str()),
+                aws_region: key.as_ref().map(|key| key.region.as_str()),
+            },
+        )
+        .await
+        .map_err(store_error)?;
+        let state = match entry {
+            LedgerEntry::Taken { log_file_id } => OpenFileState::Taking {
+                transaction,
+                log_file_id,
+                seen_event_ids: HashSet::new(),
+            },
+            LedgerEntry::AlreadyTaken(previous) => {
+                // Nothing of this file will be written: end the transaction now.
+                drop(transaction);
+                OpenFileState::AlreadyTaken {
+                    first_committed_at: previous.committed_at,
+                }
+            }
+        };
+        Ok(OpenFile {
+            file_seq,
+            origin,
+            key,
+            state,
+            counts: FileCounts::default(),
+            rejections: Vec::new(),
+            _permit: permit,
+        })
+    }
+}
+
+/// The files of one ingest stream, one after the other.
+pub struct IngestStream {
+    service: IngestService,
+    open_file: Option<OpenFile>,
+}
+
+impl IngestStream {
+    pub fn new(service: IngestService) -> IngestStream {
+        IngestStream {
+            service,
+            open_file: None,
+        }
+    }
+
+    pub fn open_file(&self) -> Option<&LogFileOrigin> {
+        self.open_file.as_ref().map(|file| &file.origin)
+    }
+
+    /// Takes one message; returns the file's report when the message ends a file.
+    pub async fn accept(&mut self, chunk: FileChunk) -> Result<Option<FileReport>, IngestError> {
+        let mut file = match self.open_file.take() {
+            Some(file) if file.file_seq == chunk.file_seq => file,
+            Some(file) => {
+                return Err(IngestError::InterleavedFiles {
+                    open: file.file_seq,
+                    started: chunk.file_seq,
+                })
+            }
+            None => {
+                let origin = chunk.origin.clone().ok_or(IngestError::MissingOrigin {
+                    file_seq: chunk.file_seq,
+                })?;
+                self.service.open_file(chunk.file_seq, origin).await?
+            }
+        };
+        file.add(&self.service, chunk.records, chunk.rejections).await?;
+        match chunk.end {
+            Some(end) => file.finish(end).await.map(Some),
+            None => {
+                self.open_file = Some(file);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Rolls back the file in flight, if any.
+    pub fn abandon_open_file(&mut self) -> Option<LogFileOrigin> {
+        self.open_file.take().map(|file| file.origin)
+    }
+}
+
+struct OpenFile {
+    file_seq: u64,
+    origin: LogFileOrigin,
+    key: Option<CloudTrailKey>,
+    state: OpenFileState,
+    counts: FileCounts,
+    rejections: Vec<(u32, String)>,
+    _permit: OwnedSemaphorePermit,
+}
+
+enum OpenFileState {
+    Taking {
+        transaction: FileTransaction,
+        log_file_id: i64,
+        /// eventIDs of this file so far: a repeat within the file is a duplicate before it
+        /// reaches the database.
+        seen_event_ids: HashSet<orgtrail_domain::EventId>,
+    },
+    AlreadyTaken {
+        first_committed_at: DateTime<Utc>,
+    },
+}
+
+impl OpenFile {
+    async fn add(
+        &mut self,
+        service: &IngestService,
+        records: Vec<RawRecord>,
+        rejections: Vec<(u32, String)>,
+    ) -> Result<(), IngestError> {
+        let OpenFileState::Taking {
+            transaction,
+            log_file_id,
+            seen_event_ids,
+        } = &mut self.state
+        else {
+            self.counts.duplicates += u32::try_from(records.len()).unwrap_or(u32::MAX);
+            return Ok(());
+        };
+        let mut rejected = rejections;
+        let mut events: Vec<CloudTrailEvent> = Vec::with_capacity(records.len());
+        for record in records {
+            if record.json.len() > service.limits.max_record_bytes {
+                let error = RecordError::TooLarge {
+                    size: record.json.len(),
+                    limit: service.limits.max_record_bytes,
+                };
+                rejected.push((record.index, error.to_string()));
+                continue;
+            }
+            match parse_record_bytes(record.json, self.key.as_ref()) {
+                Ok(event) if seen_event_ids.insert(event.event_id) => events.push(event),
+                Ok(_) => self.counts.duplicates += 1,
+                Err(error) => rejected.push((record.index, error.to_string())),
+            }
+        }
+        if !events.is_empty() {
+            events.sort_by_key(|event| event.event_id);
+            let days: HashSet<_> = events.iter().map(|event| event.event_time.date_naive()).collect();
+            let store_error = |source| IngestError::Store {
+                origin: self.origin.to_string(),
+                source,
+            };
+            service.store.ensure_partitions(days).await.map_err(store_error)?;
+            let inserted = store::insert_events(transaction, *log_file_id, &events)
+                .await
+                .map_err(|source| {
+                    if matches!(source, StoreError::MissingPartition(_)) {
+                        service.store.forget_partitions();
+                    }
+                    store_error(source)
+                })?;
+            let inserted = u32::try_from(inserted.inserted).unwrap_or(u32::MAX);
+            let batch = u32::try_from(events.len()).unwrap_or(u32::MAX);
+            self.counts.accepted += inserted;
+            self.counts.duplicates += batch.saturating_sub(inserted);
+        }
+        for (index, reason) in rejected {
+            self.reject(index, reason);
+        }
+        Ok(())
+    }
+
+    fn reject(&mut self, index: u32, reason: String) {
+        tracing::warn!(file = %self.origin, index, %reason, "record rejected");
+        self.counts.rejected += 1;
+        self.rejections.push((index, reason));
+    }
+
+    /// Commits the file (or, for a file taken before, just reports it).
+    async fn finish(mut self, end: FileEnd) -> Result<FileReport, IngestError> {
+        self.counts.records_read = end.records_read;
+        if let Some(fault) = &end.fault {
+            tracing::warn!(file = %self.origin, %fault, records_read = end.records_read, "log file fault");
+        }
+        let outcome = match self.state {
+            OpenFileState::AlreadyTaken { first_committed_at } => FileOutcome::AlreadyIngested { first_committed_at },
+            OpenFileState::Taking {
+                mut transaction,
+                log_file_id,
+                ..
+            } => {
+                let store_error = |source| IngestError::Store {
+                    origin: self.origin.to_string(),
+                    source,
+                };
+                self.rejections.sort_by_key(|(index, _)| *index);
+                store::complete_log_file(
+                    &mut transaction,
+                    log_file_id,
+                    &self.counts,
+                    &self.rejections,
+                    end.fault.as_deref(),
+                )
+                .await
+                .map_err(store_error)?;
+                transaction
+                    .commit()
+                    .await
+                    .map_err(|error| store_error(store::convert_sqlx_error(error)))?;
+                tracing::info!(
+                    file = %self.origin,
+                    source = %self.origin.source,
+                    accepted = self.counts.accepted,
+                    duplicates = self.counts.duplicates,
+                    rejected = self.counts.rejected,
+                    "log file committed"
+                );
+                FileOutcome::Committed
+            }
+        };
+        self.rejections.truncate(MAX_REPORTED_REJECTIONS);
+        Ok(FileReport {
+            file_seq: self.file_seq,
+            origin: self.origin,
+            outcome,
+            accepted: self.counts.accepted,
+            duplicates: self.counts.duplicates,
+            rejected: self.counts.rejected,
+            rejections: self.rejections,
+            fault: end.fault,
+        })
+    }
+}

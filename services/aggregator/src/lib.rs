@@ -1,0 +1,13 @@
+//! orgtrail-aggregator: the central gRPC service. Takes CloudTrail log files from collectors,
+//! dedupes and stores their events in PostgreSQL, and serves lookups over the consolidated view.
+//!
+//! Layers: `grpc` (adapters) → `ingest`, `lookup` (domain services) → `store` (the only SQL).
+//! `server` composes them; `config` is what the binary runs on.
+
+pub mod config;
+pub mod drain;
+pub mod grpc;
+pub mod ingest;
+pub mod lookup;
+pub mod server;
+pub mod store;

@@ -1,0 +1,155 @@
+//! PostgreSQL: the only code of the aggregator that knows SQL. Owns the schema (the one
+//! [`MIGRATOR`] over `migrations/`), the file ledger, the events and their day partitions.
+
+mod events;
+mod log_files;
+mod partitions;
+
+use std::time::Duration;
+
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgPool, Postgres, Transaction};
+
+pub use events::{insert_events, EventBatchInsert};
+pub use log_files::{complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile};
+pub use partitions::EventPartitions;
+
+use crate::config::AggregatorConfig;
+
+/// The schema, applied at start under sqlx's advisory lock, so replicas starting together
+/// migrate once.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+/// The store: a connection pool and what it knows of the partitions.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    partitions: std::sync::Arc<EventPartitions>,
+}
+
+/// A transaction that spans one log file: its ledger row and its events.
+pub type FileTransaction = Transaction<'static, Postgres>;
+
+impl PgStore {
+    /// Connects (bounded by the configured timeout) without touching the schema.
+    pub async fn connect(config: &AggregatorConfig) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = config
+            .database_url
+            .expose_secret()
+            .parse()
+            .map_err(StoreError::InvalidUrl)?;
+        let options = options.application_name("orgtrail-aggregator");
+        let pool = PgPoolOptions::new()
+            .max_connections(config.database.max_connections)
+            .acquire_timeout(Duration::from_secs(config.database.connect_timeout_seconds))
+            .connect_with(options)
+            .await
+            .map_err(StoreError::Connect)?;
+        Ok(PgStore::from_pool(pool))
+    }
+
+    pub fn from_pool(pool: PgPool) -> PgStore {
+        PgStore {
+            pool,
+            partitions: std::sync::Arc::new(EventPartitions::default()),
+        }
+    }
+
+    /// Applies the migrations that are not applied yet.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(StoreError::Migrate)
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn begin_file_transaction(&self) -> Result<FileTransaction, StoreError> {
+        self.pool.begin().await.map_err(convert_sqlx_error)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// What went wrong in the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database URL is not valid")]
+    InvalidUrl(#[source] sqlx::Error),
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] sqlx::Error),
+    #[error("cannot apply the schema migrations")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("PostgreSQL is unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("the transaction conflicted with another one")]
+    Conflict(#[source] sqlx::Error),
+    #[error("no partition holds an event of this batch (a partition was dropped meanwhile)")]
+    MissingPartition(#[source] sqlx::Error),
+    #[error("a stored row is not what this version expects: {0}")]
+    CorruptRow(String),
+    #[error("database error")]
+    Database(#[source] sqlx::Error),
+}
+
+impl StoreError {
+    /// Whether the same work may succeed if tried again.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Connect(_)
+                | StoreError::Unavailable(_)
+                | StoreError::Conflict(_)
+                | StoreError::MissingPartition(_)
+        )
+    }
+}
+
+/// SQLSTATEs the store tells apart.
+mod sqlstate {
+    pub const SERIALIZATION_FAILURE: &str = "40001";
+    pub const DEADLOCK_DETECTED: &str = "40P01";
+    /// `no partition of relation "events" found for row`.
+    pub const CHECK_VIOLATION: &str = "23514";
+    pub const ADMIN_SHUTDOWN: &str = "57P01";
+    pub const CRASH_SHUTDOWN: &str = "57P02";
+    pub const CANNOT_CONNECT_NOW: &str = "57P03";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+}
+
+/// The one place driver errors become store errors.
+pub fn convert_sqlx_error(error: sqlx::Error) -> StoreError {
+    let code = error
+        .as_database_error()
+        .and_then(|database_error| database_error.code())
+        .map(|code| code.into_owned());
+    match (code.as_deref(), &error) {
+        (Some(sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED), _) => {
+            StoreError::Conflict(error)
+        }
+        (Some(sqlstate::CHECK_VIOLATION), _) if error.to_string().contains("no partition") => {
+            StoreError::MissingPartition(error)
+        }
+        (
+            Some(
+                sqlstate::ADMIN_SHUTDOWN
+                | sqlstate::CRASH_SHUTDOWN
+                | sqlstate::CANNOT_CONNECT_NOW
+                | sqlstate::TOO_MANY_CONNECTIONS,
+            ),
+            _,
+        ) => StoreError::Unavailable(error),
+        (
+            _,
+            sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Tls(_),
+        ) => StoreError::Unavailable(error),
+        _ => StoreError::Database(error),
+    }
+}

@@ -1,0 +1,64 @@
+//! Times on the command line: RFC 3339 (`2024-05-01T12:00:00Z`), a UTC date (`2024-05-01`),
+//! or a span before now (`90m`, `12h`, `7d`).
+
+use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
+
+/// Which end of a range a date names: a date as `--start` is its first instant, as `--end`
+/// its last, so `--start 2024-05-01 --end 2024-05-01` is that whole day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RangeEnd {
+    Start,
+    End,
+}
+
+pub fn parse_time(text: &str, end: RangeEnd, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Ok(time) = DateTime::parse_from_rfc3339(text) {
+        return Ok(time.with_timezone(&Utc));
+    }
+    if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        let time = match end {
+            RangeEnd::Start => NaiveTime::MIN,
+            RangeEnd::End => NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or(NaiveTime::MIN),
+        };
+        return Ok(date.and_time(time).and_utc());
+    }
+    if let Some(span) = parse_span(text) {
+        return Ok(now - span);
+    }
+    Err(format!(
+        "{text:?} is not a time: give RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01) or a span before now (90m, 12h, 7d)"
+    ))
+}
+
+fn parse_span(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    if amount < 0 {
+        return None;
+    }
+    match unit {
+        's' => Duration::try_seconds(amount),
+        'm' => Duration::try_minutes(amount),
+        'h' => Duration::try_hours(amount),
+        'd' => Duration::try_days(amount),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_dates_and_spans_are_read() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc);
+        let parse = |text, end| parse_time(text, end, now).map(|time| time.to_rfc3339());
+        assert_eq!(parse("2014-09-27T06:45:11Z", RangeEnd::Start).unwrap(), "2014-09-27T06:45:11+00:00");
+        assert_eq!(parse("2014-09-27", RangeEnd::Start).unwrap(), "2014-09-27T00:00:00+00:00");
+        assert_eq!(parse("2014-09-27", RangeEnd::End).unwrap(), "2014-09-27T23:59:59.999999+00:00");
+        assert_eq!(parse("7d", RangeEnd::Start).unwrap(), "2026-11-19T12:00:00+00:00");
+        assert_eq!(parse("90m", RangeEnd::Start).unwrap(), "2026-11-26T10:30:00+00:00");
+        assert!(parse("yesterday", RangeEnd::Start).is_err());
+        assert!(parse("-5d", RangeEnd::Start).is_err());
+    }
+}

@@ -1,0 +1,102 @@
+//! `cargo xtask`: the developer and CI tasks.
+//!
+//! - `cargo xtask test [ARGS…]`: starts the test environment (a throwaway PostgreSQL), runs
+//!   every test of the workspace against it (`cargo test --workspace ARGS…`), tears it down.
+//! - `cargo xtask demo`: the main job on a local sample organization, summarised.
+//! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
+
+mod bench;
+mod demo;
+mod postgres;
+mod prerequisites;
+mod processes;
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+
+use crate::postgres::ThrowawayPostgres;
+
+const USAGE: &str = "usage: cargo xtask <command>
+
+commands:
+  test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
+  demo            run orgtrail on a local sample organization and show the consolidated view
+  bench ingest    measure ingest through gRPC against a plain COPY of the same rows";
+
+fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if let Err(error) = run(&arguments) {
+        eprintln!("xtask: {error:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(arguments: &[String]) -> anyhow::Result<()> {
+    let interrupted = keep_running_on_interrupt()?;
+    match arguments.first().map(String::as_str) {
+        Some("test") => test(&arguments[1..], &interrupted),
+        Some("demo") => demo::run_demo(&interrupted),
+        Some("bench") => match arguments.get(1).map(String::as_str) {
+            Some("ingest") => bench::bench_ingest(&arguments[2..], &interrupted),
+            _ => bail!("{USAGE}"),
+        },
+        _ => bail!("{USAGE}"),
+    }
+}
+
+fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
+    let postgres = ThrowawayPostgres::start()?;
+    eprintln!("xtask: PostgreSQL ready at {}", postgres.url("postgres"));
+    let status = Command::new(cargo())
+        .current_dir(workspace_root())
+        .args(["test", "--workspace"])
+        .args(cargo_arguments)
+        .env("ORGTRAIL_TEST_DATABASE_URL", postgres.url("postgres"))
+        .env("DATABASE_URL", postgres.url("postgres"))
+        .status()
+        .context("cannot run cargo test")?;
+    drop(postgres);
+    if interrupted.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    if !status.success() {
+        bail!("tests failed");
+    }
+    Ok(())
+}
+
+/// Ctrl-C and SIGTERM reach the children (tests, servers) directly; xtask itself keeps
+/// running so that it can tear the environment down.
+fn keep_running_on_interrupt() -> anyhow::Result<Arc<AtomicBool>> {
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("cannot install the signal handler")?;
+    Ok(interrupted)
+}
+
+pub fn cargo() -> String {
+    std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(PathBuf::from)
+        .unwrap_or_default()
+}
+
+pub fn unique_suffix() -> String {
+    format!("{:08x}", RandomState::new().build_hasher().finish() as u32)
+}
+
+/// A port free on loopback now (the OS picks it).
+pub fn free_port() -> anyhow::Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?.port())
+}
