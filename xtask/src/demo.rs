@@ -43,7 +43,12 @@ const LOOKUPS: &[(&str, &[&str])] = &[
     ("Insights events", &["--category", "Insight"]),
     (
         "One event's original record, byte for byte (EventId, --output jsonl)",
-        &["--attr", "EventId=293ba626-3be5-4a26-ab1b-0f4c54f49959", "--output", "jsonl"],
+        &[
+            "--attr",
+            "EventId=293ba626-3be5-4a26-ab1b-0f4c54f49959",
+            "--output",
+            "jsonl",
+        ],
     ),
 ];
 
@@ -51,11 +56,18 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     let bin_dir = build_binaries(Profile::Debug)?;
     let data = workspace_root().join("data/cloudtrail");
     if !data.is_dir() {
-        bail!("the sample data is missing: {} (run from a full clone)", data.display());
+        bail!(
+            "the sample data is missing: {} (run from a full clone)",
+            data.display()
+        );
     }
     let postgres = ThrowawayPostgres::start()?;
-    let log = std::env::temp_dir().join(format!("orgtrail-demo-aggregator-{}.log", crate::unique_suffix()));
-    let (mut aggregator, address) = start_aggregator(&bin_dir, &postgres.url("postgres"), &log, &[])?;
+    let log = std::env::temp_dir().join(format!(
+        "orgtrail-demo-aggregator-{}.log",
+        crate::unique_suffix()
+    ));
+    let (mut aggregator, address) =
+        start_aggregator(&bin_dir, &postgres.url("postgres"), &log, &[])?;
     let endpoint = format!("http://{address}");
     let orgtrail = |arguments: &[&str]| -> anyhow::Result<i32> {
         let status = Command::new(bin_dir.join("orgtrail"))
@@ -72,7 +84,9 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
         postgres.url("postgres"),
         log.display()
     ));
-    heading("1. Backfilling the sample organization (real CloudTrail files of 25 accounts, 2014-2024)");
+    heading(
+        "1. Backfilling the sample organization (real CloudTrail files of 25 accounts, 2014-2024)",
+    );
     println!("$ orgtrail ingest data/cloudtrail");
     ingest(&orgtrail, &data)?;
     check_interrupted(interrupted)?;

@@ -51,6 +51,8 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
 }
 
 fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
+    // The end-to-end tests run the real binaries.
+    let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
     let postgres = ThrowawayPostgres::start()?;
     eprintln!("xtask: PostgreSQL ready at {}", postgres.url("postgres"));
     let status = Command::new(cargo())
@@ -59,6 +61,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .args(cargo_arguments)
         .env("ORGTRAIL_TEST_DATABASE_URL", postgres.url("postgres"))
         .env("DATABASE_URL", postgres.url("postgres"))
+        .env("ORGTRAIL_BIN_DIR", &bin_dir)
         .status()
         .context("cannot run cargo test")?;
     drop(postgres);
@@ -76,7 +79,8 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
 fn keep_running_on_interrupt() -> anyhow::Result<Arc<AtomicBool>> {
     let interrupted = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&interrupted);
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("cannot install the signal handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("cannot install the signal handler")?;
     Ok(interrupted)
 }
 

@@ -21,8 +21,13 @@ impl ThrowawayPostgres {
         let bin_dir = find_postgres_bin_dir()?;
         remove_stale_clusters();
         let as_postgres_user = is_root();
-        let dir = std::env::temp_dir().join(format!("orgtrail-pg-{}-{}", std::process::id(), crate::unique_suffix()));
-        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let dir = std::env::temp_dir().join(format!(
+            "orgtrail-pg-{}-{}",
+            std::process::id(),
+            crate::unique_suffix()
+        ));
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create {}", dir.display()))?;
         let port = crate::free_port()?;
         let cluster = ThrowawayPostgres {
             dir,
@@ -60,7 +65,18 @@ impl ThrowawayPostgres {
         let log = cluster.dir.join("server.log");
         let started = cluster.run_pg(
             "pg_ctl",
-            &["-D", path_str(&data)?, "-l", path_str(&log)?, "-w", "-t", "60", "-o", &options, "start"],
+            &[
+                "-D",
+                path_str(&data)?,
+                "-l",
+                path_str(&log)?,
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                &options,
+                "start",
+            ],
         );
         if let Err(error) = started {
             let server_log = std::fs::read_to_string(&log).unwrap_or_default();
@@ -77,17 +93,24 @@ impl ThrowawayPostgres {
     /// Runs SQL through psql against `database`.
     pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let output = Command::new(self.bin_dir.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", &self.url(database), "-c", sql])
+            .args([
+                "-X",
+                "-q",
+                "-A",
+                "-t",
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-d",
+                &self.url(database),
+                "-c",
+                sql,
+            ])
             .output()
             .context("cannot run psql")?;
         if !output.status.success() {
             bail!("psql failed: {}", String::from_utf8_lossy(&output.stderr));
         }
         Ok(String::from_utf8_lossy(&output.stdout).into_owned())
-    }
-
-    pub fn psql_path(&self) -> PathBuf {
-        self.bin_dir.join("psql")
     }
 
     fn run_pg(&self, program: &str, arguments: &[&str]) -> anyhow::Result<()> {
@@ -108,7 +131,10 @@ impl Drop for ThrowawayPostgres {
     fn drop(&mut self) {
         let data = self.dir.join("data");
         if let Some(data) = data.to_str() {
-            let _ = self.run_pg("pg_ctl", &["-D", data, "-m", "immediate", "-w", "-t", "20", "stop"]);
+            let _ = self.run_pg(
+                "pg_ctl",
+                &["-D", data, "-m", "immediate", "-w", "-t", "20", "stop"],
+            );
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -146,7 +172,8 @@ fn remove_stale_clusters() {
         if !name.to_string_lossy().starts_with("orgtrail-pg-") {
             continue;
         }
-        let process_alive = |pid: &str| !pid.is_empty() && Path::new("/proc").join(pid.trim()).exists();
+        let process_alive =
+            |pid: &str| !pid.is_empty() && Path::new("/proc").join(pid.trim()).exists();
         let owner_alive = name
             .to_string_lossy()
             .trim_start_matches("orgtrail-pg-")

@@ -18,7 +18,9 @@ pub fn find_postgres_bin_dir() -> anyhow::Result<PathBuf> {
         return Ok(dir);
     }
     if is_root() && command_exists("apt-get") {
-        eprintln!("xtask: PostgreSQL server binaries not found; installing postgresql-15 with apt-get");
+        eprintln!(
+            "xtask: PostgreSQL server binaries not found; installing postgresql-15 with apt-get"
+        );
         let install = || {
             Command::new("apt-get")
                 .args(["install", "-y", "--no-install-recommends", "postgresql-15"])
@@ -38,20 +40,32 @@ pub fn find_postgres_bin_dir() -> anyhow::Result<PathBuf> {
 }
 
 fn installed_postgres_bin_dir() -> Option<PathBuf> {
-    let has_server = |dir: &Path| ["initdb", "pg_ctl", "postgres", "psql"].iter().all(|binary| dir.join(binary).exists());
+    let has_server = |dir: &Path| {
+        ["initdb", "pg_ctl", "postgres", "psql"]
+            .iter()
+            .all(|binary| dir.join(binary).exists())
+    };
     let mut candidates: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|entries| entries.flatten().map(|entry| entry.path().join("bin")).collect())
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|entry| entry.path().join("bin"))
+                .collect()
+        })
         .unwrap_or_default();
     candidates.sort();
     candidates.reverse();
     if let Ok(output) = Command::new("pg_config").arg("--bindir").output() {
         if output.status.success() {
-            candidates.push(PathBuf::from(String::from_utf8_lossy(&output.stdout).trim()));
+            candidates.push(PathBuf::from(
+                String::from_utf8_lossy(&output.stdout).trim(),
+            ));
         }
     }
     candidates.into_iter().find(|dir| has_server(dir))
 }
 
 pub fn command_exists(program: &str) -> bool {
-    std::env::var_os("PATH").is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
 }

@@ -19,7 +19,9 @@ pub enum Profile {
 /// Builds every binary of the workspace and returns the directory they are in.
 pub fn build_binaries(profile: Profile) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo());
-    command.current_dir(workspace_root()).args(["build", "--workspace", "--bins"]);
+    command
+        .current_dir(workspace_root())
+        .args(["build", "--workspace", "--bins"]);
     if profile == Profile::Release {
         command.arg("--release");
     }
@@ -46,7 +48,10 @@ impl ChildProcess {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
         }
-        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(_)) = self.child.try_wait() {
@@ -73,7 +78,8 @@ pub fn start_aggregator(
     log_path: &Path,
     extra_environment: &[(&str, &str)],
 ) -> anyhow::Result<(ChildProcess, SocketAddr)> {
-    let log = std::fs::File::create(log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log = std::fs::File::create(log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
     let mut command = Command::new(bin_dir.join("orgtrail-aggregator"));
     command
         .args(["--listen", "127.0.0.1:0", "--database-url", database_url])
@@ -83,7 +89,9 @@ pub fn start_aggregator(
     for (name, value) in extra_environment {
         command.env(name, value);
     }
-    let child = command.spawn().context("cannot start orgtrail-aggregator")?;
+    let child = command
+        .spawn()
+        .context("cannot start orgtrail-aggregator")?;
     let mut process = ChildProcess { child };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

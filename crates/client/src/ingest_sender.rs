@@ -237,14 +237,24 @@ impl JobQueue {
     fn new(files: Vec<Arc<dyn LogFileReader>>) -> JobQueue {
         let unfinished = files.len();
         JobQueue {
-            waiting: Mutex::new(files.into_iter().map(|reader| Job { reader, attempts: 0 }).collect()),
+            waiting: Mutex::new(
+                files
+                    .into_iter()
+                    .map(|reader| Job {
+                        reader,
+                        attempts: 0,
+                    })
+                    .collect(),
+            ),
             unfinished: AtomicUsize::new(unfinished),
             changed: Notify::new(),
         }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Job>> {
-        self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.waiting
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn pop(&self) -> Option<Job> {
@@ -294,7 +304,9 @@ impl StreamWorker {
         while !self.queue.all_finished() {
             if self.queue.is_waiting_empty() {
                 // Another stream may still hand files back; wait for a change, but not forever.
-                let _ = tokio::time::timeout(Duration::from_millis(200), self.queue.changed.notified()).await;
+                let _ =
+                    tokio::time::timeout(Duration::from_millis(200), self.queue.changed.notified())
+                        .await;
                 continue;
             }
             match self.run_stream().await {
@@ -336,7 +348,10 @@ impl StreamWorker {
         if let Err(status) = &outcome {
             self.handle_unanswered(unanswered, status);
         } else if !unanswered.is_empty() {
-            self.handle_unanswered(unanswered, &Status::unavailable("the stream ended before every file was answered"));
+            self.handle_unanswered(
+                unanswered,
+                &Status::unavailable("the stream ended before every file was answered"),
+            );
         }
         outcome
     }
@@ -353,7 +368,10 @@ impl StreamWorker {
             };
             let answered = lock(pending).pop_front();
             let Some(answered) = answered else {
-                return Err(Status::internal(format!("answer for file {} that was not sent", answer.file_seq)));
+                return Err(Status::internal(format!(
+                    "answer for file {} that was not sent",
+                    answer.file_seq
+                )));
             };
             if answered.file_seq != answer.file_seq {
                 return Err(Status::internal(format!(
@@ -406,7 +424,9 @@ impl StreamWorker {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Takes files from the queue and streams them, while the window of unanswered files allows.
@@ -452,7 +472,10 @@ async fn produce_files(
         let origin = reader.origin().clone();
         let limits = read_limits(&sender);
         let requests = requests.clone();
-        let streamed = tokio::task::spawn_blocking(move || stream_file(input, &origin, file_seq, limits, &requests)).await;
+        let streamed = tokio::task::spawn_blocking(move || {
+            stream_file(input, &origin, file_seq, limits, &requests)
+        })
+        .await;
         if !matches!(streamed, Ok(Ok(()))) {
             // The stream is closed: the consumer side handles what is pending.
             return;
@@ -486,7 +509,11 @@ fn read_limits(sender: &IngestSender) -> ReadLimits {
     let mut read_limits = sender.settings.read_limits;
     read_limits.max_record_bytes = limits
         .max_record_bytes
-        .min(limits.max_request_bytes.saturating_sub(MESSAGE_OVERHEAD_BYTES))
+        .min(
+            limits
+                .max_request_bytes
+                .saturating_sub(MESSAGE_OVERHEAD_BYTES),
+        )
         .max(1);
     read_limits
 }
@@ -510,11 +537,10 @@ fn stream_file(
             LogFileItem::Record { json, .. } => json.len(),
             LogFileItem::Rejected { reason, .. } => reason.len(),
         };
-        if batch.bytes + size > batch_bytes || batch.items >= MAX_RECORDS_PER_MESSAGE {
-            if requests.blocking_send(batch.take()).is_err() {
-                closed = true;
-                return std::ops::ControlFlow::Break(());
-            }
+        let full = batch.bytes + size > batch_bytes || batch.items >= MAX_RECORDS_PER_MESSAGE;
+        if full && requests.blocking_send(batch.take()).is_err() {
+            closed = true;
+            return std::ops::ControlFlow::Break(());
         }
         batch.push(item);
         std::ops::ControlFlow::Continue(())
@@ -525,7 +551,10 @@ fn stream_file(
     let mut last = batch.take();
     last.end = Some(pb::FileEnd {
         records_read: read.records_read,
-        fault: read.fault.map(|fault| fault.to_string()).unwrap_or_default(),
+        fault: read
+            .fault
+            .map(|fault| fault.to_string())
+            .unwrap_or_default(),
     });
     requests.blocking_send(last).map_err(|_| StreamClosed)
 }
@@ -566,7 +595,9 @@ impl MessageBatch {
             }
             LogFileItem::Rejected { index, reason } => {
                 self.bytes += reason.len();
-                self.message.rejections.push(pb::RecordRejection { index, reason });
+                self.message
+                    .rejections
+                    .push(pb::RecordRejection { index, reason });
             }
         }
     }

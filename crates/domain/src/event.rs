@@ -45,7 +45,8 @@ pub struct CloudTrailEvent {
 pub struct EventId(Uuid);
 
 /// The namespace of name-based ids for eventIDs that are not GUIDs.
-const NON_GUID_EVENT_ID_NAMESPACE: Uuid = Uuid::from_u128(0x6f72_6774_7261_696c_8000_6576_656e_7449);
+const NON_GUID_EVENT_ID_NAMESPACE: Uuid =
+    Uuid::from_u128(0x6f72_6774_7261_696c_8000_6576_656e_7449);
 
 impl EventId {
     /// The id of an eventID's text; `None` for an empty one.
@@ -230,7 +231,10 @@ mod tests {
     #[test]
     fn categories_parse_ignoring_case_and_keep_unknown_ones() {
         assert_eq!(EventCategory::parse("insight"), EventCategory::Insight);
-        assert_eq!(EventCategory::parse("Management"), EventCategory::Management);
+        assert_eq!(
+            EventCategory::parse("Management"),
+            EventCategory::Management
+        );
         assert_eq!(
             EventCategory::parse("networkactivity"),
             EventCategory::NetworkActivity

@@ -97,7 +97,12 @@ pub fn read_log_file<R: Read>(
     let mut buffered = BufReader::new(input);
     let compressed = match buffered.fill_buf() {
         Ok(head) => head.starts_with(&[0x1f, 0x8b]),
-        Err(error) => return fault_before_records(LogFileFault::Read { records_read: 0, detail: error.to_string() }),
+        Err(error) => {
+            return fault_before_records(LogFileFault::Read {
+                records_read: 0,
+                detail: error.to_string(),
+            })
+        }
     };
     let decompressed: Box<dyn Read> = if compressed {
         Box::new(flate2::bufread::MultiGzDecoder::new(buffered))
@@ -258,7 +263,11 @@ fn classify_io_error(state: &ReadState, compressed: bool, detail: String) -> Log
     }
 }
 
-fn classify_json_error(state: &ReadState, compressed: bool, error: &serde_json::Error) -> LogFileFault {
+fn classify_json_error(
+    state: &ReadState,
+    compressed: bool,
+    error: &serde_json::Error,
+) -> LogFileFault {
     if state.duplicate_records.get() {
         return LogFileFault::DuplicateRecords;
     }
@@ -407,7 +416,8 @@ mod tests {
         encoder.finish().unwrap()
     }
 
-    const FILE: &str = r#"{"Records":[{"eventID":"a","n":{"x":[1,2]}}, 7, {"eventID":"b"}], "other": {"k": 1}}"#;
+    const FILE: &str =
+        r#"{"Records":[{"eventID":"a","n":{"x":[1,2]}}, 7, {"eventID":"b"}], "other": {"k": 1}}"#;
 
     #[test]
     fn records_are_read_in_order_with_their_exact_text_plain_or_gzipped() {
@@ -439,16 +449,25 @@ mod tests {
     fn a_truncated_gzip_keeps_the_records_before_the_cut() {
         let mut records = Vec::new();
         for index in 0..2000 {
-            records.push(format!(r#"{{"eventID":"id-{index}","eventTime":"2020-01-01T00:00:00Z","pad":"{}"}}"#, "x".repeat(index % 50)));
+            records.push(format!(
+                r#"{{"eventID":"id-{index}","eventTime":"2020-01-01T00:00:00Z","pad":"{}"}}"#,
+                "x".repeat(index % 50)
+            ));
         }
         let file = format!(r#"{{"Records":[{}]}}"#, records.join(","));
         let compressed = gzip(file.as_bytes());
         let truncated = &compressed[..compressed.len() / 2];
         let (items, read) = read_all(truncated, ReadLimits::default());
-        assert!(matches!(read.fault, Some(LogFileFault::CorruptGzip { .. })), "{:?}", read.fault);
+        assert!(
+            matches!(read.fault, Some(LogFileFault::CorruptGzip { .. })),
+            "{:?}",
+            read.fault
+        );
         assert!(!items.is_empty() && items.len() < 2000);
         for (position, item) in items.iter().enumerate() {
-            let LogFileItem::Record { index, json } = item else { panic!("{item:?}") };
+            let LogFileItem::Record { index, json } = item else {
+                panic!("{item:?}")
+            };
             assert_eq!(*index as usize, position);
             assert_eq!(json, &records[position]);
         }
@@ -472,13 +491,19 @@ mod tests {
         ];
         for (bytes, message) in cases {
             let (_, read) = read_all(bytes, ReadLimits::default());
-            assert_eq!(read.fault.map(|fault| fault.to_string()).as_deref(), Some(message));
+            assert_eq!(
+                read.fault.map(|fault| fault.to_string()).as_deref(),
+                Some(message)
+            );
         }
     }
 
     #[test]
     fn invalid_json_in_the_middle_keeps_the_records_before_it() {
-        let (items, read) = read_all(br#"{"Records":[{"eventID":"a"},{"eventID":}]}"#, ReadLimits::default());
+        let (items, read) = read_all(
+            br#"{"Records":[{"eventID":"a"},{"eventID":}]}"#,
+            ReadLimits::default(),
+        );
         assert_eq!(items.len(), 1);
         assert_eq!(
             read.fault.unwrap().to_string(),
@@ -500,19 +525,31 @@ mod tests {
             items[1],
             LogFileItem::Rejected {
                 index: 1,
-                reason: format!("record is {} bytes, over the limit of 1000 bytes", big.len())
+                reason: format!(
+                    "record is {} bytes, over the limit of 1000 bytes",
+                    big.len()
+                )
             }
         );
         assert!(matches!(items[2], LogFileItem::Record { index: 2, .. }));
 
-        let huge = format!(r#"{{"Records":[{{"eventID":"a"}},{{"pad":"{}"}}]}}"#, "x".repeat(300_000));
+        let huge = format!(
+            r#"{{"Records":[{{"eventID":"a"}},{{"pad":"{}"}}]}}"#,
+            "x".repeat(300_000)
+        );
         let limits = ReadLimits {
             max_record_bytes_in_memory: 100_000,
             ..ReadLimits::default()
         };
         let (items, read) = read_all(huge.as_bytes(), limits);
         assert_eq!(items.len(), 1);
-        assert_eq!(read.fault, Some(LogFileFault::RecordTooLarge { index: 1, limit: 100_000 }));
+        assert_eq!(
+            read.fault,
+            Some(LogFileFault::RecordTooLarge {
+                index: 1,
+                limit: 100_000
+            })
+        );
     }
 
     #[test]
@@ -525,7 +562,10 @@ mod tests {
         };
         let (items, read) = read_all(&compressed, limits);
         assert!(items.is_empty());
-        assert_eq!(read.fault, Some(LogFileFault::TooLarge { limit: 1_000_000 }));
+        assert_eq!(
+            read.fault,
+            Some(LogFileFault::TooLarge { limit: 1_000_000 })
+        );
     }
 
     #[test]

@@ -183,12 +183,20 @@ impl LookupQuery {
             }
             value => value,
         };
-        if let Some(account) = parameters.accounts.iter().find(|account| !is_account_id(account)) {
+        if let Some(account) = parameters
+            .accounts
+            .iter()
+            .find(|account| !is_account_id(account))
+        {
             return Err(LookupError::InvalidAccount {
                 value: account.clone(),
             });
         }
-        if let Some(region) = parameters.regions.iter().find(|region| !is_region_name(region)) {
+        if let Some(region) = parameters
+            .regions
+            .iter()
+            .find(|region| !is_region_name(region))
+        {
             return Err(LookupError::InvalidRegion {
                 value: region.clone(),
             });
@@ -217,7 +225,10 @@ impl LookupQuery {
     /// for the query that issued it, as CloudTrail requires.
     fn fingerprint(&self) -> [u8; 8] {
         let mut hasher = Sha256::new();
-        let time = |time: Option<DateTime<Utc>>| time.map(|time| time.timestamp_micros().to_string()).unwrap_or_default();
+        let time = |time: Option<DateTime<Utc>>| {
+            time.map(|time| time.timestamp_micros().to_string())
+                .unwrap_or_default()
+        };
         let mut attributes: Vec<String> = self
             .attributes
             .iter()
@@ -238,7 +249,12 @@ impl LookupQuery {
         sorted(attributes);
         sorted(self.accounts.clone());
         sorted(self.regions.clone());
-        sorted(self.categories.iter().map(|category| category.to_string()).collect());
+        sorted(
+            self.categories
+                .iter()
+                .map(|category| category.to_string())
+                .collect(),
+        );
         let digest = hasher.finalize();
         let mut fingerprint = [0; 8];
         fingerprint.copy_from_slice(&digest[..8]);
@@ -282,12 +298,17 @@ pub fn decode_page_token(token: &str, query: &LookupQuery) -> Result<PageCursor,
     if bytes.len() != PAGE_TOKEN_LENGTH || bytes[0] != PAGE_TOKEN_VERSION {
         return Err(LookupError::InvalidNextToken);
     }
-    let micros = i64::from_be_bytes(bytes[1..9].try_into().map_err(|_| LookupError::InvalidNextToken)?);
+    let micros = i64::from_be_bytes(
+        bytes[1..9]
+            .try_into()
+            .map_err(|_| LookupError::InvalidNextToken)?,
+    );
     let uuid = Uuid::from_slice(&bytes[9..25]).map_err(|_| LookupError::InvalidNextToken)?;
     if bytes[25..] != query.fingerprint() {
         return Err(LookupError::NextTokenForAnotherQuery);
     }
-    let event_time = DateTime::from_timestamp_micros(micros).ok_or(LookupError::InvalidNextToken)?;
+    let event_time =
+        DateTime::from_timestamp_micros(micros).ok_or(LookupError::InvalidNextToken)?;
     Ok(PageCursor {
         event_time,
         event_id: EventId::from_uuid(uuid),
@@ -309,9 +330,15 @@ pub struct EventCount {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum LookupError {
     #[error("invalid {key} lookup attribute: {reason}")]
-    InvalidAttributeValue { key: LookupAttributeKey, reason: String },
+    InvalidAttributeValue {
+        key: LookupAttributeKey,
+        reason: String,
+    },
     #[error("the start time {start} is after the end time {end}")]
-    InvalidTimeRange { start: DateTime<Utc>, end: DateTime<Utc> },
+    InvalidTimeRange {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
     #[error("max results {value} is over the limit of 1000")]
     InvalidMaxResults { value: u32 },
     #[error("account {value:?} is not a 12-digit AWS account id")]
@@ -349,7 +376,10 @@ mod tests {
         let name = LookupAttribute::new(LookupAttributeKey::EventName, "ConsoleLogin").unwrap();
         let issuing = query(vec![name.clone()], 10);
         let token = encode_page_token(&cursor, &issuing);
-        assert_eq!(decode_page_token(&token, &query(vec![name], 50)), Ok(cursor));
+        assert_eq!(
+            decode_page_token(&token, &query(vec![name], 50)),
+            Ok(cursor)
+        );
         let other = LookupAttribute::new(LookupAttributeKey::EventName, "GetObject").unwrap();
         assert_eq!(
             decode_page_token(&token, &query(vec![other], 10)),
@@ -359,7 +389,10 @@ mod tests {
             decode_page_token("not a token", &issuing),
             Err(LookupError::InvalidNextToken)
         );
-        assert_eq!(decode_page_token("", &issuing), Err(LookupError::InvalidNextToken));
+        assert_eq!(
+            decode_page_token("", &issuing),
+            Err(LookupError::InvalidNextToken)
+        );
     }
 
     #[test]
@@ -376,7 +409,10 @@ mod tests {
         );
         assert!(LookupAttribute::new(LookupAttributeKey::EventName, "").is_err());
         assert!(LookupAttribute::new(LookupAttributeKey::EventName, &"x".repeat(2001)).is_err());
-        assert_eq!(LookupAttributeKey::parse("Username"), Some(LookupAttributeKey::Username));
+        assert_eq!(
+            LookupAttributeKey::parse("Username"),
+            Some(LookupAttributeKey::Username)
+        );
         assert_eq!(LookupAttributeKey::parse("username"), None);
     }
 
@@ -408,7 +444,10 @@ mod tests {
             },
         ];
         for parameters in invalid {
-            assert!(LookupQuery::new(parameters.clone()).is_err(), "{parameters:?}");
+            assert!(
+                LookupQuery::new(parameters.clone()).is_err(),
+                "{parameters:?}"
+            );
         }
         let query = LookupQuery::new(LookupParameters {
             categories: vec!["insight".into()],

@@ -11,7 +11,9 @@ use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
+use crate::event::{
+    AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity,
+};
 use crate::s3_key::CloudTrailKey;
 use crate::username::{derive_username, UsernameInputs};
 
@@ -45,7 +47,10 @@ pub enum RecordError {
 /// Extracts the event from one record. `key` is the log file's S3 key when it follows
 /// CloudTrail's layout: its account is the fallback for records without `recipientAccountId`,
 /// and its folder marks Insight files.
-pub fn parse_record(json: String, key: Option<&CloudTrailKey>) -> Result<CloudTrailEvent, RecordError> {
+pub fn parse_record(
+    json: String,
+    key: Option<&CloudTrailKey>,
+) -> Result<CloudTrailEvent, RecordError> {
     let fields = extract_fields(&json, key)?;
     Ok(fields.into_event(json))
 }
@@ -214,7 +219,8 @@ fn extract_fields(json: &str, key: Option<&CloudTrailKey>) -> Result<ExtractedFi
     let fields: RecordFields<'_> =
         serde_json::from_str(json).map_err(|error| RecordError::NotJson(error.to_string()))?;
 
-    let event_id_text = string_field("eventID", fields.event_id)?.ok_or(RecordError::MissingEventId)?;
+    let event_id_text =
+        string_field("eventID", fields.event_id)?.ok_or(RecordError::MissingEventId)?;
     let event_id = EventId::from_cloudtrail(&event_id_text).ok_or(RecordError::MissingEventId)?;
     let event_time_text =
         string_field("eventTime", fields.event_time)?.ok_or(RecordError::MissingEventTime)?;
@@ -255,12 +261,13 @@ fn extract_fields(json: &str, key: Option<&CloudTrailKey>) -> Result<ExtractedFi
     }
 
     let recipient_account_id = string_field("recipientAccountId", fields.recipient_account_id)?;
-    let (account_id, account_id_source) = match (recipient_account_id, key, &user_identity.account_id) {
-        (Some(account), _, _) => (Some(account), AccountIdSource::RecipientAccountId),
-        (None, Some(key), _) => (Some(key.account_id.clone()), AccountIdSource::S3Key),
-        (None, None, Some(account)) => (Some(account.clone()), AccountIdSource::UserIdentity),
-        (None, None, None) => (None, AccountIdSource::None),
-    };
+    let (account_id, account_id_source) =
+        match (recipient_account_id, key, &user_identity.account_id) {
+            (Some(account), _, _) => (Some(account), AccountIdSource::RecipientAccountId),
+            (None, Some(key), _) => (Some(key.account_id.clone()), AccountIdSource::S3Key),
+            (None, None, Some(account)) => (Some(account.clone()), AccountIdSource::UserIdentity),
+            (None, None, None) => (None, AccountIdSource::None),
+        };
     let aws_region = match string_field("awsRegion", fields.aws_region)? {
         Some(region) => Some(region),
         None => key.map(|key| key.region.clone()),
@@ -344,7 +351,10 @@ fn parse_resources(raw: &RawValue) -> Result<Vec<Resource>, RecordError> {
 }
 
 /// A string field; `null` and `""` are absent.
-fn string_field(field: &'static str, raw: Option<&RawValue>) -> Result<Option<String>, RecordError> {
+fn string_field(
+    field: &'static str,
+    raw: Option<&RawValue>,
+) -> Result<Option<String>, RecordError> {
     let Some(raw) = raw else { return Ok(None) };
     let found = json_kind(raw.get());
     match found {
@@ -378,7 +388,11 @@ fn bool_field(field: &'static str, raw: Option<&RawValue>) -> Result<Option<bool
     }
 }
 
-fn expect_kind(field: &'static str, raw: &RawValue, expected: &'static str) -> Result<(), RecordError> {
+fn expect_kind(
+    field: &'static str,
+    raw: &RawValue,
+    expected: &'static str,
+) -> Result<(), RecordError> {
     let found = json_kind(raw.get());
     if found == expected {
         Ok(())
@@ -427,7 +441,10 @@ mod tests {
     #[test]
     fn a_current_record_yields_every_searchable_field_and_keeps_its_text() {
         let event = parse_record(ASSUMED_ROLE_RECORD.to_string(), None).unwrap();
-        assert_eq!(event.event_id.to_string(), "3038ebd2-c98a-4c65-9b6e-e22506292313");
+        assert_eq!(
+            event.event_id.to_string(),
+            "3038ebd2-c98a-4c65-9b6e-e22506292313"
+        );
         assert_eq!(event.event_time.to_rfc3339(), "2023-07-10T11:42:36+00:00");
         assert_eq!(event.event_version.as_deref(), Some("1.08"));
         assert_eq!(event.event_source.as_deref(), Some("s3.amazonaws.com"));
@@ -439,9 +456,15 @@ mod tests {
         assert_eq!(event.event_category, EventCategory::Management);
         assert_eq!(event.read_only, Some(true));
         assert_eq!(event.management_event, Some(true));
-        assert_eq!(event.user_identity.identity_type.as_deref(), Some("AssumedRole"));
+        assert_eq!(
+            event.user_identity.identity_type.as_deref(),
+            Some("AssumedRole")
+        );
         assert_eq!(event.user_identity.username.as_deref(), Some("session-1"));
-        assert_eq!(event.user_identity.access_key_id.as_deref(), Some("ASIAEXAMPLE"));
+        assert_eq!(
+            event.user_identity.access_key_id.as_deref(),
+            Some("ASIAEXAMPLE")
+        );
         assert_eq!(event.source_ip_address.as_deref(), Some("198.51.100.1"));
         assert_eq!(event.error_code.as_deref(), Some("NoSuchBucketPolicy"));
         assert_eq!(event.request_id.as_deref(), Some("R1"));
@@ -459,9 +482,8 @@ mod tests {
     #[test]
     fn an_old_record_takes_its_account_from_the_key_and_is_a_management_event() {
         let record = r#"{"eventVersion":"1.01","userIdentity":{"type":"IAMUser","principalId":"AIDA","arn":"arn:aws:iam::111111111111:user/bob","accountId":"111111111111","accessKeyId":"AKIA","userName":"bob"},"eventTime":"2014-09-27T06:45:11Z","eventSource":"ec2.amazonaws.com","eventName":"DescribeInstances","awsRegion":"us-east-1","sourceIPAddress":"1.2.3.4","userAgent":"console","requestParameters":null,"responseElements":null,"requestID":"r","eventID":"b2a5f6c4-0e79-4f67-8f7b-9f1d0c1a2b3c"}"#;
-        let key = parse_cloudtrail_key(
-            "AWSLogs/974349055189/CloudTrail/us-east-1/2014/09/27/f.json.gz",
-        );
+        let key =
+            parse_cloudtrail_key("AWSLogs/974349055189/CloudTrail/us-east-1/2014/09/27/f.json.gz");
         let event = parse_record(record.to_string(), key.as_ref()).unwrap();
         assert_eq!(event.account_id.as_deref(), Some("974349055189"));
         assert_eq!(event.account_id_source, AccountIdSource::S3Key);
@@ -480,7 +502,10 @@ mod tests {
         let event = parse_record(record.to_string(), None).unwrap();
         assert_eq!(event.event_category, EventCategory::Insight);
         assert_eq!(event.event_source.as_deref(), Some("ssm.amazonaws.com"));
-        assert_eq!(event.event_name.as_deref(), Some("UpdateInstanceInformation"));
+        assert_eq!(
+            event.event_name.as_deref(),
+            Some("UpdateInstanceInformation")
+        );
         assert_eq!(event.user_identity, UserIdentity::default());
     }
 
@@ -530,7 +555,10 @@ mod tests {
             None,
         )
         .unwrap_err();
-        assert!(duplicate.to_string().contains("duplicate field `eventID`"), "{duplicate}");
+        assert!(
+            duplicate.to_string().contains("duplicate field `eventID`"),
+            "{duplicate}"
+        );
         assert_eq!(
             parse_record_bytes(vec![b'{', 0xff, b'}'], None).unwrap_err(),
             RecordError::NotUtf8

@@ -94,7 +94,10 @@ mod tests {
             invoked_by: Some("ec2.amazonaws.com"),
             ..Default::default()
         };
-        assert_eq!(derive_username(service).as_deref(), Some("ec2.amazonaws.com"));
+        assert_eq!(
+            derive_username(service).as_deref(),
+            Some("ec2.amazonaws.com")
+        );
         let typeless = UsernameInputs {
             invoked_by: Some("cloudtrail.amazonaws.com"),
             ..Default::default()

@@ -32,7 +32,14 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 6] = ["listen", "database_url", "database", "ingest", "server", "log"];
+const TOP_LEVEL_KEYS: [&str; 6] = [
+    "listen",
+    "database_url",
+    "database",
+    "ingest",
+    "server",
+    "log",
+];
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -165,7 +172,9 @@ pub enum ConfigError {
     },
     #[error("{field} must be greater than zero")]
     Zero { field: &'static str },
-    #[error("ingest.max_record_bytes ({record}) must not exceed ingest.max_request_bytes ({request})")]
+    #[error(
+        "ingest.max_record_bytes ({record}) must not exceed ingest.max_request_bytes ({request})"
+    )]
     RecordOverRequest { record: usize, request: usize },
     #[error("database.max_connections ({connections}) must exceed ingest.max_concurrent_files ({files}): each file in flight holds a connection")]
     PoolTooSmall { connections: u32, files: usize },
@@ -180,16 +189,12 @@ pub fn load_config(
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
     }
-    figment = figment.merge(
-        Env::prefixed("ORGTRAIL_")
-            .split("__")
-            .filter(|key| {
-                // The key may already be split ("log.format") or not ("log__format").
-                let key = key.as_str().to_ascii_lowercase().replace("__", ".");
-                let top = key.split('.').next().unwrap_or_default();
-                TOP_LEVEL_KEYS.contains(&top)
-            }),
-    );
+    figment = figment.merge(Env::prefixed("ORGTRAIL_").split("__").filter(|key| {
+        // The key may already be split ("log.format") or not ("log__format").
+        let key = key.as_str().to_ascii_lowercase().replace("__", ".");
+        let top = key.split('.').next().unwrap_or_default();
+        TOP_LEVEL_KEYS.contains(&top)
+    }));
     if let Some(listen) = &overrides.listen {
         figment = figment.merge(Serialized::default("listen", listen));
     }
@@ -213,10 +218,22 @@ impl RawAggregatorConfig {
         let positive = [
             ("ingest.max_request_bytes", self.ingest.max_request_bytes),
             ("ingest.max_record_bytes", self.ingest.max_record_bytes),
-            ("ingest.max_concurrent_files", self.ingest.max_concurrent_files),
-            ("server.max_concurrent_requests", self.server.max_concurrent_requests),
-            ("server.request_timeout_seconds", self.server.request_timeout_seconds as usize),
-            ("database.max_connections", self.database.max_connections as usize),
+            (
+                "ingest.max_concurrent_files",
+                self.ingest.max_concurrent_files,
+            ),
+            (
+                "server.max_concurrent_requests",
+                self.server.max_concurrent_requests,
+            ),
+            (
+                "server.request_timeout_seconds",
+                self.server.request_timeout_seconds as usize,
+            ),
+            (
+                "database.max_connections",
+                self.database.max_connections as usize,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
@@ -245,12 +262,15 @@ impl RawAggregatorConfig {
 }
 
 #[cfg(test)]
+// figment's error type is large, and its test API (Jail) returns it.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 
     #[test]
     fn the_example_configuration_loads() {
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
         let config = load_config(Some(&example), &ConfigOverrides::default()).unwrap();
         assert_eq!(config.listen.port(), 50051);
     }
@@ -264,13 +284,19 @@ mod tests {
             .unwrap()
             .validate()
             .unwrap_err();
-        assert!(error.to_string().starts_with("listen address \"nowhere\" is not an IP address and port"));
-        let error = toml_like("listen = \"127.0.0.1:1\"").unwrap().validate().unwrap_err();
-        assert!(matches!(error, ConfigError::MissingDatabaseUrl));
-        let error = toml_like("database_url = \"postgres://h/db\"\n[ingest]\nmax_record_bytes = 99999999")
+        assert!(error
+            .to_string()
+            .starts_with("listen address \"nowhere\" is not an IP address and port"));
+        let error = toml_like("listen = \"127.0.0.1:1\"")
             .unwrap()
             .validate()
             .unwrap_err();
+        assert!(matches!(error, ConfigError::MissingDatabaseUrl));
+        let error =
+            toml_like("database_url = \"postgres://h/db\"\n[ingest]\nmax_record_bytes = 99999999")
+                .unwrap()
+                .validate()
+                .unwrap_err();
         assert!(matches!(error, ConfigError::RecordOverRequest { .. }));
     }
 
@@ -281,7 +307,8 @@ mod tests {
             jail.set_env("ORGTRAIL_INGEST__MAX_RECORD_BYTES", "1000");
             jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
             jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
-            let config = load_config(None, &ConfigOverrides::default()).map_err(|error| error.to_string())?;
+            let config = load_config(None, &ConfigOverrides::default())
+                .map_err(|error| error.to_string())?;
             assert_eq!(config.log.format, LogFormat::Json);
             assert_eq!(config.ingest.max_record_bytes, 1000);
             Ok(())
@@ -294,7 +321,8 @@ mod tests {
             listen: Some("127.0.0.1:7".into()),
             database_url: Some("postgres://flag/db".into()),
         };
-        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+        let example =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
         let config = load_config(Some(&example), &overrides).unwrap();
         assert_eq!(config.listen.to_string(), "127.0.0.1:7");
         use secrecy::ExposeSecret;

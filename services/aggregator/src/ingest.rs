@@ -9,10 +9,14 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use orgtrail_domain::{parse_cloudtrail_key, parse_record_bytes, CloudTrailEvent, CloudTrailKey, RecordError};
+use orgtrail_domain::{
+    parse_cloudtrail_key, parse_record_bytes, CloudTrailEvent, CloudTrailKey, RecordError,
+};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::store::{self, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore, StoreError};
+use crate::store::{
+    self, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore, StoreError,
+};
 
 /// Where a file came from; bucket, key and ETag identify it in the ledger.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -138,7 +142,11 @@ impl IngestService {
     }
 
     /// Starts a file: waits for a permit, opens its transaction and takes its ledger row.
-    async fn open_file(&self, file_seq: u64, origin: LogFileOrigin) -> Result<OpenFile, IngestError> {
+    async fn open_file(
+        &self,
+        file_seq: u64,
+        origin: LogFileOrigin,
+    ) -> Result<OpenFile, IngestError> {
         let store_error = |source| IngestError::Store {
             origin: origin.to_string(),
             source,
@@ -148,7 +156,11 @@ impl IngestService {
             .await
             .map_err(|_| IngestError::Closed)?;
         let key = parse_cloudtrail_key(&origin.object_key);
-        let mut transaction = self.store.begin_file_transaction().await.map_err(store_error)?;
+        let mut transaction = self
+            .store
+            .begin_file_transaction()
+            .await
+            .map_err(store_error)?;
         let entry = store::take_log_file(
             &mut transaction,
             &NewLogFile {
@@ -223,7 +235,8 @@ impl IngestStream {
                 self.service.open_file(chunk.file_seq, origin).await?
             }
         };
-        file.add(&self.service, chunk.records, chunk.rejections).await?;
+        file.add(&self.service, chunk.records, chunk.rejections)
+            .await?;
         match chunk.end {
             Some(end) => file.finish(end).await.map(Some),
             None => {
@@ -297,12 +310,19 @@ impl OpenFile {
         }
         if !events.is_empty() {
             events.sort_by_key(|event| event.event_id);
-            let days: HashSet<_> = events.iter().map(|event| event.event_time.date_naive()).collect();
+            let days: HashSet<_> = events
+                .iter()
+                .map(|event| event.event_time.date_naive())
+                .collect();
             let store_error = |source| IngestError::Store {
                 origin: self.origin.to_string(),
                 source,
             };
-            service.store.ensure_partitions(days).await.map_err(store_error)?;
+            service
+                .store
+                .ensure_partitions(days)
+                .await
+                .map_err(store_error)?;
             let inserted = store::insert_events(transaction, *log_file_id, &events)
                 .await
                 .map_err(|source| {
@@ -335,7 +355,9 @@ impl OpenFile {
             tracing::warn!(file = %self.origin, %fault, records_read = end.records_read, "log file fault");
         }
         let outcome = match self.state {
-            OpenFileState::AlreadyTaken { first_committed_at } => FileOutcome::AlreadyIngested { first_committed_at },
+            OpenFileState::AlreadyTaken { first_committed_at } => {
+                FileOutcome::AlreadyIngested { first_committed_at }
+            }
             OpenFileState::Taking {
                 mut transaction,
                 log_file_id,

@@ -2,7 +2,9 @@
 //! keyset pagination (never OFFSET), and summaries per account, region and category.
 
 use chrono::{DateTime, Utc};
-use orgtrail_domain::lookup::{decode_page_token, encode_page_token, EventCount, LookupError, LookupQuery, PageCursor};
+use orgtrail_domain::lookup::{
+    decode_page_token, encode_page_token, EventCount, LookupError, LookupQuery, PageCursor,
+};
 use orgtrail_domain::CloudTrailEvent;
 
 use crate::store::{PgStore, StoreError};
@@ -40,7 +42,10 @@ impl EventLookup {
         EventLookup { store }
     }
 
-    pub async fn lookup_events(&self, request: LookupRequest) -> Result<LookupPage, LookupServiceError> {
+    pub async fn lookup_events(
+        &self,
+        request: LookupRequest,
+    ) -> Result<LookupPage, LookupServiceError> {
         let query = request.query;
         let after = match request.next_token.as_deref() {
             None => None,

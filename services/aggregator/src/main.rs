@@ -44,7 +44,8 @@ fn main() -> anyhow::Result<()> {
         listen: arguments.listen.clone(),
         database_url: arguments.database_url.clone(),
     };
-    let config = load_config(arguments.config.as_deref(), &overrides).context("invalid configuration")?;
+    let config =
+        load_config(arguments.config.as_deref(), &overrides).context("invalid configuration")?;
     init_logging(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -55,7 +56,9 @@ fn main() -> anyhow::Result<()> {
 
 async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
     match command {
-        Command::Serve => server::serve(config, shutdown_signal()).await.map_err(anyhow::Error::from),
+        Command::Serve => server::serve(config, shutdown_signal())
+            .await
+            .map_err(anyhow::Error::from),
         Command::Migrate => {
             let store = PgStore::connect(&config).await?;
             store.migrate().await?;
@@ -73,7 +76,9 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
 fn init_logging(config: &AggregatorConfig) -> anyhow::Result<()> {
     let filter = EnvFilter::try_new(&config.log.level)
         .with_context(|| format!("log.level {:?} is not a tracing filter", config.log.level))?;
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match config.log.format {
         LogFormat::Json => builder.json().flatten_event(true).init(),
         LogFormat::Text => builder.init(),

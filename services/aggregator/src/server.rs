@@ -46,12 +46,18 @@ const SHUTDOWN_SLACK: Duration = Duration::from_secs(10);
 
 /// Prepares the store (migrations, partitions) and serves gRPC until `shutdown` resolves,
 /// then drains: no new files, files in flight get the grace period, the rest is rolled back.
-pub async fn serve(config: AggregatorConfig, shutdown: impl Future<Output = ()> + Send + 'static) -> Result<(), ServeError> {
+pub async fn serve(
+    config: AggregatorConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
     let store = PgStore::connect(&config).await?;
     store.migrate().await?;
     let partitions = store.load_partitions().await?;
     store
-        .prepare_partitions_ahead(chrono::Utc::now().date_naive(), config.ingest.partitions_ahead_days)
+        .prepare_partitions_ahead(
+            chrono::Utc::now().date_naive(),
+            config.ingest.partitions_ahead_days,
+        )
         .await?;
     tracing::info!(partitions, "database ready");
 
@@ -75,7 +81,11 @@ pub async fn serve(config: AggregatorConfig, shutdown: impl Future<Output = ()> 
         .set_serving::<pb::event_service_server::EventServiceServer<EventsAdapter>>()
         .await;
 
-    tokio::spawn(maintain_partitions(store.clone(), config.ingest.partitions_ahead_days, drain.clone()));
+    tokio::spawn(maintain_partitions(
+        store.clone(),
+        config.ingest.partitions_ahead_days,
+        drain.clone(),
+    ));
     tokio::spawn({
         let drain = drain.clone();
         let health_reporter = health_reporter.clone();
@@ -100,8 +110,11 @@ pub async fn serve(config: AggregatorConfig, shutdown: impl Future<Output = ()> 
         },
         config.ingest.max_concurrent_files,
     );
-    let ingest_server = pb::ingest_service_server::IngestServiceServer::new(IngestAdapter::new(ingest, drain.clone()))
-        .max_decoding_message_size(config.ingest.max_request_bytes);
+    let ingest_server = pb::ingest_service_server::IngestServiceServer::new(IngestAdapter::new(
+        ingest,
+        drain.clone(),
+    ))
+    .max_decoding_message_size(config.ingest.max_request_bytes);
     let events_server = pb::event_service_server::EventServiceServer::new(EventsAdapter::new(
         EventLookup::new(store.clone()),
         config.request_timeout(),
@@ -149,12 +162,15 @@ fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
         .layer(
             ServiceBuilder::new()
                 .load_shed()
-                .layer(GlobalConcurrencyLimitLayer::new(config.server.max_concurrent_requests))
+                .layer(GlobalConcurrencyLimitLayer::new(
+                    config.server.max_concurrent_requests,
+                ))
                 .into_inner(),
         )
 }
 
-type ServerLayers = Stack<Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>, Identity>;
+type ServerLayers =
+    Stack<Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>, Identity>;
 
 /// Keeps the day partitions ahead of today ready, until draining starts.
 async fn maintain_partitions(store: PgStore, ahead_days: u32, drain: Drain) {

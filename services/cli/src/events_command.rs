@@ -23,7 +23,10 @@ const MAX_RESPONSE_BYTES: usize = 512 << 20;
 /// `--max` when not given, for table and json output.
 const DEFAULT_MAX: u64 = 50;
 
-pub async fn run_lookup(settings: &ClientSettings, arguments: LookupArguments) -> anyhow::Result<ExitCode> {
+pub async fn run_lookup(
+    settings: &ClientSettings,
+    arguments: LookupArguments,
+) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
     let start_time = time_argument(arguments.start.as_deref(), RangeEnd::Start, now)?;
     let end_time = time_argument(arguments.end.as_deref(), RangeEnd::End, now)?;
@@ -37,7 +40,8 @@ pub async fn run_lookup(settings: &ClientSettings, arguments: LookupArguments) -
         (None, OutputFormat::Jsonl) => None,
         (None, _) => Some(DEFAULT_MAX),
     };
-    let mut client = EventServiceClient::new(connect(settings).await?).max_decoding_message_size(MAX_RESPONSE_BYTES);
+    let mut client = EventServiceClient::new(connect(settings).await?)
+        .max_decoding_message_size(MAX_RESPONSE_BYTES);
     let mut request = pb::LookupEventsRequest {
         start_time,
         end_time,
@@ -80,7 +84,10 @@ pub async fn run_lookup(settings: &ClientSettings, arguments: LookupArguments) -
         OutputFormat::Jsonl => {}
         OutputFormat::Table => write!(out, "{}", events_table(&collected))?,
         OutputFormat::Json => {
-            let events = collected.iter().map(EventJson::from_event).collect::<anyhow::Result<Vec<_>>>()?;
+            let events = collected
+                .iter()
+                .map(EventJson::from_event)
+                .collect::<anyhow::Result<Vec<_>>>()?;
             serde_json::to_writer_pretty(&mut out, &events)?;
             writeln!(out)?;
         }
@@ -92,7 +99,10 @@ pub async fn run_lookup(settings: &ClientSettings, arguments: LookupArguments) -
     Ok(ExitCode::SUCCESS)
 }
 
-pub async fn run_summary(settings: &ClientSettings, arguments: SummaryArguments) -> anyhow::Result<ExitCode> {
+pub async fn run_summary(
+    settings: &ClientSettings,
+    arguments: SummaryArguments,
+) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
     let request = pb::SummarizeEventsRequest {
         start_time: time_argument(arguments.start.as_deref(), RangeEnd::Start, now)?,
@@ -107,8 +117,14 @@ pub async fn run_summary(settings: &ClientSettings, arguments: SummaryArguments)
     match arguments.output {
         SummaryFormat::Table => {
             let total: u64 = counts.iter().map(|count| count.events).sum();
-            let accounts: std::collections::BTreeSet<&str> = counts.iter().map(|count| count.account_id.as_str()).collect();
-            let regions: std::collections::BTreeSet<&str> = counts.iter().map(|count| count.aws_region.as_str()).collect();
+            let accounts: std::collections::BTreeSet<&str> = counts
+                .iter()
+                .map(|count| count.account_id.as_str())
+                .collect();
+            let regions: std::collections::BTreeSet<&str> = counts
+                .iter()
+                .map(|count| count.aws_region.as_str())
+                .collect();
             let rows: Vec<Vec<String>> = counts
                 .iter()
                 .map(|count| {
@@ -124,7 +140,10 @@ pub async fn run_summary(settings: &ClientSettings, arguments: SummaryArguments)
                 .collect();
             print!(
                 "{}",
-                render_table(&["ACCOUNT", "REGION", "CATEGORY", "EVENTS", "OLDEST", "NEWEST"], &rows)
+                render_table(
+                    &["ACCOUNT", "REGION", "CATEGORY", "EVENTS", "OLDEST", "NEWEST"],
+                    &rows
+                )
             );
             println!(
                 "{total} events in {} accounts and {} regions",
@@ -171,7 +190,10 @@ fn parse_attribute(text: &str) -> anyhow::Result<pb::LookupAttribute> {
         .split_once('=')
         .with_context(|| format!("--attr {text:?} is not KEY=VALUE"))?;
     let key = LookupAttributeKey::parse(key).with_context(|| {
-        let keys: Vec<&str> = LookupAttributeKey::ALL.iter().map(|key| key.as_str()).collect();
+        let keys: Vec<&str> = LookupAttributeKey::ALL
+            .iter()
+            .map(|key| key.as_str())
+            .collect();
         format!("--attr key {key:?} is not one of {}", keys.join(", "))
     })?;
     let key = match key {
@@ -206,13 +228,24 @@ fn events_table(events: &[pb::Event]) -> String {
                 or_dash(&event.event_source),
                 or_dash(&event.event_name),
                 or_dash(username),
-                event.read_only.map_or("-".to_string(), |read_only| read_only.to_string()),
+                event
+                    .read_only
+                    .map_or("-".to_string(), |read_only| read_only.to_string()),
                 or_dash(&event.error_code),
             ]
         })
         .collect();
     render_table(
-        &["EVENT TIME", "ACCOUNT", "REGION", "EVENT SOURCE", "EVENT NAME", "USERNAME", "READ ONLY", "ERROR CODE"],
+        &[
+            "EVENT TIME",
+            "ACCOUNT",
+            "REGION",
+            "EVENT SOURCE",
+            "EVENT NAME",
+            "USERNAME",
+            "READ ONLY",
+            "ERROR CODE",
+        ],
         &rows,
     )
 }
@@ -227,7 +260,12 @@ fn or_dash(text: &str) -> String {
 
 fn format_time(timestamp: Option<&prost_types::Timestamp>) -> String {
     timestamp
-        .and_then(|timestamp| DateTime::from_timestamp(timestamp.seconds, u32::try_from(timestamp.nanos).unwrap_or(0)))
+        .and_then(|timestamp| {
+            DateTime::from_timestamp(
+                timestamp.seconds,
+                u32::try_from(timestamp.nanos).unwrap_or(0),
+            )
+        })
         .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| "-".into())
 }
@@ -314,7 +352,9 @@ impl<'a> EventJson<'a> {
             shared_event_id: &event.shared_event_id,
             request_id: &event.request_id,
             cloud_trail_event: RawValue::from_string(event.cloud_trail_event.clone())
-                .with_context(|| format!("event {} carries a record that is not JSON", event.event_id))?,
+                .with_context(|| {
+                    format!("event {} carries a record that is not JSON", event.event_id)
+                })?,
         })
     }
 }

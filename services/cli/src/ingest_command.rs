@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use orgtrail_client::{
-    connect_for_streams, error_chain, ClientSettings, FileOutcome, FileResult, IngestSender, LocalLogFile,
-    LogFileReader, SenderSettings,
+    connect_for_streams, error_chain, ClientSettings, FileOutcome, FileResult, IngestSender,
+    LocalLogFile, LogFileReader, SenderSettings,
 };
 use orgtrail_domain::{parse_cloudtrail_key, LogFileKind};
 
@@ -20,12 +20,17 @@ use crate::IngestArguments;
 /// was delivered.
 const EXIT_BAD_INPUT: u8 = 2;
 
-pub async fn run_ingest(settings: &ClientSettings, arguments: IngestArguments) -> anyhow::Result<ExitCode> {
+pub async fn run_ingest(
+    settings: &ClientSettings,
+    arguments: IngestArguments,
+) -> anyhow::Result<ExitCode> {
     let paths = collect_log_files(&arguments.paths)?;
     let mut totals = Totals::default();
     let mut files: Vec<Arc<dyn LogFileReader>> = Vec::with_capacity(paths.len());
     for path in paths {
-        if parse_cloudtrail_key(&path.to_string_lossy()).is_some_and(|key| key.kind == LogFileKind::Digest) {
+        if parse_cloudtrail_key(&path.to_string_lossy())
+            .is_some_and(|key| key.kind == LogFileKind::Digest)
+        {
             totals.digests_skipped += 1;
             continue;
         }
@@ -51,8 +56,10 @@ pub async fn run_ingest(settings: &ClientSettings, arguments: IngestArguments) -
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(files.len() as u64);
         bar.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} files  {msg}  [{elapsed_precise}, {eta} left]")
-                .context("invalid progress template")?,
+            ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {msg}  [{elapsed_precise}, {eta} left]",
+            )
+            .context("invalid progress template")?,
         );
         bar
     } else {
@@ -83,7 +90,8 @@ pub async fn run_ingest(settings: &ClientSettings, arguments: IngestArguments) -
 fn collect_log_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for path in paths {
-        let metadata = std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let metadata =
+            std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
         if metadata.is_dir() {
             walk_directory(path, &mut files)?;
         } else {
@@ -96,7 +104,8 @@ fn collect_log_files(paths: &[PathBuf]) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 fn walk_directory(directory: &Path, files: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries = std::fs::read_dir(directory).with_context(|| format!("cannot read {}", directory.display()))?;
+    let entries = std::fs::read_dir(directory)
+        .with_context(|| format!("cannot read {}", directory.display()))?;
     for entry in entries {
         let entry = entry.with_context(|| format!("cannot read {}", directory.display()))?;
         let path = entry.path();
@@ -153,7 +162,9 @@ impl Totals {
         }
         if let Some(fault) = &report.fault {
             self.faulted += 1;
-            lines.push(format!("fault: {file}: {fault} (the records before it were stored)"));
+            lines.push(format!(
+                "fault: {file}: {fault} (the records before it were stored)"
+            ));
         }
         lines
     }

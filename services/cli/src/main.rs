@@ -17,7 +17,12 @@ use orgtrail_client::ClientSettings;
 #[command(name = "orgtrail", version)]
 struct Arguments {
     /// The aggregator's gRPC endpoint.
-    #[arg(long, global = true, env = "ORGTRAIL_ENDPOINT", default_value = "http://127.0.0.1:50051")]
+    #[arg(
+        long,
+        global = true,
+        env = "ORGTRAIL_ENDPOINT",
+        default_value = "http://127.0.0.1:50051"
+    )]
     endpoint: String,
     #[command(subcommand)]
     command: Command,
@@ -112,7 +117,10 @@ pub enum SummaryFormat {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -123,8 +131,12 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match arguments.command {
             Command::Ingest(ingest) => ingest_command::run_ingest(&settings, ingest).await,
-            Command::Events(EventsCommand::Lookup(lookup)) => events_command::run_lookup(&settings, lookup).await,
-            Command::Events(EventsCommand::Summary(summary)) => events_command::run_summary(&settings, summary).await,
+            Command::Events(EventsCommand::Lookup(lookup)) => {
+                events_command::run_lookup(&settings, lookup).await
+            }
+            Command::Events(EventsCommand::Summary(summary)) => {
+                events_command::run_summary(&settings, summary).await
+            }
         }
     });
     match outcome {

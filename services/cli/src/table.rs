@@ -34,7 +34,13 @@ mod tests {
 
     #[test]
     fn columns_align_to_their_widest_cell() {
-        let text = render_table(&["A", "BB"], &[vec!["long".into(), "x".into()], vec!["s".into(), "yy".into()]]);
+        let text = render_table(
+            &["A", "BB"],
+            &[
+                vec!["long".into(), "x".into()],
+                vec!["s".into(), "yy".into()],
+            ],
+        );
         assert_eq!(text, "A     BB\nlong  x\ns     yy\n");
     }
 }

@@ -18,7 +18,9 @@ pub fn parse_time(text: &str, end: RangeEnd, now: DateTime<Utc>) -> Result<DateT
     if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
         let time = match end {
             RangeEnd::Start => NaiveTime::MIN,
-            RangeEnd::End => NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or(NaiveTime::MIN),
+            RangeEnd::End => {
+                NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999).unwrap_or(NaiveTime::MIN)
+            }
         };
         return Ok(date.and_time(time).and_utc());
     }
@@ -51,13 +53,30 @@ mod tests {
 
     #[test]
     fn times_dates_and_spans_are_read() {
-        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         let parse = |text, end| parse_time(text, end, now).map(|time| time.to_rfc3339());
-        assert_eq!(parse("2014-09-27T06:45:11Z", RangeEnd::Start).unwrap(), "2014-09-27T06:45:11+00:00");
-        assert_eq!(parse("2014-09-27", RangeEnd::Start).unwrap(), "2014-09-27T00:00:00+00:00");
-        assert_eq!(parse("2014-09-27", RangeEnd::End).unwrap(), "2014-09-27T23:59:59.999999+00:00");
-        assert_eq!(parse("7d", RangeEnd::Start).unwrap(), "2026-11-19T12:00:00+00:00");
-        assert_eq!(parse("90m", RangeEnd::Start).unwrap(), "2026-11-26T10:30:00+00:00");
+        assert_eq!(
+            parse("2014-09-27T06:45:11Z", RangeEnd::Start).unwrap(),
+            "2014-09-27T06:45:11+00:00"
+        );
+        assert_eq!(
+            parse("2014-09-27", RangeEnd::Start).unwrap(),
+            "2014-09-27T00:00:00+00:00"
+        );
+        assert_eq!(
+            parse("2014-09-27", RangeEnd::End).unwrap(),
+            "2014-09-27T23:59:59.999999+00:00"
+        );
+        assert_eq!(
+            parse("7d", RangeEnd::Start).unwrap(),
+            "2026-11-19T12:00:00+00:00"
+        );
+        assert_eq!(
+            parse("90m", RangeEnd::Start).unwrap(),
+            "2026-11-26T10:30:00+00:00"
+        );
         assert!(parse("yesterday", RangeEnd::Start).is_err());
         assert!(parse("-5d", RangeEnd::Start).is_err());
     }

@@ -27,7 +27,10 @@ pub fn to_timestamp(time: DateTime<Utc>) -> prost_types::Timestamp {
     }
 }
 
-pub fn from_timestamp(field: &str, timestamp: prost_types::Timestamp) -> Result<DateTime<Utc>, Status> {
+pub fn from_timestamp(
+    field: &str,
+    timestamp: prost_types::Timestamp,
+) -> Result<DateTime<Utc>, Status> {
     u32::try_from(timestamp.nanos)
         .ok()
         .and_then(|nanos| DateTime::from_timestamp(timestamp.seconds, nanos))
@@ -41,7 +44,12 @@ impl TryFrom<pb::LogFileOrigin> for LogFileOrigin {
         let checks = [
             ("origin.source", &origin.source, MAX_SOURCE_BYTES, true),
             ("origin.bucket", &origin.bucket, MAX_BUCKET_BYTES, false),
-            ("origin.object_key", &origin.object_key, MAX_OBJECT_KEY_BYTES, true),
+            (
+                "origin.object_key",
+                &origin.object_key,
+                MAX_OBJECT_KEY_BYTES,
+                true,
+            ),
             ("origin.etag", &origin.etag, MAX_ETAG_BYTES, true),
         ];
         for (field, value, max, required) in checks {
@@ -49,7 +57,9 @@ impl TryFrom<pb::LogFileOrigin> for LogFileOrigin {
                 return Err(Status::invalid_argument(format!("{field} is empty")));
             }
             if value.len() > max {
-                return Err(Status::invalid_argument(format!("{field} is longer than {max} bytes")));
+                return Err(Status::invalid_argument(format!(
+                    "{field} is longer than {max} bytes"
+                )));
             }
         }
         Ok(LogFileOrigin {
@@ -80,7 +90,12 @@ impl TryFrom<pb::IngestRequest> for FileChunk {
         let rejections = request
             .rejections
             .into_iter()
-            .map(|rejection| (rejection.index, truncate(rejection.reason, MAX_REASON_BYTES)))
+            .map(|rejection| {
+                (
+                    rejection.index,
+                    truncate(rejection.reason, MAX_REASON_BYTES),
+                )
+            })
             .collect();
         let end = request.end.map(|end| FileEnd {
             records_read: end.records_read,
@@ -118,9 +133,10 @@ impl From<FileReport> for pb::IngestResponse {
     fn from(report: FileReport) -> pb::IngestResponse {
         let (outcome, first_committed_at) = match report.outcome {
             FileOutcome::Committed => (pb::FileOutcome::Committed, None),
-            FileOutcome::AlreadyIngested { first_committed_at } => {
-                (pb::FileOutcome::AlreadyIngested, Some(to_timestamp(first_committed_at)))
-            }
+            FileOutcome::AlreadyIngested { first_committed_at } => (
+                pb::FileOutcome::AlreadyIngested,
+                Some(to_timestamp(first_committed_at)),
+            ),
         };
         pb::IngestResponse {
             file_seq: report.file_seq,
@@ -164,10 +180,13 @@ impl TryFrom<pb::LookupEventsRequest> for LookupRequest {
                 .ok()
                 .and_then(attribute_key)
                 .ok_or_else(|| {
-                    Status::invalid_argument(format!("lookup attribute key {} is not one of CloudTrail's", attribute.key))
+                    Status::invalid_argument(format!(
+                        "lookup attribute key {} is not one of CloudTrail's",
+                        attribute.key
+                    ))
                 })?;
-            let attribute =
-                LookupAttribute::new(key, &attribute.value).map_err(|error| lookup_error_status(&error.into()))?;
+            let attribute = LookupAttribute::new(key, &attribute.value)
+                .map_err(|error| lookup_error_status(&error.into()))?;
             attributes.push(attribute);
         }
         let parameters = LookupParameters {
@@ -185,7 +204,8 @@ impl TryFrom<pb::LookupEventsRequest> for LookupRequest {
             categories: request.event_categories,
             max_results: request.max_results,
         };
-        let query = LookupQuery::new(parameters).map_err(|error| lookup_error_status(&error.into()))?;
+        let query =
+            LookupQuery::new(parameters).map_err(|error| lookup_error_status(&error.into()))?;
         Ok(LookupRequest {
             query,
             next_token: (!request.next_token.is_empty()).then_some(request.next_token),

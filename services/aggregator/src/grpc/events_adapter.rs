@@ -19,10 +19,15 @@ impl EventsAdapter {
         EventsAdapter { lookup, timeout }
     }
 
-    async fn within_timeout<T>(&self, work: impl std::future::Future<Output = Result<T, Status>>) -> Result<T, Status> {
+    async fn within_timeout<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
         tokio::time::timeout(self.timeout, work)
             .await
-            .map_err(|_| Status::deadline_exceeded(format!("the lookup took longer than {:?}", self.timeout)))?
+            .map_err(|_| {
+                Status::deadline_exceeded(format!("the lookup took longer than {:?}", self.timeout))
+            })?
     }
 }
 
@@ -34,7 +39,12 @@ impl pb::event_service_server::EventService for EventsAdapter {
     ) -> Result<Response<pb::LookupEventsResponse>, Status> {
         let request = LookupRequest::try_from(request.into_inner())?;
         let page = self
-            .within_timeout(async { self.lookup.lookup_events(request).await.map_err(|error| lookup_error_status(&error)) })
+            .within_timeout(async {
+                self.lookup
+                    .lookup_events(request)
+                    .await
+                    .map_err(|error| lookup_error_status(&error))
+            })
             .await?;
         Ok(Response::new(pb::LookupEventsResponse {
             events: page.events.into_iter().map(event_to_proto).collect(),
@@ -47,8 +57,14 @@ impl pb::event_service_server::EventService for EventsAdapter {
         request: Request<pb::SummarizeEventsRequest>,
     ) -> Result<Response<pb::SummarizeEventsResponse>, Status> {
         let request = request.into_inner();
-        let start = request.start_time.map(|time| from_timestamp("start_time", time)).transpose()?;
-        let end = request.end_time.map(|time| from_timestamp("end_time", time)).transpose()?;
+        let start = request
+            .start_time
+            .map(|time| from_timestamp("start_time", time))
+            .transpose()?;
+        let end = request
+            .end_time
+            .map(|time| from_timestamp("end_time", time))
+            .transpose()?;
         let counts = self
             .within_timeout(async {
                 self.lookup

@@ -23,7 +23,8 @@ impl IngestAdapter {
     }
 }
 
-type ResponseStream = Pin<Box<dyn futures::Stream<Item = Result<pb::IngestResponse, Status>> + Send>>;
+type ResponseStream =
+    Pin<Box<dyn futures::Stream<Item = Result<pb::IngestResponse, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl pb::ingest_service_server::IngestService for IngestAdapter {
@@ -38,7 +39,12 @@ impl pb::ingest_service_server::IngestService for IngestAdapter {
         }
         let (answers, receiver) = mpsc::channel(16);
         let stream = IngestStream::new(self.service.clone());
-        tokio::spawn(serve_ingest_stream(stream, request.into_inner(), answers, self.drain.clone()));
+        tokio::spawn(serve_ingest_stream(
+            stream,
+            request.into_inner(),
+            answers,
+            self.drain.clone(),
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(receiver))))
     }
 

@@ -21,7 +21,9 @@ pub fn ingest_error_status(error: &IngestError) -> Status {
             Status::invalid_argument(error.to_string())
         }
         IngestError::Closed => Status::unavailable(error.to_string()),
-        IngestError::Store { origin, source } => store_error_status(&format!("cannot store {origin}"), source),
+        IngestError::Store { origin, source } => {
+            store_error_status(&format!("cannot store {origin}"), source)
+        }
     }
 }
 

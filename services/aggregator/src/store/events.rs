@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use orgtrail_domain::lookup::{EventCount, LookupAttribute, LookupQuery, PageCursor};
-use orgtrail_domain::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
+use orgtrail_domain::{
+    AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity,
+};
 use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -158,31 +160,43 @@ impl EventColumns {
             columns.event_name.push(event.event_name.clone());
             columns.aws_region.push(event.aws_region.clone());
             columns.account_id.push(event.account_id.clone());
-            columns.account_id_source.push(event.account_id_source.as_str());
+            columns
+                .account_id_source
+                .push(event.account_id_source.as_str());
             columns.event_type.push(event.event_type.clone());
-            columns.event_category.push(event.event_category.to_string());
+            columns
+                .event_category
+                .push(event.event_category.to_string());
             columns.read_only.push(event.read_only);
             columns.management_event.push(event.management_event);
             columns.user_type.push(identity.identity_type.clone());
             columns.user_arn.push(identity.arn.clone());
-            columns.user_principal_id.push(identity.principal_id.clone());
+            columns
+                .user_principal_id
+                .push(identity.principal_id.clone());
             columns.user_account_id.push(identity.account_id.clone());
             columns.access_key_id.push(identity.access_key_id.clone());
             columns.invoked_by.push(identity.invoked_by.clone());
             columns.username.push(identity.username.clone());
-            columns.source_ip_address.push(event.source_ip_address.clone());
+            columns
+                .source_ip_address
+                .push(event.source_ip_address.clone());
             columns.user_agent.push(event.user_agent.clone());
             columns.error_code.push(event.error_code.clone());
             columns.error_message.push(event.error_message.clone());
             let resources = &event.resources;
             columns.resource_types.push(text_array_literal(
-                resources.iter().map(|resource| resource.resource_type.as_deref()),
+                resources
+                    .iter()
+                    .map(|resource| resource.resource_type.as_deref()),
             ));
             columns.resource_arns.push(text_array_literal(
                 resources.iter().map(|resource| resource.arn.as_deref()),
             ));
             columns.resource_account_ids.push(text_array_literal(
-                resources.iter().map(|resource| resource.account_id.as_deref()),
+                resources
+                    .iter()
+                    .map(|resource| resource.account_id.as_deref()),
             ));
             let mut names: Vec<&str> = resources.iter().flat_map(Resource::lookup_names).collect();
             names.sort_unstable();
@@ -267,11 +281,16 @@ impl TryFrom<PgEventRow> for CloudTrailEvent {
     type Error = StoreError;
 
     fn try_from(row: PgEventRow) -> Result<CloudTrailEvent, StoreError> {
-        let record_json = String::from_utf8(row.record)
-            .map_err(|_| StoreError::CorruptRow(format!("record of event {} is not UTF-8", row.event_id)))?;
-        let account_id_source = AccountIdSource::parse(&row.account_id_source).ok_or_else(|| {
-            StoreError::CorruptRow(format!("unknown account_id_source {:?}", row.account_id_source))
+        let record_json = String::from_utf8(row.record).map_err(|_| {
+            StoreError::CorruptRow(format!("record of event {} is not UTF-8", row.event_id))
         })?;
+        let account_id_source =
+            AccountIdSource::parse(&row.account_id_source).ok_or_else(|| {
+                StoreError::CorruptRow(format!(
+                    "unknown account_id_source {:?}",
+                    row.account_id_source
+                ))
+            })?;
         let resources = row
             .resource_types
             .into_iter()
@@ -343,7 +362,8 @@ impl PgStore {
             }
         }
 
-        let mut sql = QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE"));
+        let mut sql =
+            QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE"));
         if let Some(time) = event_id_time {
             sql.push(" AND event_time = ").push_bind(time);
         }
@@ -367,14 +387,24 @@ impl PgStore {
             push_attribute_condition(&mut sql, attribute);
         }
         if !query.accounts.is_empty() {
-            sql.push(" AND account_id = ANY(").push_bind(query.accounts.clone()).push(")");
+            sql.push(" AND account_id = ANY(")
+                .push_bind(query.accounts.clone())
+                .push(")");
         }
         if !query.regions.is_empty() {
-            sql.push(" AND aws_region = ANY(").push_bind(query.regions.clone()).push(")");
+            sql.push(" AND aws_region = ANY(")
+                .push_bind(query.regions.clone())
+                .push(")");
         }
         if !query.categories.is_empty() {
-            let categories: Vec<String> = query.categories.iter().map(|category| category.to_string()).collect();
-            sql.push(" AND event_category = ANY(").push_bind(categories).push(")");
+            let categories: Vec<String> = query
+                .categories
+                .iter()
+                .map(|category| category.to_string())
+                .collect();
+            sql.push(" AND event_category = ANY(")
+                .push_bind(categories)
+                .push(")");
         }
         sql.push(" ORDER BY event_time DESC, event_id DESC LIMIT ")
             .push_bind(i64::from(limit));
@@ -393,33 +423,43 @@ impl PgStore {
         start_time: Option<DateTime<Utc>>,
         end_time: Option<DateTime<Utc>>,
     ) -> Result<Vec<EventCount>, StoreError> {
-        let rows: Vec<(Option<String>, Option<String>, String, i64, DateTime<Utc>, DateTime<Utc>)> =
-            sqlx::query_as(
-                "SELECT account_id, aws_region, event_category, count(*),
-                        min(event_time), max(event_time)
-                 FROM events
-                 WHERE ($1::timestamptz IS NULL OR event_time >= $1)
-                   AND ($2::timestamptz IS NULL OR event_time <= $2)
-                 GROUP BY account_id, aws_region, event_category
-                 ORDER BY account_id, aws_region, event_category",
-            )
-            .bind(start_time)
-            .bind(end_time)
-            .fetch_all(self.pool())
-            .await
-            .map_err(convert_sqlx_error)?;
+        let rows: Vec<PgEventCountRow> = sqlx::query_as(
+            "SELECT account_id, aws_region, event_category, count(*) AS events,
+                    min(event_time) AS oldest, max(event_time) AS newest
+             FROM events
+             WHERE ($1::timestamptz IS NULL OR event_time >= $1)
+               AND ($2::timestamptz IS NULL OR event_time <= $2)
+             GROUP BY account_id, aws_region, event_category
+             ORDER BY account_id, aws_region, event_category",
+        )
+        .bind(start_time)
+        .bind(end_time)
+        .fetch_all(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
         Ok(rows
             .into_iter()
-            .map(|(account_id, aws_region, category, events, oldest, newest)| EventCount {
-                account_id,
-                aws_region,
-                event_category: EventCategory::parse(&category),
-                events: u64::try_from(events).unwrap_or(0),
-                oldest_event_time: oldest,
-                newest_event_time: newest,
+            .map(|row| EventCount {
+                account_id: row.account_id,
+                aws_region: row.aws_region,
+                event_category: EventCategory::parse(&row.event_category),
+                events: u64::try_from(row.events).unwrap_or(0),
+                oldest_event_time: row.oldest,
+                newest_event_time: row.newest,
             })
             .collect())
     }
+}
+
+/// A row of the summary.
+#[derive(sqlx::FromRow)]
+struct PgEventCountRow {
+    account_id: Option<String>,
+    aws_region: Option<String>,
+    event_category: String,
+    events: i64,
+    oldest: DateTime<Utc>,
+    newest: DateTime<Utc>,
 }
 
 fn push_attribute_condition(sql: &mut QueryBuilder<'_, Postgres>, attribute: &LookupAttribute) {

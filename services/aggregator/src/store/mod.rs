@@ -12,7 +12,9 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
 pub use events::{insert_events, EventBatchInsert};
-pub use log_files::{complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile};
+pub use log_files::{
+    complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
+};
 pub use partitions::EventPartitions;
 
 use crate::config::AggregatorConfig;

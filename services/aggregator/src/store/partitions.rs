@@ -25,15 +25,24 @@ pub struct EventPartitions {
 
 impl EventPartitions {
     fn missing(&self, days: impl IntoIterator<Item = NaiveDate>) -> Vec<NaiveDate> {
-        let known = self.known_days.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut missing: Vec<NaiveDate> = days.into_iter().filter(|day| !known.contains(day)).collect();
+        let known = self
+            .known_days
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut missing: Vec<NaiveDate> = days
+            .into_iter()
+            .filter(|day| !known.contains(day))
+            .collect();
         missing.sort();
         missing.dedup();
         missing
     }
 
     fn remember(&self, days: impl IntoIterator<Item = NaiveDate>) {
-        let mut known = self.known_days.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut known = self
+            .known_days
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         known.extend(days);
     }
 
@@ -109,9 +118,9 @@ impl PgStore {
 
     async fn create_partition(&self, day: NaiveDate) -> Result<(), StoreError> {
         let name = partition_name(day);
-        let next_day = day.checked_add_days(Days::new(1)).ok_or_else(|| {
-            StoreError::CorruptRow(format!("no day follows {day}"))
-        })?;
+        let next_day = day
+            .checked_add_days(Days::new(1))
+            .ok_or_else(|| StoreError::CorruptRow(format!("no day follows {day}")))?;
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(PARTITION_DDL_LOCK)

@@ -1,0 +1,30 @@
+//! The end-to-end test kit: a `TestStack` (a fresh database in the throwaway PostgreSQL and
+//! the real aggregator binary on loopback), the sample data with expectations computed from
+//! the files, and helpers to send files and messages. Every wait is bounded.
+
+pub mod cli_process;
+pub mod memory_file;
+pub mod raw_ingest;
+pub mod samples;
+pub mod stack;
+
+pub use stack::{binary, StackOptions, TestStack, WAIT};
+
+use orgtrail_client::{FileResult, IngestSender, LogFileReader};
+use std::sync::Arc;
+
+/// Sends the files and returns one result per file (bounded by [`WAIT`] per file batch).
+pub async fn send_all(
+    sender: &IngestSender,
+    files: Vec<Arc<dyn LogFileReader>>,
+) -> Vec<FileResult> {
+    let bound = WAIT * 5;
+    let mut results = Vec::new();
+    tokio::time::timeout(
+        bound,
+        sender.send_files(files, |result| results.push(result)),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("the files were not all answered within {bound:?}"));
+    results
+}

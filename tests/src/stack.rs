@@ -1,0 +1,307 @@
+//! `TestStack`: a fresh database in the throwaway PostgreSQL that `cargo xtask test` started,
+//! and the real `orgtrail-aggregator` binary serving it on a loopback port.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use orgtrail_api::v1::event_service_client::EventServiceClient;
+use orgtrail_client::{ClientSettings, IngestSender, SenderSettings};
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use tonic::transport::Channel;
+
+/// Where the throwaway PostgreSQL is; set by `cargo xtask test`.
+pub const DATABASE_URL_VARIABLE: &str = "ORGTRAIL_TEST_DATABASE_URL";
+/// Where the binaries are; set by `cargo xtask test`, else found beside the test executable.
+pub const BIN_DIR_VARIABLE: &str = "ORGTRAIL_BIN_DIR";
+
+/// A bound on every wait of a test.
+pub const WAIT: Duration = Duration::from_secs(60);
+
+/// Options of the aggregator under test.
+#[derive(Clone, Debug, Default)]
+pub struct StackOptions {
+    /// Extra `ORGTRAIL_*` environment for the aggregator.
+    pub environment: Vec<(String, String)>,
+    /// A fixed port; by default the aggregator picks a free one (and keeps it on restarts).
+    pub port: Option<u16>,
+}
+
+pub struct TestStack {
+    pub database_url: String,
+    pub address: SocketAddr,
+    aggregator: Option<AggregatorProcess>,
+    options: StackOptions,
+}
+
+impl TestStack {
+    pub async fn start() -> TestStack {
+        TestStack::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(mut options: StackOptions) -> TestStack {
+        let database_url = create_test_database().await;
+        let aggregator = AggregatorProcess::start(
+            &database_url,
+            options.port.unwrap_or(0),
+            &options.environment,
+        );
+        // A restart comes back on the same address.
+        options.port = Some(aggregator.address.port());
+        TestStack {
+            database_url,
+            address: aggregator.address,
+            aggregator: Some(aggregator),
+            options,
+        }
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    pub fn client_settings(&self) -> ClientSettings {
+        ClientSettings::new(self.endpoint())
+    }
+
+    pub async fn channel(&self) -> Channel {
+        orgtrail_client::connect(&self.client_settings())
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "cannot connect to the aggregator at {}: {error}",
+                    self.endpoint()
+                )
+            })
+    }
+
+    pub async fn events_client(&self) -> EventServiceClient<Channel> {
+        EventServiceClient::new(self.channel().await).max_decoding_message_size(256 << 20)
+    }
+
+    pub async fn ingest_sender(&self, settings: SenderSettings) -> IngestSender {
+        let channel = orgtrail_client::connect_for_streams(&self.client_settings())
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to the aggregator: {error}"));
+        IngestSender::new(channel, settings)
+            .await
+            .unwrap_or_else(|status| panic!("the aggregator did not give its limits: {status}"))
+    }
+
+    /// A pool on the stack's database, for checking SQL state after the fact.
+    pub async fn pool(&self) -> PgPool {
+        PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(WAIT)
+            .connect(&self.database_url)
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to the test database: {error}"))
+    }
+
+    pub fn aggregator_log(&self) -> String {
+        self.aggregator
+            .as_ref()
+            .map(AggregatorProcess::log)
+            .unwrap_or_default()
+    }
+
+    /// Sends SIGTERM to the aggregator.
+    pub fn terminate_aggregator(&self) {
+        if let Some(aggregator) = &self.aggregator {
+            aggregator.signal("TERM");
+        }
+    }
+
+    /// Waits (bounded) for the aggregator to exit and returns its exit code.
+    pub fn wait_for_aggregator_exit(&mut self, bound: Duration) -> Option<i32> {
+        let aggregator = self.aggregator.as_mut()?;
+        let deadline = Instant::now() + bound;
+        loop {
+            if let Ok(Some(status)) = aggregator.child.try_wait() {
+                return Some(status.code().unwrap_or(-1));
+            }
+            if Instant::now() > deadline {
+                panic!(
+                    "the aggregator did not exit within {bound:?}:\n{}",
+                    aggregator.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Starts the aggregator again on the same address and database.
+    pub fn restart_aggregator(&mut self) {
+        if let Some(mut old) = self.aggregator.take() {
+            old.stop();
+        }
+        let port = self.options.port.unwrap_or(0);
+        let aggregator =
+            AggregatorProcess::start(&self.database_url, port, &self.options.environment);
+        self.address = aggregator.address;
+        self.aggregator = Some(aggregator);
+    }
+}
+
+/// Creates a database of its own for one test.
+async fn create_test_database() -> String {
+    let admin_url = std::env::var(DATABASE_URL_VARIABLE).unwrap_or_else(|_| {
+        panic!("{DATABASE_URL_VARIABLE} is not set: run the tests with `cargo xtask test`, which starts the throwaway PostgreSQL they need")
+    });
+    let admin = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(WAIT)
+        .connect(&admin_url)
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach the test PostgreSQL at {admin_url}: {error}"));
+    let name = format!("orgtrail_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin)
+        .await
+        .unwrap_or_else(|error| panic!("cannot create the test database: {error}"));
+    admin.close().await;
+    match admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => panic!("{DATABASE_URL_VARIABLE} {admin_url:?} has no database part"),
+    }
+}
+
+/// The directory of the workspace's binaries.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os(BIN_DIR_VARIABLE) {
+        return PathBuf::from(dir);
+    }
+    // target/debug/deps/<test> → target/debug
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.parent()
+                .and_then(|deps| deps.parent())
+                .map(PathBuf::from)
+        })
+        .unwrap_or_default()
+}
+
+pub fn binary(name: &str) -> PathBuf {
+    let path = bin_dir().join(name);
+    if !path.is_file() {
+        panic!(
+            "{} does not exist: run the tests with `cargo xtask test`, which builds the binaries first",
+            path.display()
+        );
+    }
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .unwrap_or_else(|error| panic!("cannot find a free port: {error}"))
+}
+
+struct AggregatorProcess {
+    child: Child,
+    address: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl AggregatorProcess {
+    fn start(database_url: &str, port: u16, environment: &[(String, String)]) -> AggregatorProcess {
+        let log_path = std::env::temp_dir().join(format!(
+            "orgtrail-test-aggregator-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let log = std::fs::File::create(&log_path)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
+        let mut command = Command::new(binary("orgtrail-aggregator"));
+        command
+            .args([
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--database-url",
+                database_url,
+            ])
+            .env("ORGTRAIL_LOG__FORMAT", "json")
+            .env("ORGTRAIL_LOG__LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for (name, value) in environment {
+            command.env(name, value);
+        }
+        let child = command
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start orgtrail-aggregator: {error}"));
+        let mut process = AggregatorProcess {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], port)),
+            log_path,
+        };
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(address) = process.log().lines().find_map(listening_address) {
+                process.address = address;
+                return process;
+            }
+            if let Ok(Some(status)) = process.child.try_wait() {
+                panic!(
+                    "orgtrail-aggregator exited ({status}) before listening:\n{}",
+                    process.log()
+                );
+            }
+            if Instant::now() > deadline {
+                process.stop();
+                panic!(
+                    "orgtrail-aggregator did not listen within {WAIT:?}:\n{}",
+                    process.log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    fn signal(&self, signal: &str) {
+        let _ = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    fn stop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AggregatorProcess {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = std::fs::remove_file(&self.log_path);
+    }
+}
+
+/// The address of the aggregator's `listening` log line.
+fn listening_address(line: &str) -> Option<SocketAddr> {
+    let value: serde_json::Value = serde_json::from_str(line).ok()?;
+    if value.get("message")?.as_str()? != "listening" {
+        return None;
+    }
+    value.get("address")?.as_str()?.parse().ok()
+}
