@@ -67,6 +67,9 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
             options.events
         );
     }
+    // Statistics as autovacuum keeps them on a live system (a bulk load outruns it).
+    postgres.psql("postgres", "ANALYZE events")?;
+    let lookups = time_lookups(&bin_dir, &format!("http://{address}"))?;
     aggregator.stop();
     check_interrupted(interrupted)?;
 
@@ -104,7 +107,104 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         grpc_rate / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
+    println!("lookups over the {} stored events (first page of 50, median of {LOOKUP_RUNS} runs of `orgtrail events lookup`, process start included):", options.events);
+    for (label, milliseconds, printed) in lookups {
+        println!("  {label:<58} {milliseconds:7.1} ms  ({printed} events)");
+    }
     Ok(())
+}
+
+const LOOKUP_RUNS: usize = 5;
+
+/// Times typical lookups through the CLI: (what, median milliseconds, events printed).
+fn time_lookups(bin_dir: &Path, endpoint: &str) -> anyhow::Result<Vec<(String, f64, usize)>> {
+    let account = format!("{:012}", 100_000_000_000u64 + 7 * 7_919);
+    let event = event_id(123_457);
+    let lookups: Vec<(&str, Vec<String>)> = vec![
+        ("newest events, no filter", vec![]),
+        ("EventId", vec!["--attr".into(), format!("EventId={event}")]),
+        (
+            "EventName=DescribeInstances (common)",
+            vec!["--attr".into(), "EventName=DescribeInstances".into()],
+        ),
+        (
+            "EventName=ConsoleLogin (rare)",
+            vec!["--attr".into(), "EventName=ConsoleLogin".into()],
+        ),
+        (
+            "Username=root (rare)",
+            vec!["--attr".into(), "Username=root".into()],
+        ),
+        (
+            "ResourceType=AWS::S3::Bucket",
+            vec!["--attr".into(), "ResourceType=AWS::S3::Bucket".into()],
+        ),
+        (
+            "AccessKeyId",
+            vec!["--attr".into(), "AccessKeyId=ASIATFQR7NSCTM3XVF6B".into()],
+        ),
+        (
+            "category Insight (rare)",
+            vec!["--category".into(), "Insight".into()],
+        ),
+        (
+            "account + region + ReadOnly=false + EventSource",
+            vec![
+                "--account".into(),
+                account,
+                "--region".into(),
+                REGIONS[0].into(),
+                "--attr".into(),
+                "ReadOnly=false".into(),
+                "--attr".into(),
+                "EventSource=ec2.amazonaws.com".into(),
+            ],
+        ),
+        (
+            "one day, EventSource=iam.amazonaws.com",
+            vec![
+                "--start".into(),
+                "2026-10-15".into(),
+                "--end".into(),
+                "2026-10-15".into(),
+                "--attr".into(),
+                "EventSource=iam.amazonaws.com".into(),
+            ],
+        ),
+    ];
+    let mut timings = Vec::new();
+    for (label, arguments) in lookups {
+        let mut runs = Vec::with_capacity(LOOKUP_RUNS);
+        let mut printed = 0;
+        for _ in 0..LOOKUP_RUNS {
+            let started = Instant::now();
+            let output = Command::new(bin_dir.join("orgtrail"))
+                .args([
+                    "--endpoint",
+                    endpoint,
+                    "events",
+                    "lookup",
+                    "--max",
+                    "50",
+                    "--output",
+                    "jsonl",
+                ])
+                .args(&arguments)
+                .output()
+                .context("cannot run orgtrail events lookup")?;
+            runs.push(started.elapsed().as_secs_f64() * 1000.0);
+            if !output.status.success() {
+                bail!(
+                    "lookup {label} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                );
+            }
+            printed = output.stdout.iter().filter(|byte| **byte == b'\n').count();
+        }
+        runs.sort_by(f64::total_cmp);
+        timings.push((label.to_string(), runs[runs.len() / 2], printed));
+    }
+    Ok(timings)
 }
 
 fn parse_options(arguments: &[String]) -> anyhow::Result<IngestBenchOptions> {
