@@ -3,10 +3,10 @@
 use std::io::Read;
 use std::sync::Arc;
 
-use orgtrail_client::{FileOrigin, LogFileReader};
+use orgtrail_client::{LogFileOrigin, LogFileReader};
 
 pub struct MemoryLogFile {
-    pub origin: FileOrigin,
+    pub origin: LogFileOrigin,
     pub bytes: Arc<Vec<u8>>,
 }
 
@@ -15,7 +15,7 @@ impl MemoryLogFile {
     pub fn shared(bucket: &str, key: &str, bytes: Vec<u8>) -> Arc<dyn LogFileReader> {
         let etag = format!("{:016x}", fnv1a(&bytes));
         Arc::new(MemoryLogFile {
-            origin: FileOrigin {
+            origin: LogFileOrigin {
                 source: "test".into(),
                 bucket: bucket.into(),
                 object_key: key.into(),
@@ -27,7 +27,7 @@ impl MemoryLogFile {
 }
 
 impl LogFileReader for MemoryLogFile {
-    fn origin(&self) -> &FileOrigin {
+    fn origin(&self) -> &LogFileOrigin {
         &self.origin
     }
 

@@ -79,6 +79,24 @@ pub fn sample_files() -> Vec<SampleFile> {
         .collect()
 }
 
+/// The sample files of one data set (a folder of `data/cloudtrail`).
+pub fn sample_files_of(data_set: &str) -> Vec<SampleFile> {
+    sample_files()
+        .into_iter()
+        .filter(|file| file.key.starts_with(data_set))
+        .collect()
+}
+
+/// The first `count` real records of the Invictus data set (one account, eventVersion 1.08),
+/// each with an eventID of its own.
+pub fn invictus_records(count: usize) -> Vec<String> {
+    sample_files_of("invictus-ir-aws_dataset")
+        .into_iter()
+        .flat_map(|file| file.records)
+        .take(count)
+        .collect()
+}
+
 fn collect(directory: &Path, paths: &mut Vec<PathBuf>) {
     let entries = std::fs::read_dir(directory)
         .unwrap_or_else(|error| panic!("cannot read {}: {error}", directory.display()));

@@ -100,6 +100,24 @@ impl TestStack {
             .unwrap_or_else(|error| panic!("cannot connect to the test database: {error}"))
     }
 
+    /// The eventID (as written in the record) of every stored event; panics if one is stored
+    /// twice.
+    pub async fn stored_event_ids(&self) -> std::collections::HashSet<String> {
+        let pool = self.pool().await;
+        let records: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM events")
+            .fetch_all(&pool)
+            .await
+            .unwrap_or_else(|error| panic!("cannot read the events: {error}"));
+        pool.close().await;
+        let ids: Vec<String> = records
+            .iter()
+            .map(|record| crate::samples::record_event_id(&String::from_utf8_lossy(record)))
+            .collect();
+        let distinct: std::collections::HashSet<String> = ids.iter().cloned().collect();
+        assert_eq!(distinct.len(), ids.len(), "an eventID is stored twice");
+        distinct
+    }
+
     pub fn aggregator_log(&self) -> String {
         self.aggregator
             .as_ref()

@@ -7,20 +7,10 @@ use orgtrail_api::v1 as pb;
 use orgtrail_client::{FileOutcome, FileReport, SenderSettings};
 use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
 use orgtrail_tests::raw_ingest::{end_message, origin, records_message, RawIngestStream};
-use orgtrail_tests::samples::{record_event_id, sample_files};
+use orgtrail_tests::samples::{invictus_records, record_event_id};
 use orgtrail_tests::{send_all, StackOptions, TestStack, WAIT};
 use serde_json::Value;
 use tonic::Code;
-
-/// Real records from the samples (the Invictus account), each with its own eventID.
-fn real_records(count: usize) -> Vec<String> {
-    sample_files()
-        .into_iter()
-        .filter(|file| file.key.starts_with("invictus-ir-aws_dataset"))
-        .flat_map(|file| file.records)
-        .take(count)
-        .collect()
-}
 
 fn with_field(record: &str, field: &str, value: Option<Value>) -> String {
     let mut parsed: serde_json::Map<String, Value> = serde_json::from_str(record).unwrap();
@@ -46,17 +36,6 @@ async fn send_one(stack: &TestStack, key: &str, bytes: Vec<u8>) -> FileReport {
         .unwrap_or_else(|error| panic!("{key} was not delivered: {error}"))
 }
 
-async fn stored_ids(stack: &TestStack) -> HashSet<String> {
-    let records: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM events")
-        .fetch_all(&stack.pool().await)
-        .await
-        .unwrap();
-    records
-        .iter()
-        .map(|record| record_event_id(std::str::from_utf8(record).unwrap()))
-        .collect()
-}
-
 async fn ledger_fault(stack: &TestStack, key: &str) -> Option<String> {
     sqlx::query_scalar("SELECT fault FROM log_files WHERE object_key = $1")
         .bind(key)
@@ -68,7 +47,7 @@ async fn ledger_fault(stack: &TestStack, key: &str) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_gzip_keeps_the_records_before_the_cut() {
     let stack = TestStack::start().await;
-    let records = real_records(400);
+    let records = invictus_records(400);
     let refs: Vec<&str> = records.iter().map(String::as_str).collect();
     let compressed = gzip(&log_file_json(&refs));
     let truncated = compressed[..compressed.len() * 6 / 10].to_vec();
@@ -93,7 +72,7 @@ async fn a_truncated_gzip_keeps_the_records_before_the_cut() {
         .iter()
         .map(|record| record_event_id(record))
         .collect();
-    assert_eq!(stored_ids(&stack).await, before_cut);
+    assert_eq!(stack.stored_event_ids().await, before_cut);
     assert_eq!(
         ledger_fault(&stack, key).await.as_deref(),
         Some(fault.as_str())
@@ -141,7 +120,7 @@ async fn files_that_are_not_log_files_are_recorded_with_their_fault() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_records_are_rejected_with_their_index_and_their_neighbours_are_stored() {
     let stack = TestStack::start().await;
-    let records = real_records(6);
+    let records = invictus_records(6);
     let no_event_id = with_field(&records[2], "eventID", None);
     let no_event_time = with_field(&records[3], "eventTime", None);
     let wrong_type = with_field(&records[4], "eventName", Some(Value::from(42)));
@@ -175,7 +154,7 @@ async fn unusable_records_are_rejected_with_their_index_and_their_neighbours_are
         .iter()
         .map(|record| record_event_id(record))
         .collect();
-    assert_eq!(stored_ids(&stack).await, good);
+    assert_eq!(stack.stored_event_ids().await, good);
     let stored_rejections: Value = sqlx::query_scalar::<_, Value>(
         "SELECT rejections FROM log_files WHERE object_key = 'mixed.json.gz'",
     )
@@ -199,7 +178,7 @@ fn small_limits() -> StackOptions {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_record_over_the_size_limit_is_rejected_and_its_neighbours_are_stored() {
     let stack = TestStack::start_with(small_limits()).await;
-    let records = real_records(4);
+    let records = invictus_records(4);
     let padded = with_field(
         &records[1],
         "padding",
@@ -250,7 +229,7 @@ async fn a_record_over_the_size_limit_is_rejected_and_its_neighbours_are_stored(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_over_the_size_limit_fails_its_stream_naming_the_file_and_rolls_the_file_back() {
     let stack = TestStack::start_with(small_limits()).await;
-    let records = real_records(6);
+    let records = invictus_records(6);
     let mut stream = RawIngestStream::open(stack.channel().await).await.unwrap();
 
     // A file that fits is committed and answered.
@@ -305,7 +284,7 @@ async fn a_message_over_the_size_limit_fails_its_stream_naming_the_file_and_roll
         .iter()
         .map(|record| record_event_id(record))
         .collect();
-    assert_eq!(stored_ids(&stack).await, good);
+    assert_eq!(stack.stored_event_ids().await, good);
     let ledger: Vec<String> = sqlx::query_scalar("SELECT object_key FROM log_files")
         .fetch_all(&stack.pool().await)
         .await

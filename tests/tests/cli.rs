@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use orgtrail_tests::cli_process::run_orgtrail;
 use orgtrail_tests::memory_file::{gzip, log_file_json};
-use orgtrail_tests::samples::{data_dir, expected_event, sample_files};
+use orgtrail_tests::samples::{data_dir, expected_event, invictus_records, sample_files_of};
 use orgtrail_tests::TestStack;
 use serde_json::Value;
 
@@ -31,10 +31,7 @@ async fn a_backfill_then_jsonl_prints_every_matching_original_record_across_page
         BOUND,
     );
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
-    let files = sample_files()
-        .into_iter()
-        .filter(|file| file.key.starts_with("invictus-ir-aws_dataset"))
-        .collect::<Vec<_>>();
+    let files = sample_files_of("invictus-ir-aws_dataset");
     assert!(
         text(&output.stdout).contains(&format!(
             "files: {} committed, 0 already ingested, 0 failed",
@@ -178,12 +175,7 @@ async fn bad_input_is_named_on_stderr_and_the_exit_status_says_so() {
         uuid::Uuid::new_v4().simple()
     ));
     std::fs::create_dir_all(&directory).unwrap();
-    let records: Vec<String> = sample_files()
-        .into_iter()
-        .filter(|file| file.key.starts_with("invictus-ir-aws_dataset"))
-        .flat_map(|file| file.records)
-        .take(300)
-        .collect();
+    let records = invictus_records(300);
     let refs: Vec<&str> = records.iter().map(String::as_str).collect();
     let compressed = gzip(&log_file_json(&refs));
     let truncated = directory.join("truncated.json.gz");

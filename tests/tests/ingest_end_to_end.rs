@@ -34,23 +34,6 @@ fn reports(results: Vec<FileResult>) -> Vec<FileReport> {
         .collect()
 }
 
-async fn stored_event_ids(stack: &TestStack) -> HashSet<String> {
-    let pool = stack.pool().await;
-    let records: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM events")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let ids: Vec<String> = records
-        .iter()
-        .map(|record| {
-            orgtrail_tests::samples::record_event_id(std::str::from_utf8(record).unwrap())
-        })
-        .collect();
-    let distinct: HashSet<String> = ids.iter().cloned().collect();
-    assert_eq!(distinct.len(), ids.len(), "an eventID is stored twice");
-    distinct
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sample_file_is_stored_once_per_event_id_and_resending_stores_nothing() {
     let stack = TestStack::start().await;
@@ -73,7 +56,7 @@ async fn every_sample_file_is_stored_once_per_event_id_and_resending_stores_noth
     assert_eq!(accepted as usize, expected.events.len());
     assert_eq!(duplicates as usize, expected.duplicates);
     assert_eq!(rejected as usize, expected.unusable);
-    let stored = stored_event_ids(&stack).await;
+    let stored = stack.stored_event_ids().await;
     let expected_ids: HashSet<String> = expected.events.keys().cloned().collect();
     assert_eq!(stored, expected_ids);
 
@@ -103,7 +86,7 @@ async fn every_sample_file_is_stored_once_per_event_id_and_resending_stores_noth
     assert!(second.iter().all(|report| report.accepted == 0));
     let second_duplicates: u32 = second.iter().map(|report| report.duplicates).sum();
     assert_eq!(second_duplicates as usize, expected.records);
-    assert_eq!(stored_event_ids(&stack).await, expected_ids);
+    assert_eq!(stack.stored_event_ids().await, expected_ids);
 
     // The same records delivered by an organization trail: new files, no new events.
     let organization_files: Vec<Arc<dyn LogFileReader>> = files
@@ -129,7 +112,7 @@ async fn every_sample_file_is_stored_once_per_event_id_and_resending_stores_noth
         third_duplicates as usize,
         expected.records - expected.unusable
     );
-    assert_eq!(stored_event_ids(&stack).await, expected_ids);
+    assert_eq!(stack.stored_event_ids().await, expected_ids);
     let ledger_files: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&pool)
         .await
@@ -159,6 +142,6 @@ async fn the_same_file_on_two_streams_at_once_is_taken_once() {
         .collect();
     assert_eq!(committed.len(), 1, "exactly one copy is taken");
     assert_eq!(committed[0].accepted as usize, expected.events.len());
-    let stored = stored_event_ids(&stack).await;
+    let stored = stack.stored_event_ids().await;
     assert_eq!(stored.len(), expected.events.len());
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use orgtrail_api::v1 as pb;
 use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
 use orgtrail_tests::raw_ingest::{end_message, origin, records_message, RawIngestStream};
-use orgtrail_tests::samples::{expected_store, record_event_id, sample_files};
+use orgtrail_tests::samples::{expected_store, invictus_records, record_event_id, sample_files};
 use orgtrail_tests::{StackOptions, TestStack, WAIT};
 use tonic::Code;
 
@@ -21,15 +21,6 @@ fn with_grace(seconds: u32) -> StackOptions {
         )],
         ..StackOptions::default()
     }
-}
-
-fn invictus_records(count: usize) -> Vec<String> {
-    sample_files()
-        .into_iter()
-        .filter(|file| file.key.starts_with("invictus-ir-aws_dataset"))
-        .flat_map(|file| file.records)
-        .take(count)
-        .collect()
 }
 
 /// Waits until the aggregator holds a file's transaction open (it has taken the file's first
@@ -55,17 +46,6 @@ async fn wait_for_open_file_transaction(stack: &TestStack) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn stored_ids(stack: &TestStack) -> HashSet<String> {
-    let records: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM events")
-        .fetch_all(&stack.pool().await)
-        .await
-        .unwrap();
-    records
-        .iter()
-        .map(|record| record_event_id(std::str::from_utf8(record).unwrap()))
-        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,7 +114,7 @@ async fn a_file_in_flight_at_sigterm_is_committed_whole_when_it_ends_within_the_
         .iter()
         .map(|record| record_event_id(record))
         .collect();
-    assert_eq!(stored_ids(&stack).await, all);
+    assert_eq!(stack.stored_event_ids().await, all);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -170,7 +150,7 @@ async fn a_file_unfinished_when_the_grace_ends_is_rolled_back_whole() {
         stack.aggregator_log()
     );
 
-    assert!(stored_ids(&stack).await.is_empty());
+    assert!(stack.stored_event_ids().await.is_empty());
     let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&stack.pool().await)
         .await
@@ -235,7 +215,7 @@ async fn files_sent_while_the_aggregator_restarts_are_all_stored_once() {
         }
     }
     let want: HashSet<String> = expected.events.keys().cloned().collect();
-    assert_eq!(stored_ids(&stack).await, want);
+    assert_eq!(stack.stored_event_ids().await, want);
     let ledger: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&stack.pool().await)
         .await

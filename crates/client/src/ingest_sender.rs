@@ -19,34 +19,15 @@ use std::time::Duration;
 use md5::{Digest, Md5};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::ingest_service_client::IngestServiceClient;
-use orgtrail_domain::{read_log_file, LogFileItem, ReadLimits};
+use orgtrail_domain::{read_log_file, LogFileItem, LogFileOrigin, ReadLimits};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
-/// Where a file comes from; bucket, key and ETag identify it in the aggregator's ledger.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct FileOrigin {
-    pub source: String,
-    pub bucket: String,
-    pub object_key: String,
-    pub etag: String,
-}
-
-impl std::fmt::Display for FileOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.bucket.is_empty() {
-            write!(f, "{}", self.object_key)
-        } else {
-            write!(f, "s3://{}/{}", self.bucket, self.object_key)
-        }
-    }
-}
-
 /// A log file that can be opened (again, for a resend) as a byte stream.
 pub trait LogFileReader: Send + Sync + 'static {
-    fn origin(&self) -> &FileOrigin;
+    fn origin(&self) -> &LogFileOrigin;
     /// Called on a blocking thread.
     fn open(&self) -> io::Result<Box<dyn Read + Send>>;
 }
@@ -55,7 +36,7 @@ pub trait LogFileReader: Send + Sync + 'static {
 /// single-part upload; its key is its absolute path.
 pub struct LocalLogFile {
     path: PathBuf,
-    origin: FileOrigin,
+    origin: LogFileOrigin,
 }
 
 impl LocalLogFile {
@@ -67,7 +48,7 @@ impl LocalLogFile {
         io::copy(&mut file, &mut hasher)?;
         let etag = format!("{:x}", hasher.finalize());
         Ok(LocalLogFile {
-            origin: FileOrigin {
+            origin: LogFileOrigin {
                 source: source.to_string(),
                 bucket: String::new(),
                 object_key: absolute.to_string_lossy().into_owned(),
@@ -79,7 +60,7 @@ impl LocalLogFile {
 }
 
 impl LogFileReader for LocalLogFile {
-    fn origin(&self) -> &FileOrigin {
+    fn origin(&self) -> &LogFileOrigin {
         &self.origin
     }
 
@@ -110,7 +91,7 @@ pub enum FileOutcome {
 /// One file's end: its report, or why it was not delivered.
 #[derive(Debug)]
 pub struct FileResult {
-    pub origin: FileOrigin,
+    pub origin: LogFileOrigin,
     pub result: Result<FileReport, SendError>,
 }
 
@@ -524,7 +505,7 @@ struct StreamClosed;
 /// Reads one file and sends it as messages: the first carries the origin, the last the end.
 fn stream_file(
     input: Box<dyn Read + Send>,
-    origin: &FileOrigin,
+    origin: &LogFileOrigin,
     file_seq: u64,
     limits: ReadLimits,
     requests: &mpsc::Sender<pb::IngestRequest>,
@@ -566,7 +547,7 @@ struct MessageBatch {
 }
 
 impl MessageBatch {
-    fn new(file_seq: u64, origin: Option<&FileOrigin>) -> MessageBatch {
+    fn new(file_seq: u64, origin: Option<&LogFileOrigin>) -> MessageBatch {
         MessageBatch {
             message: pb::IngestRequest {
                 file_seq,

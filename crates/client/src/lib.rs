@@ -6,6 +6,7 @@ pub mod ingest_sender;
 
 pub use channel::{connect, connect_for_streams, error_chain, ClientSettings, ConnectError};
 pub use ingest_sender::{
-    FileOrigin, FileOutcome, FileReport, FileResult, IngestSender, LocalLogFile, LogFileReader,
-    SendError, SenderSettings,
+    FileOutcome, FileReport, FileResult, IngestSender, LocalLogFile, LogFileReader, SendError,
+    SenderSettings,
 };
+pub use orgtrail_domain::LogFileOrigin;

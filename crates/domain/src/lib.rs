@@ -9,6 +9,8 @@ pub mod s3_key;
 pub mod username;
 
 pub use event::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
-pub use log_file::{read_log_file, LogFileFault, LogFileItem, LogFileRead, ReadLimits};
+pub use log_file::{
+    read_log_file, LogFileFault, LogFileItem, LogFileOrigin, LogFileRead, ReadLimits,
+};
 pub use record::{parse_record, parse_record_bytes, RecordError};
 pub use s3_key::{parse_cloudtrail_key, CloudTrailKey, LogFileKind};

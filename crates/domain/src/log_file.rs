@@ -16,6 +16,27 @@ use serde_json::value::RawValue;
 
 use crate::record::{json_kind, RecordError};
 
+/// Where a log file came from. Bucket, key and ETag identify it in the aggregator's ledger;
+/// a local file has no bucket, its path as key and the MD5 of its bytes as ETag.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct LogFileOrigin {
+    /// The configured source that read it (a collector source, or `local` for a backfill).
+    pub source: String,
+    pub bucket: String,
+    pub object_key: String,
+    pub etag: String,
+}
+
+impl std::fmt::Display for LogFileOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.bucket.is_empty() {
+            write!(f, "{}", self.object_key)
+        } else {
+            write!(f, "s3://{}/{}", self.bucket, self.object_key)
+        }
+    }
+}
+
 /// Bounds on what one file may cost to read.
 #[derive(Clone, Copy, Debug)]
 pub struct ReadLimits {

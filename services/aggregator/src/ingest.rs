@@ -10,32 +10,14 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use orgtrail_domain::{
-    parse_cloudtrail_key, parse_record_bytes, CloudTrailEvent, CloudTrailKey, RecordError,
+    parse_cloudtrail_key, parse_record_bytes, CloudTrailEvent, CloudTrailKey, LogFileOrigin,
+    RecordError,
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::{
     self, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore, StoreError,
 };
-
-/// Where a file came from; bucket, key and ETag identify it in the ledger.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LogFileOrigin {
-    pub source: String,
-    pub bucket: String,
-    pub object_key: String,
-    pub etag: String,
-}
-
-impl std::fmt::Display for LogFileOrigin {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.bucket.is_empty() {
-            write!(f, "{}", self.object_key)
-        } else {
-            write!(f, "s3://{}/{}", self.bucket, self.object_key)
-        }
-    }
-}
 
 /// One record as sent: its index in the file and its text.
 #[derive(Clone, Debug)]

@@ -10,8 +10,9 @@ use orgtrail_domain::{AccountIdSource, CloudTrailEvent};
 use tonic::Status;
 
 use super::status::lookup_error_status;
-use crate::ingest::{FileChunk, FileEnd, FileOutcome, FileReport, LogFileOrigin, RawRecord};
+use crate::ingest::{FileChunk, FileEnd, FileOutcome, FileReport, RawRecord};
 use crate::lookup::LookupRequest;
+use orgtrail_domain::LogFileOrigin;
 
 /// S3's limits on what identifies an object, and sane ones for the rest.
 const MAX_OBJECT_KEY_BYTES: usize = 1024;
@@ -37,48 +38,43 @@ pub fn from_timestamp(
         .ok_or_else(|| Status::invalid_argument(format!("{field} is not a valid timestamp")))
 }
 
-impl TryFrom<pb::LogFileOrigin> for LogFileOrigin {
-    type Error = Status;
-
-    fn try_from(origin: pb::LogFileOrigin) -> Result<LogFileOrigin, Status> {
-        let checks = [
-            ("origin.source", &origin.source, MAX_SOURCE_BYTES, true),
-            ("origin.bucket", &origin.bucket, MAX_BUCKET_BYTES, false),
-            (
-                "origin.object_key",
-                &origin.object_key,
-                MAX_OBJECT_KEY_BYTES,
-                true,
-            ),
-            ("origin.etag", &origin.etag, MAX_ETAG_BYTES, true),
-        ];
-        for (field, value, max, required) in checks {
-            if required && value.is_empty() {
-                return Err(Status::invalid_argument(format!("{field} is empty")));
-            }
-            if value.len() > max {
-                return Err(Status::invalid_argument(format!(
-                    "{field} is longer than {max} bytes"
-                )));
-            }
+/// A file's origin, checked against S3's limits.
+pub fn origin_from_proto(origin: pb::LogFileOrigin) -> Result<LogFileOrigin, Status> {
+    let checks = [
+        ("origin.source", &origin.source, MAX_SOURCE_BYTES, true),
+        ("origin.bucket", &origin.bucket, MAX_BUCKET_BYTES, false),
+        (
+            "origin.object_key",
+            &origin.object_key,
+            MAX_OBJECT_KEY_BYTES,
+            true,
+        ),
+        ("origin.etag", &origin.etag, MAX_ETAG_BYTES, true),
+    ];
+    for (field, value, max, required) in checks {
+        if required && value.is_empty() {
+            return Err(Status::invalid_argument(format!("{field} is empty")));
         }
-        Ok(LogFileOrigin {
-            source: origin.source,
-            bucket: origin.bucket,
-            object_key: origin.object_key,
-            etag: origin.etag,
-        })
+        if value.len() > max {
+            return Err(Status::invalid_argument(format!(
+                "{field} is longer than {max} bytes"
+            )));
+        }
     }
+    Ok(LogFileOrigin {
+        source: origin.source,
+        bucket: origin.bucket,
+        object_key: origin.object_key,
+        etag: origin.etag,
+    })
 }
 
-impl From<LogFileOrigin> for pb::LogFileOrigin {
-    fn from(origin: LogFileOrigin) -> pb::LogFileOrigin {
-        pb::LogFileOrigin {
-            source: origin.source,
-            bucket: origin.bucket,
-            object_key: origin.object_key,
-            etag: origin.etag,
-        }
+pub fn origin_to_proto(origin: LogFileOrigin) -> pb::LogFileOrigin {
+    pb::LogFileOrigin {
+        source: origin.source,
+        bucket: origin.bucket,
+        object_key: origin.object_key,
+        etag: origin.etag,
     }
 }
 
@@ -86,7 +82,7 @@ impl TryFrom<pb::IngestRequest> for FileChunk {
     type Error = Status;
 
     fn try_from(request: pb::IngestRequest) -> Result<FileChunk, Status> {
-        let origin = request.origin.map(LogFileOrigin::try_from).transpose()?;
+        let origin = request.origin.map(origin_from_proto).transpose()?;
         let rejections = request
             .rejections
             .into_iter()
@@ -140,7 +136,7 @@ impl From<FileReport> for pb::IngestResponse {
         };
         pb::IngestResponse {
             file_seq: report.file_seq,
-            origin: Some(report.origin.into()),
+            origin: Some(origin_to_proto(report.origin)),
             outcome: outcome.into(),
             accepted: report.accepted,
             duplicates: report.duplicates,
