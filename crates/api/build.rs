@@ -5,7 +5,11 @@ use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
-    let files = ["orgtrail/v1/ingest.proto", "orgtrail/v1/events.proto"];
+    let files = [
+        "orgtrail/v1/ingest.proto",
+        "orgtrail/v1/events.proto",
+        "orgtrail/v1/sources.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
     }

@@ -15,7 +15,12 @@ use tonic_reflection::pb::v1::ServerReflectionRequest;
 async fn every_service_reports_serving() {
     let stack = TestStack::start().await;
     let mut health = HealthClient::new(stack.channel().await);
-    for service in ["", "orgtrail.v1.IngestService", "orgtrail.v1.EventService"] {
+    for service in [
+        "",
+        "orgtrail.v1.IngestService",
+        "orgtrail.v1.EventService",
+        "orgtrail.v1.SourceService",
+    ] {
         let response = health
             .check(HealthCheckRequest {
                 service: service.into(),

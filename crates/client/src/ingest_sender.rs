@@ -22,6 +22,7 @@ use orgtrail_api::v1::ingest_service_client::IngestServiceClient;
 use orgtrail_domain::{read_log_file, LogFileItem, LogFileOrigin, ReadLimits};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::sync::CancellationToken;
 use tonic::transport::Channel;
 use tonic::{Code, Status};
 
@@ -103,6 +104,8 @@ pub enum SendError {
     Refused(Status),
     #[error("not delivered after {attempts} attempts, the last failed with: {last}")]
     GaveUp { attempts: u32, last: String },
+    #[error("not sent: the sender was stopped")]
+    Cancelled,
 }
 
 /// How files are sent.
@@ -179,9 +182,22 @@ impl IngestSender {
     pub async fn send_files(
         &self,
         files: Vec<Arc<dyn LogFileReader>>,
+        on_result: impl FnMut(FileResult) + Send,
+    ) {
+        self.send_files_until(files, &CancellationToken::new(), on_result)
+            .await;
+    }
+
+    /// Like [`IngestSender::send_files`], until `cancel` fires: then no new file is started,
+    /// the files in flight are finished and answered, and the others end as
+    /// [`SendError::Cancelled`].
+    pub async fn send_files_until(
+        &self,
+        files: Vec<Arc<dyn LogFileReader>>,
+        cancel: &CancellationToken,
         mut on_result: impl FnMut(FileResult) + Send,
     ) {
-        let queue = Arc::new(JobQueue::new(files));
+        let queue = Arc::new(JobQueue::new(files, cancel.clone()));
         let (results, mut received) = mpsc::unbounded_channel();
         let mut workers = Vec::new();
         for _ in 0..self.settings.streams.max(1) {
@@ -212,10 +228,12 @@ struct JobQueue {
     waiting: Mutex<VecDeque<Job>>,
     unfinished: AtomicUsize,
     changed: Notify,
+    /// Once fired, nothing more is taken from the queue.
+    cancel: CancellationToken,
 }
 
 impl JobQueue {
-    fn new(files: Vec<Arc<dyn LogFileReader>>) -> JobQueue {
+    fn new(files: Vec<Arc<dyn LogFileReader>>, cancel: CancellationToken) -> JobQueue {
         let unfinished = files.len();
         JobQueue {
             waiting: Mutex::new(
@@ -229,6 +247,7 @@ impl JobQueue {
             ),
             unfinished: AtomicUsize::new(unfinished),
             changed: Notify::new(),
+            cancel,
         }
     }
 
@@ -239,7 +258,15 @@ impl JobQueue {
     }
 
     fn pop(&self) -> Option<Job> {
+        if self.cancel.is_cancelled() {
+            return None;
+        }
         self.lock().pop_front()
+    }
+
+    /// Takes every waiting job (after a cancel).
+    fn drain(&self) -> Vec<Job> {
+        self.lock().drain(..).collect()
     }
 
     fn is_waiting_empty(&self) -> bool {
@@ -283,6 +310,11 @@ impl StreamWorker {
     async fn run(self) {
         let mut failures = 0u32;
         while !self.queue.all_finished() {
+            if self.queue.cancel.is_cancelled() {
+                for job in self.queue.drain() {
+                    self.finish(job, Err(SendError::Cancelled));
+                }
+            }
             if self.queue.is_waiting_empty() {
                 // Another stream may still hand files back; wait for a change, but not forever.
                 let _ =
@@ -296,7 +328,10 @@ impl StreamWorker {
                     failures += 1;
                     let delay = backoff(&self.sender.settings, failures);
                     tracing::warn!(code = ?status.code(), message = status.message(), ?delay, "ingest stream broke; unanswered files will be sent again");
-                    tokio::time::sleep(delay).await;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.queue.cancel.cancelled() => {}
+                    }
                 }
             }
         }

@@ -4,7 +4,7 @@
 //!
 //! where `<kind>` is `CloudTrail` (log files), `CloudTrail-Digest` or `CloudTrail-Insight`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 
 /// What a CloudTrail object holds, from the folder it was delivered to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -46,6 +46,43 @@ pub struct CloudTrailKey {
     /// The delivery date (the folder), not the events' date.
     pub delivery_date: NaiveDate,
     pub file_name: String,
+}
+
+impl CloudTrailKey {
+    /// When CloudTrail delivered the file: the `YYYYMMDDTHHMMZ` part of its name
+    /// (`111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz`).
+    pub fn delivery_time(&self) -> Option<DateTime<Utc>> {
+        self.file_name.split('_').find_map(|part| {
+            if part.len() != 14 || !part.ends_with('Z') {
+                return None;
+            }
+            NaiveDateTime::parse_from_str(&part[..13], "%Y%m%dT%H%M")
+                .ok()
+                .map(|time| time.and_utc())
+        })
+    }
+
+    /// The folder one CloudTrail kind of one account and region is delivered to:
+    /// `[prefix/]AWSLogs/[o-id/]<account>/<kind>/<region>/`.
+    pub fn region_prefix(&self) -> String {
+        let mut prefix = String::new();
+        if !self.prefix.is_empty() {
+            prefix.push_str(&self.prefix);
+            prefix.push('/');
+        }
+        prefix.push_str("AWSLogs/");
+        if let Some(organization_id) = &self.organization_id {
+            prefix.push_str(organization_id);
+            prefix.push('/');
+        }
+        prefix.push_str(&format!(
+            "{}/{}/{}/",
+            self.account_id,
+            self.kind.folder(),
+            self.region
+        ));
+        prefix
+    }
 }
 
 /// Recognises `key` as a CloudTrail key; `None` when it follows neither layout.
@@ -155,6 +192,30 @@ mod tests {
         .unwrap();
         assert_eq!(key.kind, LogFileKind::Digest);
         assert_eq!(key.prefix, "/data/x");
+    }
+
+    #[test]
+    fn delivery_times_and_region_prefixes_come_from_the_key() {
+        let key = parse_cloudtrail_key(
+            "trails/AWSLogs/o-exampleorg1/111122223333/CloudTrail/us-east-2/2015/08/01/111122223333_CloudTrail_us-east-2_20150801T0210Z_Mu0KsOhtH1ar15ZZ.json.gz",
+        )
+        .unwrap();
+        assert_eq!(
+            key.delivery_time().map(|time| time.to_rfc3339()).as_deref(),
+            Some("2015-08-01T02:10:00+00:00")
+        );
+        assert_eq!(
+            key.region_prefix(),
+            "trails/AWSLogs/o-exampleorg1/111122223333/CloudTrail/us-east-2/"
+        );
+        let unnamed =
+            parse_cloudtrail_key("AWSLogs/111122223333/CloudTrail/us-east-2/2015/08/01/f.json.gz")
+                .unwrap();
+        assert_eq!(unnamed.delivery_time(), None);
+        assert_eq!(
+            unnamed.region_prefix(),
+            "AWSLogs/111122223333/CloudTrail/us-east-2/"
+        );
     }
 
     #[test]

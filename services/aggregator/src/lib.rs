@@ -10,4 +10,5 @@ pub mod grpc;
 pub mod ingest;
 pub mod lookup;
 pub mod server;
+pub mod sources;
 pub mod store;

@@ -7,8 +7,11 @@ use std::time::Duration;
 
 use orgtrail_api::v1 as pb;
 use tokio::net::TcpListener;
+use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 use tower::layer::util::{Identity, Stack};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
@@ -16,9 +19,10 @@ use tower::ServiceBuilder;
 
 use crate::config::AggregatorConfig;
 use crate::drain::Drain;
-use crate::grpc::{EventsAdapter, IngestAdapter};
+use crate::grpc::{EventsAdapter, IngestAdapter, SourcesAdapter};
 use crate::ingest::{IngestLimits, IngestService};
 use crate::lookup::EventLookup;
+use crate::sources::SourceRegistry;
 use crate::store::{PgStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +78,7 @@ pub async fn serve(
 
     let drain = Drain::new(config.shutdown_grace());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
-    health_reporter
-        .set_serving::<pb::ingest_service_server::IngestServiceServer<IngestAdapter>>()
-        .await;
-    health_reporter
-        .set_serving::<pb::event_service_server::EventServiceServer<EventsAdapter>>()
-        .await;
+    set_health(&health_reporter, ServingStatus::Serving).await;
 
     tokio::spawn(maintain_partitions(
         store.clone(),
@@ -93,12 +92,7 @@ pub async fn serve(
             shutdown.await;
             tracing::info!(grace = ?drain.grace(), "shutting down: draining");
             drain.start();
-            health_reporter
-                .set_not_serving::<pb::ingest_service_server::IngestServiceServer<IngestAdapter>>()
-                .await;
-            health_reporter
-                .set_not_serving::<pb::event_service_server::EventServiceServer<EventsAdapter>>()
-                .await;
+            set_health(&health_reporter, ServingStatus::NotServing).await;
         }
     });
 
@@ -119,6 +113,9 @@ pub async fn serve(
         EventLookup::new(store.clone()),
         config.request_timeout(),
     ));
+    let sources_server = pb::source_service_server::SourceServiceServer::new(SourcesAdapter::new(
+        SourceRegistry::new(store.clone()),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(orgtrail_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -130,6 +127,7 @@ pub async fn serve(
         .add_service(reflection)
         .add_service(ingest_server)
         .add_service(events_server)
+        .add_service(sources_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -171,6 +169,19 @@ fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
 
 type ServerLayers =
     Stack<Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>, Identity>;
+
+/// The API's services, as health checking names them.
+const SERVICE_NAMES: [&str; 3] = [
+    <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
+    <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
+    <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for name in SERVICE_NAMES {
+        reporter.set_service_status(name, status).await;
+    }
+}
 
 /// Accepted connections, with Nagle's algorithm off: answers are written in several frames,
 /// and Nagle with delayed ACKs would hold the last one back ~40 ms. TCP keepalive finds peers

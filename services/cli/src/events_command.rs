@@ -258,7 +258,7 @@ fn or_dash(text: &str) -> String {
     }
 }
 
-fn format_time(timestamp: Option<&prost_types::Timestamp>) -> String {
+pub fn format_time(timestamp: Option<&prost_types::Timestamp>) -> String {
     timestamp
         .and_then(|timestamp| {
             DateTime::from_timestamp(

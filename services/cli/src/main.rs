@@ -2,6 +2,7 @@
 
 mod events_command;
 mod ingest_command;
+mod sources_command;
 mod table;
 mod time_argument;
 
@@ -37,6 +38,21 @@ enum Command {
     /// Look up and summarise stored events.
     #[command(subcommand)]
     Events(EventsCommand),
+    /// The collectors' sources: what each account and region delivered last, errors, lag.
+    #[command(subcommand)]
+    Sources(SourcesCommand),
+}
+
+#[derive(Subcommand)]
+pub enum SourcesCommand {
+    /// Status per source, account and region.
+    List(SourcesListArguments),
+}
+
+#[derive(Args)]
+pub struct SourcesListArguments {
+    #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
+    pub output: SummaryFormat,
 }
 
 #[derive(Args)]
@@ -136,6 +152,9 @@ fn main() -> ExitCode {
             }
             Command::Events(EventsCommand::Summary(summary)) => {
                 events_command::run_summary(&settings, summary).await
+            }
+            Command::Sources(SourcesCommand::List(list)) => {
+                sources_command::run_sources_list(&settings, list).await
             }
         }
     });

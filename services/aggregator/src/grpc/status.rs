@@ -3,6 +3,7 @@
 //! | error                                    | code              |
 //! |------------------------------------------|-------------------|
 //! | invalid lookup (attribute, range, token) | INVALID_ARGUMENT  |
+//! | invalid source request (sizes, lease)    | INVALID_ARGUMENT  |
 //! | stream protocol misuse                   | INVALID_ARGUMENT  |
 //! | store unavailable, conflict, closing     | UNAVAILABLE       |
 //! | anything else in the store               | INTERNAL          |
@@ -13,6 +14,7 @@ use tonic::Status;
 
 use crate::ingest::IngestError;
 use crate::lookup::LookupServiceError;
+use crate::sources::SourcesError;
 use crate::store::StoreError;
 
 pub fn ingest_error_status(error: &IngestError) -> Status {
@@ -31,6 +33,17 @@ pub fn lookup_error_status(error: &LookupServiceError) -> Status {
     match error {
         LookupServiceError::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
         LookupServiceError::Store(source) => store_error_status("cannot read events", source),
+    }
+}
+
+pub fn sources_error_status(error: &SourcesError) -> Status {
+    match error {
+        SourcesError::TooMany { .. }
+        | SourcesError::InvalidLeaseSeconds(_)
+        | SourcesError::Empty(_) => Status::invalid_argument(error.to_string()),
+        SourcesError::Store(source) => {
+            store_error_status("cannot read or write source state", source)
+        }
     }
 }
 

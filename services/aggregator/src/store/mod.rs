@@ -4,6 +4,7 @@
 mod events;
 mod log_files;
 mod partitions;
+mod sources;
 
 use std::time::Duration;
 
@@ -16,6 +17,7 @@ pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
 };
 pub use partitions::EventPartitions;
+pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 
 use crate::config::AggregatorConfig;
 

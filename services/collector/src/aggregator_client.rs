@@ -1,0 +1,181 @@
+//! The aggregator as the collector uses it: the source services (what is new, checkpoints,
+//! leases, status) and the ingest sender. Connections are made lazily and remade after
+//! failures, so an aggregator that is down or restarting is an error of the moment, retried.
+
+use orgtrail_api::v1 as pb;
+use orgtrail_api::v1::source_service_client::SourceServiceClient;
+use orgtrail_client::{ClientSettings, IngestSender, SenderSettings};
+use tonic::transport::{Channel, Endpoint};
+
+use crate::source_error::SourceError;
+
+/// Files or prefixes per request (the aggregator takes up to 10000).
+const BATCH: usize = 5000;
+
+#[derive(Clone)]
+pub struct AggregatorClient {
+    sources: SourceServiceClient<Channel>,
+    streams: Channel,
+    collector_id: String,
+}
+
+/// A lease decision.
+pub struct Lease {
+    pub granted: bool,
+    pub holder: String,
+}
+
+impl AggregatorClient {
+    pub fn new(
+        endpoint: &str,
+        collector_id: &str,
+    ) -> Result<AggregatorClient, tonic::transport::Error> {
+        let settings = ClientSettings::new(endpoint);
+        let unary = Endpoint::from_shared(endpoint.to_string())?
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            .tcp_nodelay(true)
+            .connect_lazy();
+        let streams = Endpoint::from_shared(endpoint.to_string())?
+            .connect_timeout(settings.connect_timeout)
+            .tcp_nodelay(true)
+            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
+            .keep_alive_timeout(std::time::Duration::from_secs(20))
+            .connect_lazy();
+        Ok(AggregatorClient {
+            sources: SourceServiceClient::new(unary),
+            streams,
+            collector_id: collector_id.to_string(),
+        })
+    }
+
+    /// An ingest sender (it asks the aggregator for its limits).
+    pub async fn ingest_sender(&self, streams: usize) -> Result<IngestSender, SourceError> {
+        IngestSender::new(
+            self.streams.clone(),
+            SenderSettings {
+                streams,
+                ..SenderSettings::default()
+            },
+        )
+        .await
+        .map_err(|status| SourceError::aggregator("GetIngestLimits", status))
+    }
+
+    /// The files the ledger does not hold yet, in their order.
+    pub async fn filter_new_files(
+        &self,
+        files: Vec<pb::StoredFile>,
+    ) -> Result<Vec<pb::StoredFile>, SourceError> {
+        let mut new_files = Vec::new();
+        for batch in files.chunks(BATCH) {
+            let response = self
+                .sources
+                .clone()
+                .filter_new_files(pb::FilterNewFilesRequest {
+                    files: batch.to_vec(),
+                })
+                .await
+                .map_err(|status| SourceError::aggregator("FilterNewFiles", status))?;
+            new_files.extend(response.into_inner().new_files);
+        }
+        Ok(new_files)
+    }
+
+    /// The newest key the ledger holds under each prefix.
+    pub async fn checkpoints(
+        &self,
+        bucket: &str,
+        prefixes: Vec<String>,
+    ) -> Result<Vec<Option<String>>, SourceError> {
+        let mut newest = Vec::with_capacity(prefixes.len());
+        for batch in prefixes.chunks(BATCH) {
+            let response = self
+                .sources
+                .clone()
+                .get_checkpoints(pb::GetCheckpointsRequest {
+                    bucket: bucket.to_string(),
+                    prefixes: batch.to_vec(),
+                })
+                .await
+                .map_err(|status| SourceError::aggregator("GetCheckpoints", status))?;
+            newest.extend(
+                response
+                    .into_inner()
+                    .checkpoints
+                    .into_iter()
+                    .map(|checkpoint| {
+                        (!checkpoint.newest_object_key.is_empty())
+                            .then_some(checkpoint.newest_object_key)
+                    }),
+            );
+        }
+        Ok(newest)
+    }
+
+    pub async fn acquire_lease(
+        &self,
+        source: &str,
+        lease_seconds: u32,
+    ) -> Result<Lease, SourceError> {
+        let response = self
+            .sources
+            .clone()
+            .acquire_source_lease(pb::AcquireSourceLeaseRequest {
+                source: source.to_string(),
+                holder: self.collector_id.clone(),
+                lease_seconds,
+            })
+            .await
+            .map_err(|status| SourceError::aggregator("AcquireSourceLease", status))?
+            .into_inner();
+        Ok(Lease {
+            granted: response.granted,
+            holder: response.holder,
+        })
+    }
+
+    pub async fn release_lease(&self, source: &str) {
+        let released = self
+            .sources
+            .clone()
+            .release_source_lease(pb::ReleaseSourceLeaseRequest {
+                source: source.to_string(),
+                holder: self.collector_id.clone(),
+            })
+            .await;
+        if let Err(status) = released {
+            tracing::warn!(source, code = ?status.code(), message = status.message(), "cannot release the lease; it expires by itself");
+        }
+    }
+
+    /// Records an outcome; a failure to record is logged, the collector goes on.
+    pub async fn report(
+        &self,
+        source: &str,
+        account_id: &str,
+        aws_region: &str,
+        outcome: Result<(u32, Option<String>), String>,
+    ) {
+        let (files_taken, newest_object_key, error) = match outcome {
+            Ok((files_taken, newest)) => (files_taken, newest.unwrap_or_default(), String::new()),
+            Err(error) => (0, String::new(), error),
+        };
+        let reported = self
+            .sources
+            .clone()
+            .report_source_status(pb::ReportSourceStatusRequest {
+                source: source.to_string(),
+                account_id: account_id.to_string(),
+                aws_region: aws_region.to_string(),
+                collector: self.collector_id.clone(),
+                error,
+                files_taken,
+                newest_object_key,
+            })
+            .await;
+        if let Err(status) = reported {
+            tracing::warn!(source, account_id, aws_region, code = ?status.code(), message = status.message(), "cannot report the source status");
+        }
+    }
+}

@@ -1,0 +1,185 @@
+//! `orgtrail-collector --config FILE [--once]`: reads the CloudTrail log files of every source
+//! and streams them to the aggregator; with `--once`, one full pass, then a per-source summary
+//! and an exit status saying whether every source was read.
+
+mod aggregator_client;
+mod aws_access;
+mod collector;
+mod config;
+mod listing;
+mod s3_log_file;
+mod source_error;
+mod source_pass;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::EnvFilter;
+
+use crate::collector::{Collector, SourceOutcome};
+use crate::config::{load_config, CollectorConfig, LogFormat};
+
+/// The orgtrail collector: assumes a role into each member account and region, reads the
+/// CloudTrail log files there and streams them to the aggregator.
+#[derive(Parser)]
+#[command(name = "orgtrail-collector", version)]
+struct Arguments {
+    /// TOML configuration file; settings can also come from ORGTRAIL_* variables.
+    #[arg(long, global = true, env = "ORGTRAIL_CONFIG")]
+    config: Option<PathBuf>,
+    /// One full pass over every source, then exit: 0 when every source was read.
+    #[arg(long)]
+    once: bool,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Load and validate the configuration, print it, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    match run() {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<ExitCode> {
+    let arguments = Arguments::parse();
+    let config = load_config(arguments.config.as_deref()).context("invalid configuration")?;
+    if let Some(Command::CheckConfig) = arguments.command {
+        println!("{config:#?}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    init_logging(&config)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let cancel = CancellationToken::new();
+        tokio::spawn(cancel_on_signal(cancel.clone()));
+        tracing::info!(collector = %config.collector_id, sources = config.sources.len(), "collector starting");
+        let collector = Collector::new(config).await.context("invalid aggregator endpoint")?;
+        if arguments.once {
+            let outcomes = collector.run_once(&cancel).await;
+            Ok(print_summary(&outcomes, cancel.is_cancelled()))
+        } else {
+            collector.run(&cancel).await;
+            tracing::info!("collector stopped");
+            Ok(ExitCode::SUCCESS)
+        }
+    })
+}
+
+/// Prints one line per source and the errors; exit status 0 only if every source was read
+/// without error.
+fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) -> ExitCode {
+    let mut clean = !cancelled;
+    println!(
+        "source\tstatus\tlisted\tnew\tcommitted\talready\tevents\tduplicates\trejected\tfaults"
+    );
+    let mut errors = Vec::new();
+    for (name, outcome) in outcomes {
+        match outcome {
+            SourceOutcome::Read(report) => {
+                let region_errors: Vec<String> = report.errors().collect();
+                let status = if region_errors.is_empty() {
+                    "read"
+                } else {
+                    "partly read"
+                };
+                let counts = &report.counts;
+                println!(
+                    "{name}\t{status}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                    counts.files_listed,
+                    counts.files_new,
+                    counts.committed,
+                    counts.already_ingested,
+                    counts.events_stored,
+                    counts.duplicates,
+                    counts.rejected,
+                    counts.faults
+                );
+                for error in region_errors {
+                    clean = false;
+                    errors.push(format!("{name}: {error}"));
+                }
+            }
+            SourceOutcome::Failed(error) => {
+                clean = false;
+                println!("{name}\tfailed\t-\t-\t-\t-\t-\t-\t-\t-");
+                errors.push(format!("{name}: {error}"));
+            }
+            SourceOutcome::LeasedElsewhere(holder) => {
+                clean = false;
+                println!("{name}\tnot read\t-\t-\t-\t-\t-\t-\t-\t-");
+                errors.push(format!("{name}: leased by {holder} for the whole pass"));
+            }
+        }
+    }
+    if let Some(peak) = peak_memory_kib() {
+        eprintln!("peak memory: {} KiB", peak);
+    }
+    if errors.is_empty() && clean {
+        return ExitCode::SUCCESS;
+    }
+    for error in &errors {
+        eprintln!("error: {error}");
+    }
+    if cancelled {
+        eprintln!("error: stopped before the pass was complete");
+    }
+    ExitCode::FAILURE
+}
+
+/// The process's peak resident set size (VmHWM), for benchmarks.
+fn peak_memory_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn init_logging(config: &CollectorConfig) -> anyhow::Result<()> {
+    let filter = EnvFilter::try_new(&config.log.level)
+        .with_context(|| format!("log.level {:?} is not a tracing filter", config.log.level))?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// On SIGTERM or SIGINT: finish the files in flight, start no new one.
+async fn cancel_on_signal(cancel: CancellationToken) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("stopping: finishing the files in flight");
+    cancel.cancel();
+}
