@@ -36,7 +36,8 @@ pub fn run_orgtrail(arguments: &[&str], bound: Duration) -> Output {
     }
 }
 
-fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
+/// Reads a child's pipe to its end on a thread of its own.
+pub fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
     std::thread::spawn(move || {
         let mut buffer = Vec::new();
         if let Some(mut pipe) = pipe {

@@ -3,7 +3,10 @@
 //! the files, and helpers to send files and messages. Every wait is bounded.
 
 pub mod cli_process;
+pub mod collector_process;
 pub mod memory_file;
+pub mod moto;
+pub mod organization;
 pub mod raw_ingest;
 pub mod samples;
 pub mod stack;

@@ -1,12 +1,14 @@
 //! `cargo xtask`: the developer and CI tasks.
 //!
-//! - `cargo xtask test [ARGS…]`: starts the test environment (a throwaway PostgreSQL), runs
-//!   every test of the workspace against it (`cargo test --workspace ARGS…`), tears it down.
+//! - `cargo xtask test [ARGS…]`: prepares the test environment (the binaries, moto's server in
+//!   a venv, a throwaway PostgreSQL), runs every test of the workspace against it
+//!   (`cargo test --workspace ARGS…`), tears it down.
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
 
 mod bench;
 mod demo;
+mod moto;
 mod postgres;
 mod prerequisites;
 mod processes;
@@ -53,6 +55,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
 fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     // The end-to-end tests run the real binaries.
     let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
+    let moto_server = moto::ensure_moto_server()?;
     let postgres = ThrowawayPostgres::start()?;
     eprintln!("xtask: PostgreSQL ready at {}", postgres.url("postgres"));
     let status = Command::new(cargo())
@@ -62,6 +65,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .env("ORGTRAIL_TEST_DATABASE_URL", postgres.url("postgres"))
         .env("DATABASE_URL", postgres.url("postgres"))
         .env("ORGTRAIL_BIN_DIR", &bin_dir)
+        .env("ORGTRAIL_TEST_MOTO_SERVER", &moto_server)
         .status()
         .context("cannot run cargo test")?;
     drop(postgres);

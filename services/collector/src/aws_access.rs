@@ -177,10 +177,11 @@ impl ProvideCredentials for ArcCredentials {
 
 /// STS refusals: AWS answers AccessDenied; some compatible servers answer a bare HTTP 403.
 fn assume_role_error(role_arn: &str, error: &CredentialsError) -> SourceError {
-    let detail = format!("{}", DisplayErrorContext(error));
-    let denied = ["AccessDenied", "403", "not authorized", "Forbidden"]
+    let full = format!("{}", DisplayErrorContext(error));
+    let denied = ["AccessDenied", "StatusCode(403)", "not authorized"]
         .iter()
-        .any(|marker| detail.contains(marker));
+        .any(|marker| full.contains(marker));
+    let detail = concise_detail(&full);
     if denied {
         SourceError::AssumeRoleDenied {
             role_arn: role_arn.to_string(),
@@ -211,7 +212,7 @@ where
         .as_service_error()
         .and_then(|service| service.code())
         .map(str::to_string);
-    let detail = format!("{}", DisplayErrorContext(&error));
+    let detail = concise_detail(&format!("{}", DisplayErrorContext(&error)));
     let bucket = bucket.to_string();
     let prefix = prefix.to_string();
     match (code.as_deref(), status) {
@@ -256,6 +257,19 @@ where
             retryable: true,
         },
     }
+}
+
+/// The service's own message (`<Message>…</Message>` of an XML error body) when the SDK could
+/// not parse it, else the first line of the SDK's description, without the raw response.
+fn concise_detail(full: &str) -> String {
+    if let Some(start) = full.find("<Message>") {
+        let message = &full[start + "<Message>".len()..];
+        if let Some(end) = message.find("</Message>") {
+            return message[..end].to_string();
+        }
+    }
+    let cut = full.find(" (").unwrap_or(full.len());
+    full[..cut].chars().take(500).collect()
 }
 
 #[cfg(test)]
@@ -325,6 +339,16 @@ mod tests {
             calls_for(Duration::from_secs(60)).await,
             3,
             "a minute left is renewed at once"
+        );
+    }
+
+    #[test]
+    fn details_keep_the_services_message_and_drop_the_raw_response() {
+        let raw = r#"an error occurred: unhandled error (ProviderError { raw: Response { status: StatusCode(403), body: b"<ErrorResponse><Error><Code>AccessDenied</Code><Message>User: u is not authorized</Message></Error>" } })"#;
+        assert_eq!(concise_detail(raw), "User: u is not authorized");
+        assert_eq!(
+            concise_detail("dispatch failure (io error: refused)"),
+            "dispatch failure"
         );
     }
 

@@ -1,0 +1,440 @@
+//! The collector against moto's S3/STS and a running aggregator: a sample organization of
+//! three accounts × two regions (account trails and an organization trail holding the same
+//! files) read exactly once, incrementally, through failures, kills, restarts and a second
+//! collector.
+
+use std::collections::BTreeMap;
+use std::process::Output;
+use std::time::Duration;
+
+use chrono::Utc;
+use orgtrail_api::v1 as pb;
+use orgtrail_api::v1::source_service_client::SourceServiceClient;
+use orgtrail_tests::collector_process::{run_collector_once, BaseCredentials, CollectorProcess};
+use orgtrail_tests::moto::MotoServer;
+use orgtrail_tests::organization::{
+    account_bucket, fresh_records, new_log_file, reader_role, s3_client, SampleOrganization,
+    MANAGEMENT_ACCOUNT,
+};
+use orgtrail_tests::samples::expected_event;
+use orgtrail_tests::{TestStack, WAIT};
+
+const BOUND: Duration = Duration::from_secs(300);
+
+/// `orgtrail-collector --once`, run off the async runtime.
+async fn collect_once(config: String, credentials: BaseCredentials) -> Output {
+    tokio::task::spawn_blocking(move || run_collector_once(&config, &credentials, BOUND))
+        .await
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// The --once summary: per source, its status and counts.
+fn summary(output: &Output) -> BTreeMap<String, Vec<String>> {
+    text(&output.stdout)
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut fields = line.split('\t').map(str::to_string);
+            Some((fields.next()?, fields.collect()))
+        })
+        .collect()
+}
+
+/// A counter of the summary (`listed`, `new`, `committed`, `already`, `events`), summed.
+fn total(output: &Output, column: &str) -> u64 {
+    let columns = [
+        "status",
+        "listed",
+        "new",
+        "committed",
+        "already",
+        "events",
+        "duplicates",
+        "rejected",
+        "faults",
+    ];
+    let position = columns.iter().position(|name| *name == column).unwrap();
+    summary(output)
+        .values()
+        .map(|fields| {
+            fields
+                .get(position)
+                .and_then(|value| value.parse::<u64>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+}
+
+async fn ledger_rows(stack: &TestStack) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM log_files")
+        .fetch_one(&stack.pool().await)
+        .await
+        .unwrap()
+}
+
+async fn source_status(stack: &TestStack) -> Vec<pb::SourceStatus> {
+    SourceServiceClient::new(stack.channel().await)
+        .list_sources(pb::ListSourcesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .sources
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_later() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let stack = TestStack::start().await;
+    let config = organization.collector_config("collector-a", &stack.endpoint(), &[]);
+    let mut expected = organization.expected_store();
+    assert!(organization.accounts.len() >= 3);
+
+    let first = collect_once(config.clone(), BaseCredentials::default()).await;
+    assert!(
+        first.status.success(),
+        "{}\n{}",
+        text(&first.stdout),
+        text(&first.stderr)
+    );
+    let want: std::collections::HashSet<String> = expected.events.keys().cloned().collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+    // Each file once from its account's bucket and once from the organization trail.
+    assert_eq!(
+        ledger_rows(&stack).await as usize,
+        2 * organization.files.len()
+    );
+    assert_eq!(
+        total(&first, "committed") as usize,
+        2 * organization.files.len()
+    );
+    let pool = stack.pool().await;
+    let insights: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM events WHERE event_category = 'Insight'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(insights, 2, "the Insight file's records are Insight events");
+    let digests: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM log_files WHERE object_key LIKE '%CloudTrail-Digest%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(digests, 0, "digest files are not ingested");
+
+    // Every account and region has its status, with the last file taken.
+    let statuses = source_status(&stack).await;
+    for file in &organization.files {
+        let status = statuses
+            .iter()
+            .find(|status| {
+                status.source == format!("member-{}", file.account_id)
+                    && status.aws_region == file.region
+            })
+            .unwrap_or_else(|| panic!("no status for {} {}", file.account_id, file.region));
+        assert!(status.last_error.is_empty(), "{status:?}");
+        assert!(!status.last_object_key.is_empty());
+        assert!(status.last_success_at.is_some());
+    }
+
+    // A second pass finds nothing new.
+    let second = collect_once(config.clone(), BaseCredentials::default()).await;
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert_eq!(total(&second, "new"), 0);
+    assert_eq!(
+        ledger_rows(&stack).await as usize,
+        2 * organization.files.len()
+    );
+
+    // Files delivered later: a new one, and a late one whose key sorts before the newest
+    // already taken (same account and region, earlier in the day).
+    let account = "218007301253";
+    let region = "us-east-1";
+    let newest_taken = statuses
+        .iter()
+        .find(|status| status.source == format!("member-{account}") && status.aws_region == region)
+        .map(|status| status.last_object_key.clone())
+        .unwrap();
+    let newest_day = organization
+        .files
+        .iter()
+        .filter(|file| file.key == newest_taken)
+        .map(|file| file.key.clone())
+        .next()
+        .unwrap();
+    assert!(newest_day.contains("/2023/07/10/"));
+    let later = new_log_file(
+        account,
+        region,
+        Utc::now(),
+        fresh_records(30, Some(Utc::now())),
+    );
+    let late_time = chrono::DateTime::parse_from_rfc3339("2023-07-10T00:05:00Z")
+        .unwrap()
+        .with_timezone(&Utc);
+    let late = new_log_file(
+        account,
+        region,
+        late_time,
+        fresh_records(20, Some(late_time)),
+    );
+    assert!(
+        late.key < newest_taken,
+        "{} sorts before {newest_taken}",
+        late.key
+    );
+    let s3 = s3_client(&organization.endpoint).await;
+    for file in [&later, &late] {
+        organization.upload(&s3, file).await;
+        for record in &file.records {
+            let event = expected_event(record, None).unwrap();
+            expected.events.insert(event.event_id.clone(), event);
+        }
+    }
+    let third = collect_once(config, BaseCredentials::default()).await;
+    assert!(third.status.success(), "{}", text(&third.stderr));
+    assert_eq!(
+        total(&third, "committed"),
+        4,
+        "both files, from the account trail and the organization trail"
+    );
+    let want: std::collections::HashSet<String> = expected.events.keys().cloned().collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_that_cannot_be_assumed_and_a_missing_bucket_fail_alone() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let stack = TestStack::start().await;
+    let missing_bucket = "444444444444";
+    let denied = "555555555555";
+    let mut readable: Vec<&str> = organization.accounts.iter().map(String::as_str).collect();
+    readable.extend([MANAGEMENT_ACCOUNT, missing_bucket]);
+    organization.create_reader_roles(&readable).await;
+    let assumable: Vec<String> = readable
+        .iter()
+        .map(|account| reader_role(account))
+        .collect();
+    let credentials = organization.create_collector_user(&assumable).await;
+    moto.enforce_iam();
+
+    let config =
+        organization.collector_config("collector-a", &stack.endpoint(), &[missing_bucket, denied]);
+    let output = collect_once(config, credentials).await;
+    let stderr = text(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "the exit status says not every source was read"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: member-{denied}: cannot assume role {}: access denied",
+            reader_role(denied)
+        )),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "error: member-{missing_bucket}: bucket {} does not exist",
+            account_bucket(missing_bucket)
+        )),
+        "{stderr}"
+    );
+    let sources = summary(&output);
+    assert_eq!(sources[&format!("member-{denied}")][0], "failed");
+    assert_eq!(sources[&format!("member-{missing_bucket}")][0], "failed");
+    for account in &organization.accounts {
+        assert_eq!(
+            sources[&format!("member-{account}")][0],
+            "read",
+            "{account}: {stderr}"
+        );
+    }
+    assert_eq!(sources["organization-trail"][0], "read");
+
+    // The others completed.
+    let want: std::collections::HashSet<String> = organization
+        .expected_store()
+        .events
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+    // The errors are in the source status, per source.
+    let statuses = source_status(&stack).await;
+    let denied_status = statuses
+        .iter()
+        .find(|status| status.source == format!("member-{denied}"))
+        .unwrap();
+    assert!(
+        denied_status.last_error.contains("access denied"),
+        "{denied_status:?}"
+    );
+    let missing_status = statuses
+        .iter()
+        .find(|status| status.source == format!("member-{missing_bucket}"))
+        .unwrap();
+    assert!(
+        missing_status.last_error.contains("does not exist"),
+        "{missing_status:?}"
+    );
+}
+
+/// Waits until the aggregator holds a file's transaction open.
+async fn wait_for_file_in_flight(stack: &TestStack) {
+    let pool = stack.pool().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND application_name = 'orgtrail-aggregator'
+               AND state IN ('idle in transaction', 'active') AND xact_start IS NOT NULL
+               AND query NOT LIKE '%pg_stat_activity%'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if open > 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no file was ever in flight"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_collector_killed_mid_file_loses_nothing_and_stores_nothing_twice_when_run_again() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let stack = TestStack::start().await;
+    // A large file, so that the kill lands while it streams.
+    let big = new_log_file(
+        "974349055189",
+        "us-east-1",
+        Utc::now(),
+        fresh_records(40_000, None),
+    );
+    organization
+        .upload(&s3_client(&organization.endpoint).await, &big)
+        .await;
+    let mut expected = organization.expected_store();
+    for record in &big.records {
+        let event = expected_event(record, None).unwrap();
+        expected.events.insert(event.event_id.clone(), event);
+    }
+    let config = organization.collector_config("collector-a", &stack.endpoint(), &[]);
+
+    let mut collector = CollectorProcess::spawn(&config, &BaseCredentials::default(), &["--once"]);
+    wait_for_file_in_flight(&stack).await;
+    collector.signal("KILL");
+    collector.wait(WAIT);
+    let partial = stack.stored_event_ids().await;
+    assert!(
+        partial.len() < expected.events.len(),
+        "the kill came before the end"
+    );
+
+    let output = collect_once(config, BaseCredentials::default()).await;
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let want: std::collections::HashSet<String> = expected.events.keys().cloned().collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+    assert_eq!(
+        ledger_rows(&stack).await as usize,
+        2 * (organization.files.len() + 1)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarting_the_aggregator_while_a_collector_runs_loses_nothing() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let mut stack = TestStack::start().await;
+    let config = organization.collector_config("collector-a", &stack.endpoint(), &[]);
+    let mut collector = CollectorProcess::spawn(&config, &BaseCredentials::default(), &[]);
+    let files = 2 * organization.files.len() as i64;
+
+    let pool = stack.pool().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while ledger_rows(&stack).await < files / 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "files are not arriving:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    pool.close().await;
+    stack.restart_aggregator();
+
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    while ledger_rows(&stack).await < files {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not every file arrived:\n{}",
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    collector.signal("TERM");
+    assert_eq!(collector.wait(WAIT), Some(0), "{}", collector.log());
+    let want: std::collections::HashSet<String> = organization
+        .expected_store()
+        .events
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+    assert_eq!(ledger_rows(&stack).await, files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_collectors_over_the_same_sources_read_every_file_once() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let stack = TestStack::start().await;
+    let first = collect_once(
+        organization.collector_config("collector-a", &stack.endpoint(), &[]),
+        BaseCredentials::default(),
+    );
+    let second = collect_once(
+        organization.collector_config("collector-b", &stack.endpoint(), &[]),
+        BaseCredentials::default(),
+    );
+    let (first, second) = tokio::join!(first, second);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(second.status.success(), "{}", text(&second.stderr));
+
+    let files = 2 * organization.files.len() as u64;
+    assert_eq!(
+        total(&first, "committed") + total(&second, "committed"),
+        files,
+        "every file committed once"
+    );
+    assert_eq!(
+        total(&first, "already") + total(&second, "already"),
+        0,
+        "no file read by both"
+    );
+    assert_eq!(
+        total(&first, "new") + total(&second, "new"),
+        files,
+        "no file downloaded by both"
+    );
+    let want: std::collections::HashSet<String> = organization
+        .expected_store()
+        .events
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+    assert_eq!(ledger_rows(&stack).await as u64, files);
+}
