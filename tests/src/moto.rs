@@ -14,7 +14,8 @@ use crate::stack::{free_port, WAIT};
 pub const MOTO_SERVER_VARIABLE: &str = "ORGTRAIL_TEST_MOTO_SERVER";
 
 pub struct MotoServer {
-    child: Child,
+    /// None when attached to a server started by someone else.
+    child: Option<Child>,
     pub address: SocketAddr,
 }
 
@@ -36,7 +37,7 @@ impl MotoServer {
                 .spawn()
                 .unwrap_or_else(|error| panic!("cannot start {}: {error}", program.display()));
             let mut server = MotoServer {
-                child,
+                child: Some(child),
                 address: SocketAddr::from(([127, 0, 0, 1], port)),
             };
             let deadline = Instant::now() + WAIT;
@@ -48,7 +49,7 @@ impl MotoServer {
                     let _ = std::fs::remove_file(&log_path);
                     return server;
                 }
-                if let Ok(Some(_)) = server.child.try_wait() {
+                if let Some(Ok(Some(_))) = server.child.as_mut().map(Child::try_wait) {
                     // Most likely the port was taken meanwhile: try another.
                     last_output = std::fs::read_to_string(&log_path).unwrap_or_default();
                     break;
@@ -60,6 +61,19 @@ impl MotoServer {
             }
         }
         panic!("moto's server did not start:\n{last_output}");
+    }
+
+    /// A server started elsewhere (`http://127.0.0.1:PORT`).
+    pub fn attach(endpoint: &str) -> Result<MotoServer, String> {
+        let address = endpoint
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|error| format!("{endpoint} is not http://IP:PORT: {error}"))?;
+        Ok(MotoServer {
+            child: None,
+            address,
+        })
     }
 
     pub fn endpoint(&self) -> String {
@@ -94,7 +108,9 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        if let Some(child) = &mut self.child {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }

@@ -7,6 +7,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
 
 use crate::memory_file::gzip;
 use crate::moto::MotoServer;
@@ -124,6 +125,79 @@ impl SampleOrganization {
         organization
     }
 
+    /// A generated organization for benchmarks: `accounts` × `regions`, each region folder
+    /// holding `files_per_region` files of `records_per_file` records of the samples' shapes,
+    /// in the account trails only.
+    /// With `large_file_records` > 0, the first account's first region also gets one file of
+    /// that many records (CloudTrail's largest files reach 50 MB compressed).
+    pub async fn seed_generated(
+        moto: &MotoServer,
+        accounts: usize,
+        regions: &[&str],
+        files_per_region: usize,
+        records_per_file: usize,
+        large_file_records: usize,
+    ) -> SampleOrganization {
+        let endpoint = moto.endpoint();
+        let account_ids: Vec<String> = (0..accounts)
+            .map(|number| format!("{:012}", 200_000_000_000u64 + number as u64 * 7_919))
+            .collect();
+        let delivered = Utc::now() - chrono::Duration::hours(1);
+        let mut files = Vec::new();
+        for account in &account_ids {
+            for region in regions {
+                for file in 0..files_per_region {
+                    let time = delivered + chrono::Duration::minutes(5 * file as i64);
+                    files.push(new_log_file(
+                        account,
+                        region,
+                        time,
+                        fresh_records(records_per_file, Some(time)),
+                    ));
+                }
+            }
+        }
+        if large_file_records > 0 {
+            if let (Some(account), Some(region)) = (account_ids.first(), regions.first()) {
+                files.push(new_log_file(
+                    account,
+                    region,
+                    delivered,
+                    fresh_records(large_file_records, Some(delivered)),
+                ));
+            }
+        }
+        let organization = SampleOrganization {
+            accounts: account_ids,
+            files,
+            endpoint,
+        };
+        let s3 = s3_client(&organization.endpoint).await;
+        for account in &organization.accounts {
+            let bucket = account_bucket(account);
+            s3.create_bucket()
+                .bucket(&bucket)
+                .send()
+                .await
+                .unwrap_or_else(|error| panic!("cannot create bucket {bucket}: {error:?}"));
+        }
+        futures::stream::iter(&organization.files)
+            .for_each_concurrent(8, |file| {
+                let s3 = s3.clone();
+                async move {
+                    put(
+                        &s3,
+                        &account_bucket(&file.account_id),
+                        &file.key,
+                        file.bytes.clone(),
+                    )
+                    .await
+                }
+            })
+            .await;
+        organization
+    }
+
     /// Writes a file to its account's bucket and to the organization trail bucket.
     pub async fn upload(&self, s3: &aws_sdk_s3::Client, file: &PlacedFile) {
         put(
@@ -166,6 +240,29 @@ impl SampleOrganization {
         aggregator_endpoint: &str,
         extra_accounts: &[&str],
     ) -> String {
+        let mut config =
+            self.account_trails_config(collector_id, aggregator_endpoint, extra_accounts);
+        config.push_str(&format!(
+            r#"
+[[sources]]
+name = "organization-trail"
+bucket = "{ORGANIZATION_BUCKET}"
+bucket_region = "us-east-1"
+role_arn = "{management_role}"
+external_id = "{EXTERNAL_ID}"
+"#,
+            management_role = reader_role(MANAGEMENT_ACCOUNT),
+        ));
+        config
+    }
+
+    /// A collector configuration reading the account trails only.
+    pub fn account_trails_config(
+        &self,
+        collector_id: &str,
+        aggregator_endpoint: &str,
+        extra_accounts: &[&str],
+    ) -> String {
         let mut accounts: Vec<String> = self
             .accounts
             .iter()
@@ -201,17 +298,9 @@ bucket_region = "us-east-1"
 role_arn = "arn:aws:iam::{{account}}:role/OrgtrailReader"
 external_id = "{EXTERNAL_ID}"
 accounts = [{accounts}]
-
-[[sources]]
-name = "organization-trail"
-bucket = "{ORGANIZATION_BUCKET}"
-bucket_region = "us-east-1"
-role_arn = "{management_role}"
-external_id = "{EXTERNAL_ID}"
 "#,
             accounts = accounts.join(", "),
             endpoint = self.endpoint,
-            management_role = reader_role(MANAGEMENT_ACCOUNT),
         )
     }
 }

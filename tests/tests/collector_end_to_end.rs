@@ -38,7 +38,7 @@ fn summary(output: &Output) -> BTreeMap<String, Vec<String>> {
         .lines()
         .skip(1)
         .filter_map(|line| {
-            let mut fields = line.split('\t').map(str::to_string);
+            let mut fields = line.split_whitespace().map(str::to_string);
             Some((fields.next()?, fields.collect()))
         })
         .collect()

@@ -1,6 +1,12 @@
+//! Benchmarks.
+//!
 //! `cargo xtask bench ingest [--events N] [--streams S] [--records-per-file R]`: ingest
 //! throughput through gRPC into PostgreSQL, beside the ceiling of this machine — a plain COPY
-//! of the very same rows into the same table — in one run.
+//! of the very same rows into the same table — in one run; then lookup latencies.
+//!
+//! `cargo xtask bench collect [--accounts A] [--regions R] [--files-per-region F]
+//! [--records-per-file N] [--large-file-records L]`: one collector pass over a generated
+//! organization in moto: files/s, events/s and the collector's peak memory.
 //!
 //! The data is generated from the shapes of the real samples: each record is a real sample
 //! record with a fresh eventID, an eventTime spread over 30 days, and one of 100 accounts and
@@ -10,6 +16,7 @@
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -19,6 +26,127 @@ use serde_json::Value;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{build_binaries, start_aggregator, Profile};
 use crate::workspace_root;
+
+pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
+    let mut options = [
+        ("--accounts", 100usize),
+        ("--regions", 4),
+        ("--files-per-region", 5),
+        ("--records-per-file", 100),
+        ("--large-file-records", 350_000),
+    ];
+    let mut arguments = arguments.iter();
+    while let Some(flag) = arguments.next() {
+        let value: usize = arguments
+            .next()
+            .with_context(|| format!("{flag} needs a value"))?
+            .parse()
+            .with_context(|| format!("{flag} needs a number"))?;
+        let option = options
+            .iter_mut()
+            .find(|(name, _)| name == flag)
+            .with_context(|| format!("unknown option {flag}: use --accounts, --regions, --files-per-region, --records-per-file, --large-file-records"))?;
+        option.1 = value;
+    }
+    let [accounts, regions, files_per_region, records_per_file, large_file_records] =
+        options.map(|(_, value)| value.to_string());
+
+    let bin_dir = build_binaries(Profile::Release)?;
+    let moto_server = crate::moto::ensure_moto_server()?;
+    let work = workspace_root().join("target/bench/collect");
+    std::fs::create_dir_all(&work)?;
+    let postgres = ThrowawayPostgres::start()?;
+    let (_moto, moto_endpoint) =
+        crate::processes::start_moto(&moto_server, &work.join("moto.log"))?;
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("postgres"),
+        &work.join("aggregator.log"),
+        &[("ORGTRAIL_LOG__LEVEL", "warn")],
+    )?;
+    let endpoint = format!("http://{address}");
+    let config = work.join("collector.toml");
+    eprintln!("bench: putting the generated organization into moto");
+    let seeded = Command::new(bin_dir.join("orgtrail-sample-organization"))
+        .args([
+            "--moto",
+            &moto_endpoint,
+            "--aggregator",
+            &endpoint,
+            "--config-out",
+        ])
+        .arg(&config)
+        .args([
+            "--generated",
+            &accounts,
+            &regions,
+            &files_per_region,
+            &records_per_file,
+            &large_file_records,
+        ])
+        .output()
+        .context("cannot run orgtrail-sample-organization")?;
+    if !seeded.status.success() {
+        bail!(
+            "seeding failed: {}",
+            String::from_utf8_lossy(&seeded.stderr)
+        );
+    }
+    let organization = String::from_utf8_lossy(&seeded.stdout).trim().to_string();
+    check_interrupted(interrupted)?;
+
+    eprintln!("bench: one collector pass");
+    let started = Instant::now();
+    let output = Command::new(bin_dir.join("orgtrail-collector"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--once")
+        .envs(crate::processes::COLLECTOR_ENVIRONMENT)
+        .env("ORGTRAIL_LOG__LEVEL", "warn")
+        .output()
+        .context("cannot run orgtrail-collector")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        bail!("the collector's pass failed:\n{stdout}{stderr}");
+    }
+    aggregator.stop();
+    let column = |name: &str| -> u64 {
+        let mut lines = stdout.lines();
+        let header: Vec<&str> = lines
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let position = header
+            .iter()
+            .position(|title| *title == name)
+            .unwrap_or(usize::MAX);
+        lines
+            .filter_map(|line| line.split_whitespace().nth(position)?.parse::<u64>().ok())
+            .sum()
+    };
+    let files = column("COMMITTED");
+    let events = column("EVENTS");
+    let peak = stderr
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("peak memory: ")?
+                .strip_suffix(" KiB")?
+                .parse::<u64>()
+                .ok()
+        })
+        .context("the collector did not report its peak memory")?;
+    println!("collect benchmark: {organization}");
+    println!("  one pass, {accounts} sources (one per account), {regions} regions each:");
+    println!("  {files} files, {events} events in {seconds:.1} s");
+    println!("  {:10.1} files/s", files as f64 / seconds);
+    println!("  {:10.0} events/s", events as f64 / seconds);
+    println!("  collector peak RSS: {:.1} MiB", peak as f64 / 1024.0);
+    println!("  (moto's S3/STS server, the aggregator and PostgreSQL on this machine's cores; moto is the slowest part)");
+    Ok(())
+}
 
 struct IngestBenchOptions {
     events: usize,

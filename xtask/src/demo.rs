@@ -1,17 +1,20 @@
-//! `cargo xtask demo`: orgtrail's main job on a local sample organization — a throwaway
-//! PostgreSQL, the aggregator, the sample organization's real CloudTrail files ingested (twice,
-//! to show that nothing is stored twice), then the consolidated view summarised per account,
-//! region and category, and a few lookups across the organization.
+//! `cargo xtask demo`: orgtrail's main job on a local sample organization. moto's S3/STS server
+//! stands in for AWS, seeded with an organization built from the real sample records (three
+//! member accounts with two regions each, their account trails and an organization trail
+//! holding the same files); the collector assumes a role into each account and reads it; the
+//! aggregator dedupes and stores everything in a throwaway PostgreSQL. Then the consolidated
+//! view: source status, a summary per account, region and category, and lookups.
 
-use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context};
 
+use crate::moto::ensure_moto_server;
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, start_aggregator, Profile};
-use crate::workspace_root;
+use crate::processes::{
+    build_binaries, start_aggregator, start_moto, Profile, COLLECTOR_ENVIRONMENT,
+};
 
 /// The lookups shown, as (what it shows, `orgtrail events lookup` arguments).
 const LOOKUPS: &[(&str, &[&str])] = &[
@@ -40,7 +43,10 @@ const LOOKUPS: &[(&str, &[&str])] = &[
         "Activity on S3 buckets (ResourceType)",
         &["--attr", "ResourceType=AWS::S3::Bucket", "--max", "5"],
     ),
-    ("Insights events", &["--category", "Insight"]),
+    (
+        "Insights events (read from the CloudTrail-Insight folder)",
+        &["--category", "Insight"],
+    ),
     (
         "One event's original record, byte for byte (EventId, --output jsonl)",
         &[
@@ -54,76 +60,112 @@ const LOOKUPS: &[(&str, &[&str])] = &[
 
 pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     let bin_dir = build_binaries(Profile::Debug)?;
-    let data = workspace_root().join("data/cloudtrail");
-    if !data.is_dir() {
-        bail!(
-            "the sample data is missing: {} (run from a full clone)",
-            data.display()
-        );
-    }
+    let moto_server = ensure_moto_server()?;
+    let work = std::env::temp_dir().join(format!("orgtrail-demo-{}", crate::unique_suffix()));
+    std::fs::create_dir_all(&work)?;
     let postgres = ThrowawayPostgres::start()?;
-    let log = std::env::temp_dir().join(format!(
-        "orgtrail-demo-aggregator-{}.log",
-        crate::unique_suffix()
-    ));
-    let (mut aggregator, address) =
-        start_aggregator(&bin_dir, &postgres.url("postgres"), &log, &[])?;
+    let (_moto, moto_endpoint) = start_moto(&moto_server, &work.join("moto.log"))?;
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("postgres"),
+        &work.join("aggregator.log"),
+        &[],
+    )?;
     let endpoint = format!("http://{address}");
-    let orgtrail = |arguments: &[&str]| -> anyhow::Result<i32> {
+    heading(&format!(
+        "orgtrail demo: aggregator at {endpoint}, PostgreSQL at {}, AWS (moto) at {moto_endpoint}; logs in {}",
+        postgres.url("postgres"),
+        work.display()
+    ));
+
+    heading("1. A sample organization in S3, built from real CloudTrail files (2014-2024)");
+    let collector_config = work.join("collector.toml");
+    let seeded = Command::new(bin_dir.join("orgtrail-sample-organization"))
+        .args([
+            "--moto",
+            &moto_endpoint,
+            "--aggregator",
+            &endpoint,
+            "--config-out",
+        ])
+        .arg(&collector_config)
+        .status()
+        .context("cannot run orgtrail-sample-organization")?;
+    if !seeded.success() {
+        bail!("the sample organization could not be put into moto");
+    }
+    println!("three member accounts × two regions, each with its own trail bucket (AWSLogs/<account>/…),");
+    println!("and an organization trail bucket holding the same files (AWSLogs/o-orgtrail001/<account>/…)");
+
+    heading(
+        "2. The collector: one pass, assuming a role into each account (orgtrail-collector --once)",
+    );
+    collect_once(&bin_dir, &collector_config, &work)?;
+    check_interrupted(interrupted)?;
+
+    heading("3. A second pass: listing resumes where the ledger left off; nothing is new");
+    collect_once(&bin_dir, &collector_config, &work)?;
+    check_interrupted(interrupted)?;
+
+    let orgtrail = |arguments: &[&str]| -> anyhow::Result<()> {
         let status = Command::new(bin_dir.join("orgtrail"))
             .arg("--endpoint")
             .arg(&endpoint)
             .args(arguments)
             .status()
             .context("cannot run orgtrail")?;
-        Ok(status.code().unwrap_or(-1))
+        if !status.success() {
+            bail!("orgtrail {} failed ({status})", arguments.join(" "));
+        }
+        Ok(())
     };
+    heading("4. Source status per account and region: last file taken, lag, errors");
+    println!("$ orgtrail sources list");
+    orgtrail(&["sources", "list"])?;
 
-    heading(&format!(
-        "orgtrail demo: aggregator at {endpoint}, PostgreSQL at {}, aggregator log {}",
-        postgres.url("postgres"),
-        log.display()
-    ));
-    heading(
-        "1. Backfilling the sample organization (real CloudTrail files of 25 accounts, 2014-2024)",
-    );
-    println!("$ orgtrail ingest data/cloudtrail");
-    ingest(&orgtrail, &data)?;
-    check_interrupted(interrupted)?;
-
-    heading("2. Sending every file again: the file ledger answers, nothing is stored twice");
-    println!("$ orgtrail ingest data/cloudtrail");
-    ingest(&orgtrail, &data)?;
-    check_interrupted(interrupted)?;
-
-    heading("3. The consolidated view, per account, region and event category");
+    heading("5. The consolidated view, per account, region and event category (the organization trail's copies stored once)");
     println!("$ orgtrail events summary");
     orgtrail(&["events", "summary"])?;
 
     for (number, (title, arguments)) in LOOKUPS.iter().enumerate() {
         check_interrupted(interrupted)?;
-        heading(&format!("{}. {title}", number + 4));
+        heading(&format!("{}. {title}", number + 6));
         println!("$ orgtrail events lookup {}", arguments.join(" "));
         let mut command = vec!["events", "lookup"];
         command.extend_from_slice(arguments);
-        let code = orgtrail(&command)?;
-        if code != 0 {
-            bail!("the lookup failed (exit {code})");
-        }
+        orgtrail(&command)?;
     }
     aggregator.stop();
-    heading("Done: the aggregator drained and stopped; the throwaway PostgreSQL is removed.");
+    heading("Done: the aggregator drained and stopped; PostgreSQL and moto are removed.");
     Ok(())
 }
 
-/// Exit 0 (clean) and 2 (some records rejected: the sample holds 5 hand-written
-/// documentation records without an eventID) are expected; the rejections are printed.
-fn ingest(orgtrail: &dyn Fn(&[&str]) -> anyhow::Result<i32>, data: &Path) -> anyhow::Result<()> {
-    let data = data.to_string_lossy();
-    match orgtrail(&["ingest", &data])? {
-        0 | 2 => Ok(()),
-        code => bail!("ingest failed (exit {code})"),
+/// Runs one collector pass; its summary table on stdout, its log in the work folder.
+fn collect_once(
+    bin_dir: &std::path::Path,
+    config: &std::path::Path,
+    work: &std::path::Path,
+) -> anyhow::Result<()> {
+    println!("$ orgtrail-collector --config collector.toml --once");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(work.join("collector.log"))?;
+    let status = Command::new(bin_dir.join("orgtrail-collector"))
+        .arg("--config")
+        .arg(config)
+        .arg("--once")
+        .envs(COLLECTOR_ENVIRONMENT)
+        .stderr(Stdio::from(log))
+        .status()
+        .context("cannot run orgtrail-collector")?;
+    if !status.success() {
+        bail!(
+            "the collector's pass failed ({status}); see {}",
+            work.join("collector.log").display()
+        );
     }
+    Ok(())
 }
 
 fn heading(text: &str) {

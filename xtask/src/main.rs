@@ -5,6 +5,7 @@
 //!   (`cargo test --workspace ARGS…`), tears it down.
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
+//! - `cargo xtask bench collect`: a collector pass over a generated organization.
 
 mod bench;
 mod demo;
@@ -29,7 +30,8 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   demo            run orgtrail on a local sample organization and show the consolidated view
-  bench ingest    measure ingest through gRPC against a plain COPY of the same rows";
+  bench ingest    measure ingest through gRPC against a plain COPY of the same rows
+  bench collect   measure one collector pass over a generated organization in moto";
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -46,6 +48,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
         Some("demo") => demo::run_demo(&interrupted),
         Some("bench") => match arguments.get(1).map(String::as_str) {
             Some("ingest") => bench::bench_ingest(&arguments[2..], &interrupted),
+            Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
             _ => bail!("{USAGE}"),
         },
         _ => bail!("{USAGE}"),

@@ -109,6 +109,66 @@ pub fn start_aggregator(
     }
 }
 
+/// Starts moto's server on a free loopback port; waits (at most a minute) until it answers.
+pub fn start_moto(moto_server: &Path, log_path: &Path) -> anyhow::Result<(ChildProcess, String)> {
+    let port = crate::free_port()?;
+    let log = std::fs::File::create(log_path)
+        .with_context(|| format!("cannot create {}", log_path.display()))?;
+    let child = Command::new(moto_server)
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .context("cannot start moto_server")?;
+    let mut process = ChildProcess { child };
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if http_get_status(address, "/moto-api/") == Some(200) {
+            return Ok((process, format!("http://{address}")));
+        }
+        if let Ok(Some(status)) = process.child.try_wait() {
+            bail!(
+                "moto_server exited ({status}):\n{}",
+                std::fs::read_to_string(log_path).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("moto_server did not answer within a minute");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn http_get_status(address: SocketAddr, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// The environment of a collector reading moto: moto's test credentials as the base
+/// credentials (the default chain's first link), nothing from the host's AWS setup.
+pub const COLLECTOR_ENVIRONMENT: [(&str, &str); 6] = [
+    ("AWS_ACCESS_KEY_ID", "testing"),
+    ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ("AWS_REGION", "us-east-1"),
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_CONFIG_FILE", "/nonexistent/orgtrail"),
+    ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent/orgtrail"),
+];
+
 /// The address in the aggregator's `listening` log line (JSON format).
 fn listening_address(line: &str) -> Option<SocketAddr> {
     let value: serde_json::Value = serde_json::from_str(line).ok()?;

@@ -1,8 +1,9 @@
 //! The client side of orgtrail's gRPC API, shared by the `orgtrail` CLI and the collector:
-//! connecting to the aggregator, and sending log files over ingest streams.
+//! connecting to the aggregator, sending log files over ingest streams, and plain text tables.
 
 pub mod channel;
 pub mod ingest_sender;
+pub mod table;
 
 pub use channel::{connect, connect_for_streams, error_chain, ClientSettings, ConnectError};
 pub use ingest_sender::{

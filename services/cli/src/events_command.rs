@@ -12,9 +12,9 @@ use orgtrail_domain::lookup::LookupAttributeKey;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::table::render_table;
 use crate::time_argument::{parse_time, RangeEnd};
 use crate::{LookupArguments, OutputFormat, SummaryArguments, SummaryFormat};
+use orgtrail_client::table::render_table;
 
 /// Events asked for per call while paging.
 const PAGE_SIZE: u64 = 500;

@@ -3,7 +3,6 @@
 mod events_command;
 mod ingest_command;
 mod sources_command;
-mod table;
 mod time_argument;
 
 use std::path::PathBuf;

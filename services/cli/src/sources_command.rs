@@ -9,8 +9,8 @@ use orgtrail_api::v1::source_service_client::SourceServiceClient;
 use orgtrail_client::{connect, ClientSettings};
 
 use crate::events_command::format_time;
-use crate::table::render_table;
 use crate::{SourcesListArguments, SummaryFormat};
+use orgtrail_client::table::render_table;
 
 pub async fn run_sources_list(
     settings: &ClientSettings,

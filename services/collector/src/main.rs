@@ -17,6 +17,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use orgtrail_client::table::render_table;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -85,10 +86,7 @@ fn run() -> anyhow::Result<ExitCode> {
 /// Prints one line per source and the errors; exit status 0 only if every source was read
 /// without error.
 fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) -> ExitCode {
-    let mut clean = !cancelled;
-    println!(
-        "source\tstatus\tlisted\tnew\tcommitted\talready\tevents\tduplicates\trejected\tfaults"
-    );
+    let mut rows = Vec::new();
     let mut errors = Vec::new();
     for (name, outcome) in outcomes {
         match outcome {
@@ -97,42 +95,60 @@ fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) ->
                 let status = if region_errors.is_empty() {
                     "read"
                 } else {
-                    "partly read"
+                    "partial"
                 };
                 let counts = &report.counts;
-                println!(
-                    "{name}\t{status}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
-                    counts.files_listed,
-                    counts.files_new,
-                    counts.committed,
-                    counts.already_ingested,
-                    counts.events_stored,
-                    counts.duplicates,
-                    counts.rejected,
-                    counts.faults
+                let mut row = vec![name.clone(), status.to_string()];
+                row.extend(
+                    [
+                        counts.files_listed as u64,
+                        counts.files_new as u64,
+                        counts.committed as u64,
+                        counts.already_ingested as u64,
+                        counts.events_stored,
+                        counts.duplicates,
+                        counts.rejected,
+                        counts.faults as u64,
+                    ]
+                    .map(|count| count.to_string()),
                 );
-                for error in region_errors {
-                    clean = false;
-                    errors.push(format!("{name}: {error}"));
-                }
+                rows.push(row);
+                errors.extend(
+                    region_errors
+                        .into_iter()
+                        .map(|error| format!("{name}: {error}")),
+                );
             }
             SourceOutcome::Failed(error) => {
-                clean = false;
-                println!("{name}\tfailed\t-\t-\t-\t-\t-\t-\t-\t-");
+                rows.push(not_read_row(name, "failed"));
                 errors.push(format!("{name}: {error}"));
             }
             SourceOutcome::LeasedElsewhere(holder) => {
-                clean = false;
-                println!("{name}\tnot read\t-\t-\t-\t-\t-\t-\t-\t-");
+                rows.push(not_read_row(name, "skipped"));
                 errors.push(format!("{name}: leased by {holder} for the whole pass"));
             }
         }
     }
+    print!(
+        "{}",
+        render_table(
+            &[
+                "SOURCE",
+                "STATUS",
+                "LISTED",
+                "NEW",
+                "COMMITTED",
+                "ALREADY",
+                "EVENTS",
+                "DUPLICATES",
+                "REJECTED",
+                "FAULTS"
+            ],
+            &rows
+        )
+    );
     if let Some(peak) = peak_memory_kib() {
-        eprintln!("peak memory: {} KiB", peak);
-    }
-    if errors.is_empty() && clean {
-        return ExitCode::SUCCESS;
+        eprintln!("peak memory: {peak} KiB");
     }
     for error in &errors {
         eprintln!("error: {error}");
@@ -140,7 +156,17 @@ fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) ->
     if cancelled {
         eprintln!("error: stopped before the pass was complete");
     }
-    ExitCode::FAILURE
+    if errors.is_empty() && !cancelled {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn not_read_row(name: &str, status: &str) -> Vec<String> {
+    let mut row = vec![name.to_string(), status.to_string()];
+    row.extend(std::iter::repeat_n("-".to_string(), 8));
+    row
 }
 
 /// The process's peak resident set size (VmHWM), for benchmarks.
