@@ -62,7 +62,10 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
         &bin_dir,
         &postgres.url("postgres"),
         &work.join("aggregator.log"),
-        &[("ORGTRAIL_LOG__LEVEL", "warn")],
+        &[(
+            "ORGTRAIL_LOG__LEVEL",
+            "warn,orgtrail_aggregator::server=info",
+        )],
     )?;
     let endpoint = format!("http://{address}");
     let config = work.join("collector.toml");

@@ -70,11 +70,18 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|file| file.records.len())
         .sum();
+    let largest = organization
+        .files
+        .iter()
+        .map(|file| file.bytes.len())
+        .max()
+        .unwrap_or(0);
     println!(
-        "sample organization: {} accounts, {} log files, {} records",
+        "sample organization: {} accounts, {} log files, {} records, the largest file {:.1} MB compressed",
         organization.accounts.len(),
         organization.files.len(),
-        records
+        records,
+        largest as f64 / 1e6
     );
     Ok(())
 }
