@@ -53,8 +53,13 @@ fn command(config: &str, credentials: &BaseCredentials, arguments: &[&str]) -> (
     (command, config_path)
 }
 
-/// Runs `orgtrail-collector --once` to its end (at most `bound`).
-pub fn run_collector_once(config: &str, credentials: &BaseCredentials, bound: Duration) -> Output {
+/// Runs `orgtrail-collector --once` to its end; `Err` with what it wrote when it took longer
+/// than `bound` (it is killed then).
+pub fn run_collector_once(
+    config: &str,
+    credentials: &BaseCredentials,
+    bound: Duration,
+) -> Result<Output, Output> {
     let (mut command, config_path) = command(config, credentials, &["--once"]);
     let mut child = command
         .stdout(Stdio::piped())
@@ -64,22 +69,29 @@ pub fn run_collector_once(config: &str, credentials: &BaseCredentials, bound: Du
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
     let deadline = Instant::now() + bound;
-    let status = loop {
+    let (status, timed_out) = loop {
         if let Ok(Some(status)) = child.try_wait() {
-            break status;
+            break (status, false);
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let stderr = String::from_utf8_lossy(&stderr.join().unwrap_or_default()).into_owned();
-            panic!("orgtrail-collector --once took longer than {bound:?}:\n{stderr}");
+            match child.wait() {
+                Ok(status) => break (status, true),
+                Err(error) => panic!("cannot wait for the killed collector: {error}"),
+            }
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let _ = std::fs::remove_file(&config_path);
-    Output {
+    let output = Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
         stderr: stderr.join().unwrap_or_default(),
+    };
+    if timed_out {
+        Err(output)
+    } else {
+        Ok(output)
     }
 }
 

@@ -82,12 +82,9 @@ impl TestStack {
     }
 
     pub async fn ingest_sender(&self, settings: SenderSettings) -> IngestSender {
-        let channel = orgtrail_client::connect_for_streams(&self.client_settings())
+        IngestSender::connect(&self.client_settings(), settings)
             .await
-            .unwrap_or_else(|error| panic!("cannot connect to the aggregator: {error}"));
-        IngestSender::new(channel, settings)
-            .await
-            .unwrap_or_else(|status| panic!("the aggregator did not give its limits: {status}"))
+            .unwrap_or_else(|error| panic!("cannot start sending to the aggregator: {error}"))
     }
 
     /// A pool on the stack's database, for checking SQL state after the fact.

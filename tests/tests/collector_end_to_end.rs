@@ -21,11 +21,30 @@ use orgtrail_tests::{TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(300);
 
-/// `orgtrail-collector --once`, run off the async runtime.
-async fn collect_once(config: String, credentials: BaseCredentials) -> Output {
-    tokio::task::spawn_blocking(move || run_collector_once(&config, &credentials, BOUND))
+/// `orgtrail-collector --once`, run off the async runtime; a run that takes longer than
+/// [`BOUND`] fails the test with the collector's and the aggregator's logs.
+async fn collect_once(stack: &TestStack, config: String, credentials: BaseCredentials) -> Output {
+    let run = tokio::task::spawn_blocking(move || run_collector_once(&config, &credentials, BOUND))
         .await
-        .unwrap()
+        .unwrap();
+    match run {
+        Ok(output) => output,
+        Err(output) => {
+            let sessions: Vec<(String, String, String, String)> = sqlx::query_as(
+                "SELECT coalesce(state, ''), coalesce(wait_event_type || ':' || wait_event, ''),
+                        coalesce((now() - xact_start)::text, ''), left(query, 200)
+                 FROM pg_stat_activity WHERE datname = current_database()",
+            )
+            .fetch_all(&stack.pool().await)
+            .await
+            .unwrap_or_default();
+            panic!(
+                "orgtrail-collector --once took longer than {BOUND:?}:\n{}\nPostgreSQL sessions: {sessions:#?}\naggregator:\n{}",
+                text(&output.stderr),
+                stack.aggregator_log()
+            )
+        }
+    }
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -94,7 +113,7 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
     let mut expected = organization.expected_store();
     assert!(organization.accounts.len() >= 3);
 
-    let first = collect_once(config.clone(), BaseCredentials::default()).await;
+    let first = collect_once(&stack, config.clone(), BaseCredentials::default()).await;
     assert!(
         first.status.success(),
         "{}\n{}",
@@ -143,7 +162,7 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
     }
 
     // A second pass finds nothing new.
-    let second = collect_once(config.clone(), BaseCredentials::default()).await;
+    let second = collect_once(&stack, config.clone(), BaseCredentials::default()).await;
     assert!(second.status.success(), "{}", text(&second.stderr));
     assert_eq!(total(&second, "new"), 0);
     assert_eq!(
@@ -196,7 +215,7 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
             expected.events.insert(event.event_id.clone(), event);
         }
     }
-    let third = collect_once(config, BaseCredentials::default()).await;
+    let third = collect_once(&stack, config, BaseCredentials::default()).await;
     assert!(third.status.success(), "{}", text(&third.stderr));
     assert_eq!(
         total(&third, "committed"),
@@ -226,7 +245,7 @@ async fn a_role_that_cannot_be_assumed_and_a_missing_bucket_fail_alone() {
 
     let config =
         organization.collector_config("collector-a", &stack.endpoint(), &[missing_bucket, denied]);
-    let output = collect_once(config, credentials).await;
+    let output = collect_once(&stack, config, credentials).await;
     let stderr = text(&output.stderr);
     assert!(
         !output.status.success(),
@@ -286,16 +305,18 @@ async fn a_role_that_cannot_be_assumed_and_a_missing_bucket_fail_alone() {
     );
 }
 
-/// Waits until the aggregator holds a file's transaction open.
+/// Waits until the aggregator holds a file's transaction open: a file's ledger row is
+/// written (and locked) from its first message to its commit.
 async fn wait_for_file_in_flight(stack: &TestStack) {
     let pool = stack.pool().await;
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'orgtrail-aggregator'
-               AND state IN ('idle in transaction', 'active') AND xact_start IS NOT NULL
-               AND query NOT LIKE '%pg_stat_activity%'",
+            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)
+             WHERE pg_stat_activity.datname = current_database()
+               AND pg_stat_activity.application_name = 'orgtrail-aggregator'
+               AND pg_locks.relation = 'log_files'::regclass
+               AND pg_locks.mode = 'RowExclusiveLock'",
         )
         .fetch_one(&pool)
         .await
@@ -307,7 +328,7 @@ async fn wait_for_file_in_flight(stack: &TestStack) {
             tokio::time::Instant::now() < deadline,
             "no file was ever in flight"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
@@ -343,7 +364,7 @@ async fn a_collector_killed_mid_file_loses_nothing_and_stores_nothing_twice_when
         "the kill came before the end"
     );
 
-    let output = collect_once(config, BaseCredentials::default()).await;
+    let output = collect_once(&stack, config, BaseCredentials::default()).await;
     assert!(output.status.success(), "{}", text(&output.stderr));
     let want: std::collections::HashSet<String> = expected.events.keys().cloned().collect();
     assert_eq!(stack.stored_event_ids().await, want);
@@ -402,10 +423,12 @@ async fn two_collectors_over_the_same_sources_read_every_file_once() {
     let organization = SampleOrganization::seed(&moto).await;
     let stack = TestStack::start().await;
     let first = collect_once(
+        &stack,
         organization.collector_config("collector-a", &stack.endpoint(), &[]),
         BaseCredentials::default(),
     );
     let second = collect_once(
+        &stack,
         organization.collector_config("collector-b", &stack.endpoint(), &[]),
         BaseCredentials::default(),
     );

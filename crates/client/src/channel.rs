@@ -64,15 +64,12 @@ pub async fn connect(settings: &ClientSettings) -> Result<Channel, ConnectError>
         })
 }
 
-/// A channel for ingest streams, which last as long as their files take.
-pub async fn connect_for_streams(settings: &ClientSettings) -> Result<Channel, ConnectError> {
-    endpoint(settings)?
-        .connect()
-        .await
-        .map_err(|source| ConnectError::Unreachable {
-            endpoint: settings.endpoint.clone(),
-            source,
-        })
+/// The endpoint of ingest streams (no overall timeout: a stream lasts as long as its files
+/// take). Each stream gets a connection of its own from it: HTTP/2 streams sharing one
+/// connection share its flow-control window, and a stream whose file waits in the aggregator
+/// (for another file's uncommitted events) must not starve the stream it waits for.
+pub fn stream_endpoint(settings: &ClientSettings) -> Result<Endpoint, ConnectError> {
+    endpoint(settings)
 }
 
 /// `error: source: source…`.

@@ -23,7 +23,9 @@ use orgtrail_domain::{read_log_file, LogFileItem, LogFileOrigin, ReadLimits};
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
-use tonic::transport::Channel;
+use tonic::transport::Endpoint;
+
+use crate::channel::{stream_endpoint, ClientSettings, ConnectError};
 use tonic::{Code, Status};
 
 /// A log file that can be opened (again, for a resend) as a byte stream.
@@ -120,6 +122,9 @@ pub struct SenderSettings {
     /// First backoff after a broken stream; doubles up to `max_retry_delay`, with jitter.
     pub retry_delay: Duration,
     pub max_retry_delay: Duration,
+    /// A stream whose aggregator answers nothing for this long while files wait for answers
+    /// is taken for broken: its files are sent again on a new stream.
+    pub answer_timeout: Duration,
     pub read_limits: ReadLimits,
 }
 
@@ -131,6 +136,7 @@ impl Default for SenderSettings {
             max_attempts: 8,
             retry_delay: Duration::from_millis(200),
             max_retry_delay: Duration::from_secs(10),
+            answer_timeout: Duration::from_secs(600),
             read_limits: ReadLimits::default(),
         }
     }
@@ -151,24 +157,46 @@ const MAX_RECORDS_PER_MESSAGE: usize = 1000;
 /// Sends log files to one aggregator.
 #[derive(Clone)]
 pub struct IngestSender {
-    channel: Channel,
+    /// Each stream connects on its own (see [`crate::stream_endpoint`]).
+    endpoint: Endpoint,
     settings: SenderSettings,
     limits: AggregatorLimits,
 }
 
+/// Why a sender could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
+    #[error("the aggregator did not give its ingest limits: {}", .0.message())]
+    Limits(Status),
+}
+
 impl IngestSender {
-    /// Asks the aggregator for its limits.
-    pub async fn new(channel: Channel, settings: SenderSettings) -> Result<IngestSender, Status> {
-        let limits = IngestServiceClient::new(channel.clone())
+    /// Connects to the aggregator and asks for its limits.
+    pub async fn connect(
+        client: &ClientSettings,
+        settings: SenderSettings,
+    ) -> Result<IngestSender, StartError> {
+        let endpoint = stream_endpoint(client)?;
+        let channel = endpoint
+            .connect()
+            .await
+            .map_err(|source| ConnectError::Unreachable {
+                endpoint: client.endpoint.clone(),
+                source,
+            })?;
+        let limits = IngestServiceClient::new(channel)
             .get_ingest_limits(pb::GetIngestLimitsRequest {})
-            .await?
+            .await
+            .map_err(StartError::Limits)?
             .into_inner();
         let limits = AggregatorLimits {
             max_request_bytes: usize::try_from(limits.max_request_bytes).unwrap_or(usize::MAX),
             max_record_bytes: usize::try_from(limits.max_record_bytes).unwrap_or(usize::MAX),
         };
         Ok(IngestSender {
-            channel,
+            endpoint,
             settings,
             limits,
         })
@@ -343,7 +371,7 @@ impl StreamWorker {
         let settings = &self.sender.settings;
         let pending: Arc<Mutex<VecDeque<Pending>>> = Arc::new(Mutex::new(VecDeque::new()));
         let (requests, outgoing) = mpsc::channel::<pb::IngestRequest>(4);
-        let mut client = IngestServiceClient::new(self.sender.channel.clone())
+        let mut client = IngestServiceClient::new(self.sender.endpoint.connect_lazy())
             .max_encoding_message_size(self.sender.limits.max_request_bytes)
             .max_decoding_message_size(64 << 20);
         let producer = tokio::spawn(produce_files(
@@ -377,8 +405,16 @@ impl StreamWorker {
         mut answers: tonic::Streaming<pb::IngestResponse>,
         pending: &Mutex<VecDeque<Pending>>,
     ) -> Result<(), Status> {
+        let timeout = self.sender.settings.answer_timeout;
         loop {
-            let answer = match answers.message().await? {
+            let next = tokio::time::timeout(timeout, answers.message())
+                .await
+                .map_err(|_| {
+                    Status::deadline_exceeded(format!(
+                        "the aggregator answered nothing for {timeout:?}"
+                    ))
+                })?;
+            let answer = match next? {
                 Some(answer) => answer,
                 None => return Ok(()),
             };

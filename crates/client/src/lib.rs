@@ -5,9 +5,9 @@ pub mod channel;
 pub mod ingest_sender;
 pub mod table;
 
-pub use channel::{connect, connect_for_streams, error_chain, ClientSettings, ConnectError};
+pub use channel::{connect, error_chain, stream_endpoint, ClientSettings, ConnectError};
 pub use ingest_sender::{
     FileOutcome, FileReport, FileResult, IngestSender, LocalLogFile, LogFileReader, SendError,
-    SenderSettings,
+    SenderSettings, StartError,
 };
 pub use orgtrail_domain::LogFileOrigin;

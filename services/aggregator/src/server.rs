@@ -43,6 +43,10 @@ pub enum ServeError {
     ShutdownTimeout(Duration),
 }
 
+/// HTTP/2 flow-control windows of each stream and of each connection.
+const STREAM_WINDOW_BYTES: u32 = 2 << 20;
+const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+
 /// How often the partitions ahead of today are topped up.
 const PARTITION_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
 /// Time allowed after the grace period for connections to close.
@@ -156,6 +160,11 @@ pub async fn serve(
 /// streams. Authentication joins this stack between trace and load shed.
 fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
     Server::builder()
+        // Per-stream flow control, and a connection window well above it: a stream whose
+        // handler waits (for a lock, for the database) must not take the whole connection's
+        // window from the other streams of the same client.
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .layer(
             ServiceBuilder::new()

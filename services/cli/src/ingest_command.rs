@@ -9,8 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use orgtrail_client::{
-    connect_for_streams, error_chain, ClientSettings, FileOutcome, FileResult, IngestSender,
-    LocalLogFile, LogFileReader, SenderSettings,
+    error_chain, ClientSettings, FileOutcome, FileResult, IngestSender, LocalLogFile,
+    LogFileReader, SenderSettings,
 };
 use orgtrail_domain::{parse_cloudtrail_key, LogFileKind};
 
@@ -42,16 +42,14 @@ pub async fn run_ingest(
             }
         }
     }
-    let channel = connect_for_streams(settings).await?;
-    let sender = IngestSender::new(
-        channel,
+    let sender = IngestSender::connect(
+        settings,
         SenderSettings {
             streams: arguments.streams.max(1),
             ..SenderSettings::default()
         },
     )
-    .await
-    .map_err(|status| anyhow::anyhow!("the aggregator did not answer: {}", status.message()))?;
+    .await?;
 
     let progress = if std::io::stderr().is_terminal() {
         let bar = ProgressBar::new(files.len() as u64);

@@ -4,7 +4,7 @@
 
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::source_service_client::SourceServiceClient;
-use orgtrail_client::{ClientSettings, IngestSender, SenderSettings};
+use orgtrail_client::{ClientSettings, IngestSender, SenderSettings, StartError};
 use tonic::transport::{Channel, Endpoint};
 
 use crate::source_error::SourceError;
@@ -15,7 +15,8 @@ const BATCH: usize = 5000;
 #[derive(Clone)]
 pub struct AggregatorClient {
     sources: SourceServiceClient<Channel>,
-    streams: Channel,
+    /// For ingest senders (each stream connects on its own).
+    settings: ClientSettings,
     collector_id: String,
 }
 
@@ -36,30 +37,31 @@ impl AggregatorClient {
             .timeout(settings.request_timeout)
             .tcp_nodelay(true)
             .connect_lazy();
-        let streams = Endpoint::from_shared(endpoint.to_string())?
-            .connect_timeout(settings.connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(std::time::Duration::from_secs(30))
-            .keep_alive_timeout(std::time::Duration::from_secs(20))
-            .connect_lazy();
         Ok(AggregatorClient {
             sources: SourceServiceClient::new(unary),
-            streams,
+            settings,
             collector_id: collector_id.to_string(),
         })
     }
 
     /// An ingest sender (it asks the aggregator for its limits).
     pub async fn ingest_sender(&self, streams: usize) -> Result<IngestSender, SourceError> {
-        IngestSender::new(
-            self.streams.clone(),
+        IngestSender::connect(
+            &self.settings,
             SenderSettings {
                 streams,
                 ..SenderSettings::default()
             },
         )
         .await
-        .map_err(|status| SourceError::aggregator("GetIngestLimits", status))
+        .map_err(|error| match error {
+            StartError::Limits(status) => SourceError::aggregator("GetIngestLimits", status),
+            StartError::Connect(error) => SourceError::Aggregator {
+                operation: "connect",
+                code: tonic::Code::Unavailable,
+                message: orgtrail_client::error_chain(&error),
+            },
+        })
     }
 
     /// The files the ledger does not hold yet, in their order.

@@ -43,7 +43,11 @@ impl PgStore {
             .expose_secret()
             .parse()
             .map_err(StoreError::InvalidUrl)?;
-        let options = options.application_name("orgtrail-aggregator");
+        // A file's transaction stays open while its sender streams it; a sender gone silent
+        // must not hold the file's rows (and whoever waits on them) forever.
+        let options = options
+            .application_name("orgtrail-aggregator")
+            .options([("idle_in_transaction_session_timeout", "300s")]);
         let pool = PgPoolOptions::new()
             .max_connections(config.database.max_connections)
             .acquire_timeout(Duration::from_secs(config.database.connect_timeout_seconds))
