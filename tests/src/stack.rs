@@ -115,6 +115,34 @@ impl TestStack {
         distinct
     }
 
+    /// Waits (bounded) until the aggregator holds a file's transaction open: a file's ledger
+    /// row is written, and locked, from its first message to its commit.
+    pub async fn wait_for_file_in_flight(&self) {
+        let pool = self.pool().await;
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let open: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)
+                 WHERE pg_stat_activity.datname = current_database()
+                   AND pg_stat_activity.application_name = 'orgtrail-aggregator'
+                   AND pg_locks.relation = 'log_files'::regclass
+                   AND pg_locks.mode = 'RowExclusiveLock'",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|error| panic!("cannot read pg_locks: {error}"));
+            if open > 0 {
+                pool.close().await;
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no file was ever in flight within {WAIT:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     pub fn aggregator_log(&self) -> String {
         self.aggregator
             .as_ref()

@@ -10,6 +10,7 @@ use std::time::Duration;
 use chrono::Utc;
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::source_service_client::SourceServiceClient;
+use orgtrail_tests::cli_process::run_orgtrail;
 use orgtrail_tests::collector_process::{run_collector_once, BaseCredentials, CollectorProcess};
 use orgtrail_tests::moto::MotoServer;
 use orgtrail_tests::organization::{
@@ -161,6 +162,38 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
         assert!(status.last_success_at.is_some());
     }
 
+    // Operators see the same through the command line.
+    let endpoint = stack.endpoint();
+    let listed = tokio::task::spawn_blocking(move || {
+        run_orgtrail(
+            &[
+                "--endpoint",
+                &endpoint,
+                "sources",
+                "list",
+                "--output",
+                "json",
+            ],
+            BOUND,
+        )
+    })
+    .await
+    .unwrap();
+    assert!(listed.status.success(), "{}", text(&listed.stderr));
+    let rows: Vec<serde_json::Value> = serde_json::from_slice(&listed.stdout).unwrap();
+    for file in &organization.files {
+        let row = rows
+            .iter()
+            .find(|row| {
+                row["source"] == "organization-trail"
+                    && row["accountId"] == file.account_id.as_str()
+                    && row["awsRegion"] == file.region.as_str()
+            })
+            .unwrap_or_else(|| panic!("no row for {} {}", file.account_id, file.region));
+        assert_eq!(row["status"], "ok");
+        assert!(row["lagSeconds"].as_i64().unwrap_or_default() > 0);
+    }
+
     // A second pass finds nothing new.
     let second = collect_once(&stack, config.clone(), BaseCredentials::default()).await;
     assert!(second.status.success(), "{}", text(&second.stderr));
@@ -305,33 +338,6 @@ async fn a_role_that_cannot_be_assumed_and_a_missing_bucket_fail_alone() {
     );
 }
 
-/// Waits until the aggregator holds a file's transaction open: a file's ledger row is
-/// written (and locked) from its first message to its commit.
-async fn wait_for_file_in_flight(stack: &TestStack) {
-    let pool = stack.pool().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks JOIN pg_stat_activity USING (pid)
-             WHERE pg_stat_activity.datname = current_database()
-               AND pg_stat_activity.application_name = 'orgtrail-aggregator'
-               AND pg_locks.relation = 'log_files'::regclass
-               AND pg_locks.mode = 'RowExclusiveLock'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if open > 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no file was ever in flight"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_collector_killed_mid_file_loses_nothing_and_stores_nothing_twice_when_run_again() {
     let moto = MotoServer::start();
@@ -355,7 +361,7 @@ async fn a_collector_killed_mid_file_loses_nothing_and_stores_nothing_twice_when
     let config = organization.collector_config("collector-a", &stack.endpoint(), &[]);
 
     let mut collector = CollectorProcess::spawn(&config, &BaseCredentials::default(), &["--once"]);
-    wait_for_file_in_flight(&stack).await;
+    stack.wait_for_file_in_flight().await;
     collector.signal("KILL");
     collector.wait(WAIT);
     let partial = stack.stored_event_ids().await;

@@ -23,31 +23,6 @@ fn with_grace(seconds: u32) -> StackOptions {
     }
 }
 
-/// Waits until the aggregator holds a file's transaction open (it has taken the file's first
-/// message), as PostgreSQL reports it.
-async fn wait_for_open_file_transaction(stack: &TestStack) {
-    let pool = stack.pool().await;
-    let deadline = tokio::time::Instant::now() + WAIT;
-    loop {
-        let open: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND application_name = 'orgtrail-aggregator'
-               AND state = 'idle in transaction'",
-        )
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        if open > 0 {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the file's transaction never opened"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_in_flight_at_sigterm_is_committed_whole_when_it_ends_within_the_grace() {
     let mut stack = TestStack::start_with(with_grace(30)).await;
@@ -63,7 +38,7 @@ async fn a_file_in_flight_at_sigterm_is_committed_whole_when_it_ends_within_the_
             &refs[..2],
         ))
         .await;
-    wait_for_open_file_transaction(&stack).await;
+    stack.wait_for_file_in_flight().await;
 
     stack.terminate_aggregator();
     // A new stream is refused while draining.
@@ -131,7 +106,7 @@ async fn a_file_unfinished_when_the_grace_ends_is_rolled_back_whole() {
             &refs,
         ))
         .await;
-    wait_for_open_file_transaction(&stack).await;
+    stack.wait_for_file_in_flight().await;
 
     stack.terminate_aggregator();
     let status = stream.next_answer(WAIT).await.unwrap_err();

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use orgtrail_service_runtime::LogSettings;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -101,30 +102,6 @@ impl Default for ServerSettings {
             shutdown_grace_seconds: 30,
         }
     }
-}
-
-#[derive(Clone, Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    /// A tracing filter, e.g. `info` or `orgtrail_aggregator=debug,info`.
-    pub level: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 fn default_listen() -> String {
@@ -309,7 +286,7 @@ mod tests {
             jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
             let config = load_config(None, &ConfigOverrides::default())
                 .map_err(|error| error.to_string())?;
-            assert_eq!(config.log.format, LogFormat::Json);
+            assert_eq!(config.log.format, orgtrail_service_runtime::LogFormat::Json);
             assert_eq!(config.ingest.max_record_bytes, 1000);
             Ok(())
         });

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides, LogFormat};
+use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides};
 use orgtrail_aggregator::server;
 use orgtrail_aggregator::store::PgStore;
-use tracing_subscriber::EnvFilter;
+use orgtrail_service_runtime::{init_logging, shutdown_signal};
 
 /// The orgtrail aggregator: stores and serves the consolidated CloudTrail view of an AWS
 /// Organization over gRPC.
@@ -46,7 +46,7 @@ fn main() -> anyhow::Result<()> {
     };
     let config =
         load_config(arguments.config.as_deref(), &overrides).context("invalid configuration")?;
-    init_logging(&config)?;
+    init_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -70,37 +70,5 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
             println!("{config:#?}");
             Ok(())
         }
-    }
-}
-
-fn init_logging(config: &AggregatorConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log.level)
-        .with_context(|| format!("log.level {:?} is not a tracing filter", config.log.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-    Ok(())
-}
-
-/// Resolves at SIGTERM or SIGINT.
-async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
     }
 }

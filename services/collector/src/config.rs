@@ -10,6 +10,7 @@ use chrono::NaiveDate;
 use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use orgtrail_domain::s3_key::is_account_id;
+use orgtrail_service_runtime::LogSettings;
 use serde::Deserialize;
 
 /// The file and environment as written.
@@ -88,29 +89,6 @@ pub struct AwsSettings {
     pub region: Option<String>,
     /// An S3- and STS-compatible endpoint instead of AWS (path-style S3 addressing).
     pub endpoint_url: Option<String>,
-}
-
-#[derive(Clone, Debug, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogSettings {
-    pub level: String,
-    pub format: LogFormat,
-}
-
-impl Default for LogSettings {
-    fn default() -> Self {
-        LogSettings {
-            level: "info".into(),
-            format: LogFormat::Text,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 /// A source as written: `{account}` in its name, bucket, prefix or role makes it a template

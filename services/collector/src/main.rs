@@ -18,11 +18,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use orgtrail_client::table::render_table;
+use orgtrail_service_runtime::{init_logging, shutdown_signal};
 use tokio_util::sync::CancellationToken;
-use tracing_subscriber::EnvFilter;
 
 use crate::collector::{Collector, SourceOutcome};
-use crate::config::{load_config, CollectorConfig, LogFormat};
+use crate::config::load_config;
 
 /// The orgtrail collector: assumes a role into each member account and region, reads the
 /// CloudTrail log files there and streams them to the aggregator.
@@ -62,7 +62,7 @@ fn run() -> anyhow::Result<ExitCode> {
         println!("{config:#?}");
         return Ok(ExitCode::SUCCESS);
     }
-    init_logging(&config)?;
+    init_logging(&config.log)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -176,36 +176,9 @@ fn peak_memory_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-fn init_logging(config: &CollectorConfig) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(&config.log.level)
-        .with_context(|| format!("log.level {:?} is not a tracing filter", config.log.level))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match config.log.format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.init(),
-    }
-    Ok(())
-}
-
 /// On SIGTERM or SIGINT: finish the files in flight, start no new one.
 async fn cancel_on_signal(cancel: CancellationToken) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!(%error, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    tokio::select! {
-        () = terminate => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
+    shutdown_signal().await;
     tracing::info!("stopping: finishing the files in flight");
     cancel.cancel();
 }

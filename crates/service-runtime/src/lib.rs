@@ -1,0 +1,74 @@
+//! What orgtrail's long-running services (the aggregator, the collector) share: the `[log]`
+//! settings and the logging they set up, and the signals that stop them.
+
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+
+/// The `[log]` section of a service's configuration.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogSettings {
+    /// A tracing filter, e.g. `info` or `orgtrail_aggregator=debug,info`.
+    pub level: String,
+    pub format: LogFormat,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        LogSettings {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    /// One JSON object per line, fields flattened (for log pipelines).
+    Json,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("log.level {level:?} is not a tracing filter")]
+pub struct InvalidLogLevel {
+    level: String,
+    #[source]
+    source: tracing_subscriber::filter::ParseError,
+}
+
+/// Installs the global subscriber: structured events on stderr.
+pub fn init_logging(settings: &LogSettings) -> Result<(), InvalidLogLevel> {
+    let filter = EnvFilter::try_new(&settings.level).map_err(|source| InvalidLogLevel {
+        level: settings.level.clone(),
+        source,
+    })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match settings.format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
+    Ok(())
+}
+
+/// Resolves at SIGTERM (Kubernetes stopping the pod) or SIGINT.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = terminate => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
