@@ -147,7 +147,7 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
     println!("  {:10.1} files/s", files as f64 / seconds);
     println!("  {:10.0} events/s", events as f64 / seconds);
     println!("  collector peak RSS: {:.1} MiB", peak as f64 / 1024.0);
-XX
+    println!("  (moto's S3/STS server, the aggregator, PostgreSQL and the collector sharing this machine's cores)");
     Ok(())
 }
 
