@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orgtrail/v1/ingest.proto",
         "orgtrail/v1/events.proto",
         "orgtrail/v1/sources.proto",
+        "orgtrail/v1/retention.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

@@ -11,7 +11,7 @@ pub mod raw_ingest;
 pub mod samples;
 pub mod stack;
 
-pub use stack::{binary, StackOptions, TestStack, WAIT};
+pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};
 
 use orgtrail_client::{FileResult, IngestSender, LogFileReader};
 use std::sync::Arc;

@@ -175,6 +175,18 @@ impl TestStack {
         }
     }
 
+    /// Another aggregator replica on the same database (a port of its own).
+    pub fn start_replica(&self) -> AggregatorProcess {
+        AggregatorProcess::start(&self.database_url, 0, &self.options.environment)
+    }
+
+    /// Sends a signal (`KILL`, `TERM`) to the aggregator.
+    pub fn signal_aggregator(&self, signal: &str) {
+        if let Some(aggregator) = &self.aggregator {
+            aggregator.signal(signal);
+        }
+    }
+
     /// Starts the aggregator again on the same address and database.
     pub fn restart_aggregator(&mut self) {
         if let Some(mut old) = self.aggregator.take() {
@@ -245,13 +257,18 @@ pub fn free_port() -> u16 {
         .unwrap_or_else(|error| panic!("cannot find a free port: {error}"))
 }
 
-struct AggregatorProcess {
+/// An `orgtrail-aggregator` process, stopped when dropped.
+pub struct AggregatorProcess {
     child: Child,
     address: SocketAddr,
     log_path: PathBuf,
 }
 
 impl AggregatorProcess {
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     fn start(database_url: &str, port: u16, environment: &[(String, String)]) -> AggregatorProcess {
         let log_path = std::env::temp_dir().join(format!(
             "orgtrail-test-aggregator-{}.log",
@@ -305,11 +322,11 @@ impl AggregatorProcess {
         }
     }
 
-    fn log(&self) -> String {
+    pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
-    fn signal(&self, signal: &str) {
+    pub fn signal(&self, signal: &str) {
         let _ = Command::new("kill")
             .arg(format!("-{signal}"))
             .arg(self.child.id().to_string())

@@ -5,6 +5,7 @@ pub mod event;
 pub mod log_file;
 pub mod lookup;
 pub mod record;
+pub mod retention;
 pub mod s3_key;
 pub mod username;
 

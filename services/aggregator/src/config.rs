@@ -2,6 +2,7 @@
 //! (nested keys joined by `__`, e.g. `ORGTRAIL_INGEST__MAX_RECORD_BYTES`), then flags — each
 //! overriding the one before — validated into [`AggregatorConfig`], the type the program runs on.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -28,17 +29,20 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub server: ServerSettings,
     #[serde(default)]
+    pub retention: RetentionSettings,
+    #[serde(default)]
     pub log: LogSettings,
 }
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 6] = [
+const TOP_LEVEL_KEYS: [&str; 7] = [
     "listen",
     "database_url",
     "database",
     "ingest",
     "server",
+    "retention",
     "log",
 ];
 
@@ -104,6 +108,33 @@ impl Default for ServerSettings {
     }
 }
 
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSettings {
+    /// Days kept for events that no policy matches.
+    pub default_retain_days: u32,
+    /// Seconds between enforcement runs (one replica runs at a time).
+    pub interval_seconds: u64,
+    /// Events examined per deletion batch (each batch is one short transaction).
+    pub batch_size: u32,
+    /// How long a requested run waits for another replica's run to end.
+    pub run_wait_seconds: u64,
+    /// Per event category, the fewest days any policy may keep it.
+    pub floors: BTreeMap<String, u32>,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            default_retain_days: 2557,
+            interval_seconds: 3600,
+            batch_size: 5000,
+            run_wait_seconds: 600,
+            floors: BTreeMap::from([("Management".to_string(), 90)]),
+        }
+    }
+}
+
 fn default_listen() -> String {
     "0.0.0.0:50051".into()
 }
@@ -123,6 +154,7 @@ pub struct AggregatorConfig {
     pub database: DatabaseSettings,
     pub ingest: IngestSettings,
     pub server: ServerSettings,
+    pub retention: RetentionSettings,
     pub log: LogSettings,
 }
 
@@ -153,6 +185,16 @@ pub enum ConfigError {
         "ingest.max_record_bytes ({record}) must not exceed ingest.max_request_bytes ({request})"
     )]
     RecordOverRequest { record: usize, request: usize },
+    #[error("retention.default_retain_days ({days}) is under the floor of {floor} days for {category} events")]
+    DefaultUnderFloor {
+        days: u32,
+        floor: u32,
+        category: String,
+    },
+    #[error(
+        "retention floor category {0:?} is not one of Management, Data, Insight, NetworkActivity"
+    )]
+    UnknownFloorCategory(String),
     #[error("database.max_connections ({connections}) must exceed ingest.max_concurrent_files ({files}): each file in flight holds a connection")]
     PoolTooSmall { connections: u32, files: usize },
 }
@@ -227,12 +269,25 @@ impl RawAggregatorConfig {
                 files: self.ingest.max_concurrent_files,
             });
         }
+        for (category, floor) in &self.retention.floors {
+            if !["Management", "Data", "Insight", "NetworkActivity"].contains(&category.as_str()) {
+                return Err(ConfigError::UnknownFloorCategory(category.clone()));
+            }
+            if self.retention.default_retain_days < *floor {
+                return Err(ConfigError::DefaultUnderFloor {
+                    days: self.retention.default_retain_days,
+                    floor: *floor,
+                    category: category.clone(),
+                });
+            }
+        }
         Ok(AggregatorConfig {
             listen,
             database_url,
             database: self.database,
             ingest: self.ingest,
             server: self.server,
+            retention: self.retention,
             log: self.log,
         })
     }
@@ -282,12 +337,14 @@ mod tests {
         figment::Jail::expect_with(|jail| {
             jail.set_env("ORGTRAIL_LOG__FORMAT", "json");
             jail.set_env("ORGTRAIL_INGEST__MAX_RECORD_BYTES", "1000");
+            jail.set_env("ORGTRAIL_RETENTION__DEFAULT_RETAIN_DAYS", "3650");
             jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
             jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
             let config = load_config(None, &ConfigOverrides::default())
                 .map_err(|error| error.to_string())?;
             assert_eq!(config.log.format, orgtrail_service_runtime::LogFormat::Json);
             assert_eq!(config.ingest.max_record_bytes, 1000);
+            assert_eq!(config.retention.default_retain_days, 3650);
             Ok(())
         });
     }

@@ -9,6 +9,7 @@ pub mod drain;
 pub mod grpc;
 pub mod ingest;
 pub mod lookup;
+pub mod retention;
 pub mod server;
 pub mod sources;
 pub mod store;

@@ -19,9 +19,10 @@ use tower::ServiceBuilder;
 
 use crate::config::AggregatorConfig;
 use crate::drain::Drain;
-use crate::grpc::{EventsAdapter, IngestAdapter, SourcesAdapter};
+use crate::grpc::{AuditAdapter, EventsAdapter, IngestAdapter, RetentionAdapter, SourcesAdapter};
 use crate::ingest::{IngestLimits, IngestService};
 use crate::lookup::EventLookup;
+use crate::retention::RetentionService;
 use crate::sources::SourceRegistry;
 use crate::store::{PgStore, StoreError};
 
@@ -120,6 +121,13 @@ pub async fn serve(
     let sources_server = pb::source_service_server::SourceServiceServer::new(SourcesAdapter::new(
         SourceRegistry::new(store.clone()),
     ));
+    let retention = RetentionService::new(store.clone(), config.retention.clone(), runner_name());
+    let retention_server = pb::retention_service_server::RetentionServiceServer::new(
+        RetentionAdapter::new(retention.clone(), config.request_timeout()),
+    );
+    let audit_server =
+        pb::audit_service_server::AuditServiceServer::new(AuditAdapter::new(retention.clone()));
+    tokio::spawn(run_retention_periodically(retention, drain.clone()));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(orgtrail_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -132,6 +140,8 @@ pub async fn serve(
         .add_service(ingest_server)
         .add_service(events_server)
         .add_service(sources_server)
+        .add_service(retention_server)
+        .add_service(audit_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -180,10 +190,12 @@ type ServerLayers =
     Stack<Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>, Identity>;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 3] = [
+const SERVICE_NAMES: [&str; 5] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
+    <pb::retention_service_server::RetentionServiceServer<RetentionAdapter> as NamedService>::NAME,
+    <pb::audit_service_server::AuditServiceServer<AuditAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -199,6 +211,31 @@ fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener)
         .with_nodelay(Some(true))
         .with_keepalive(Some(Duration::from_secs(60)))
+}
+
+/// Runs retention enforcement every interval, when no other replica is running it, until
+/// draining starts.
+async fn run_retention_periodically(retention: RetentionService, drain: Drain) {
+    let mut interval = tokio::time::interval(retention.interval());
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            () = drain.started() => return,
+            _ = interval.tick() => {}
+        }
+        match retention.run_if_free("retention schedule").await {
+            Ok(Some(_)) | Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(error = %crate::grpc::status::error_chain(&error), "retention enforcement failed")
+            }
+        }
+    }
+}
+
+/// `<host name>-<process id>`: names this replica in enforcement runs.
+fn runner_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 /// Keeps the day partitions ahead of today ready, until draining starts.

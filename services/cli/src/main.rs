@@ -2,6 +2,7 @@
 
 mod events_command;
 mod ingest_command;
+mod retention_command;
 mod sources_command;
 mod time_argument;
 
@@ -40,6 +41,15 @@ enum Command {
     /// The collectors' sources: what each account and region delivered last, errors, lag.
     #[command(subcommand)]
     Sources(SourcesCommand),
+    /// Retention policies: how long each kind of event is kept; enforcement.
+    #[command(subcommand)]
+    Retention(retention_command::RetentionCommand),
+    /// Legal holds: nothing they cover is deleted.
+    #[command(subcommand)]
+    Holds(retention_command::HoldsCommand),
+    /// The audit log of policy and hold changes and enforcement runs.
+    #[command(subcommand)]
+    Audit(retention_command::AuditCommand),
 }
 
 #[derive(Subcommand)]
@@ -155,6 +165,11 @@ fn main() -> ExitCode {
             Command::Sources(SourcesCommand::List(list)) => {
                 sources_command::run_sources_list(&settings, list).await
             }
+            Command::Retention(command) => {
+                retention_command::run_retention(&settings, command).await
+            }
+            Command::Holds(command) => retention_command::run_holds(&settings, command).await,
+            Command::Audit(command) => retention_command::run_audit(&settings, command).await,
         }
     });
     match outcome {

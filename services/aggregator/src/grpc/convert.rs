@@ -6,12 +6,14 @@ use orgtrail_api::v1 as pb;
 use orgtrail_domain::lookup::{
     EventCount, LookupAttribute, LookupAttributeKey, LookupParameters, LookupQuery,
 };
+use orgtrail_domain::retention::RetentionScope;
 use orgtrail_domain::{AccountIdSource, CloudTrailEvent};
 use tonic::Status;
 
 use super::status::lookup_error_status;
 use crate::ingest::{FileChunk, FileEnd, FileOutcome, FileReport, RawRecord};
 use crate::lookup::LookupRequest;
+use crate::store::{AuditEntry, RunCounts, StoredHold, StoredPolicy};
 use orgtrail_domain::LogFileOrigin;
 
 /// S3's limits on what identifies an object, and sane ones for the rest.
@@ -269,5 +271,81 @@ pub fn event_count_to_proto(count: EventCount) -> pb::EventCount {
         events: count.events,
         oldest_event_time: Some(to_timestamp(count.oldest_event_time)),
         newest_event_time: Some(to_timestamp(count.newest_event_time)),
+    }
+}
+
+pub fn scope_from_proto(scope: Option<pb::RetentionScope>) -> RetentionScope {
+    let scope = scope.unwrap_or_default();
+    RetentionScope {
+        accounts: scope.accounts,
+        regions: scope.regions,
+        event_categories: scope.event_categories,
+        event_sources: scope.event_sources,
+        event_names: scope.event_names,
+        read_only: scope.read_only,
+    }
+}
+
+pub fn scope_to_proto(scope: RetentionScope) -> pb::RetentionScope {
+    pb::RetentionScope {
+        accounts: scope.accounts,
+        regions: scope.regions,
+        event_categories: scope.event_categories,
+        event_sources: scope.event_sources,
+        event_names: scope.event_names,
+        read_only: scope.read_only,
+    }
+}
+
+pub fn policy_to_proto(stored: StoredPolicy) -> pb::RetentionPolicy {
+    pb::RetentionPolicy {
+        name: stored.policy.name,
+        version: stored.policy.version,
+        description: stored.policy.description,
+        scope: Some(scope_to_proto(stored.policy.scope)),
+        retain_days: stored.policy.retain_days,
+        created_at: Some(to_timestamp(stored.created_at)),
+        updated_at: Some(to_timestamp(stored.updated_at)),
+        updated_by: stored.updated_by,
+    }
+}
+
+pub fn hold_to_proto(stored: StoredHold) -> pb::LegalHold {
+    pb::LegalHold {
+        hold_id: stored.hold.hold_id,
+        reason: stored.hold.reason,
+        scope: Some(scope_to_proto(stored.hold.scope)),
+        created_at: Some(to_timestamp(stored.created_at)),
+        created_by: stored.created_by,
+        expires_at: stored.hold.expires_at.map(to_timestamp),
+        released_at: stored.hold.released_at.map(to_timestamp),
+        released_by: stored.released_by.unwrap_or_default(),
+        release_reason: stored.release_reason.unwrap_or_default(),
+    }
+}
+
+pub fn tallies_to_proto(counts: RunCounts) -> Vec<pb::EventTally> {
+    counts
+        .into_iter()
+        .map(|((account_id, aws_region), events)| pb::EventTally {
+            account_id,
+            aws_region,
+            events: u64::try_from(events).unwrap_or(0),
+        })
+        .collect()
+}
+
+pub fn audit_entry_to_proto(entry: AuditEntry) -> pb::AuditEntry {
+    let text =
+        |value: Option<serde_json::Value>| value.map(|value| value.to_string()).unwrap_or_default();
+    pb::AuditEntry {
+        audit_id: entry.audit_id,
+        occurred_at: Some(to_timestamp(entry.occurred_at)),
+        actor: entry.actor,
+        action: entry.action,
+        subject: entry.subject,
+        before: text(entry.before),
+        after: text(entry.after),
+        details: text(entry.details),
     }
 }

@@ -4,9 +4,11 @@
 pub mod convert;
 pub mod events_adapter;
 pub mod ingest_adapter;
+pub mod retention_adapter;
 pub mod sources_adapter;
 pub mod status;
 
 pub use events_adapter::EventsAdapter;
 pub use ingest_adapter::IngestAdapter;
+pub use retention_adapter::{AuditAdapter, RetentionAdapter};
 pub use sources_adapter::SourcesAdapter;

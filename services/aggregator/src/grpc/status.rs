@@ -4,6 +4,11 @@
 //! |------------------------------------------|-------------------|
 //! | invalid lookup (attribute, range, token) | INVALID_ARGUMENT  |
 //! | invalid source request (sizes, lease)    | INVALID_ARGUMENT  |
+//! | retention: invalid policy, under a floor | INVALID_ARGUMENT  |
+//! | retention: unknown policy, hold, event   | NOT_FOUND         |
+//! | retention: name taken                    | ALREADY_EXISTS    |
+//! | retention: version moved on, released    | FAILED_PRECONDITION |
+//! | retention: another run did not end       | UNAVAILABLE       |
 //! | stream protocol misuse                   | INVALID_ARGUMENT  |
 //! | store unavailable, conflict, closing     | UNAVAILABLE       |
 //! | anything else in the store               | INTERNAL          |
@@ -14,6 +19,7 @@ use tonic::Status;
 
 use crate::ingest::IngestError;
 use crate::lookup::LookupServiceError;
+use crate::retention::RetentionServiceError;
 use crate::sources::SourcesError;
 use crate::store::StoreError;
 
@@ -33,6 +39,21 @@ pub fn lookup_error_status(error: &LookupServiceError) -> Status {
     match error {
         LookupServiceError::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
         LookupServiceError::Store(source) => store_error_status("cannot read events", source),
+    }
+}
+
+pub fn retention_error_status(error: &RetentionServiceError) -> Status {
+    match error {
+        RetentionServiceError::Invalid(_) | RetentionServiceError::InvalidRequest(_) => {
+            Status::invalid_argument(error.to_string())
+        }
+        RetentionServiceError::NotFound(_) => Status::not_found(error.to_string()),
+        RetentionServiceError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        RetentionServiceError::Conflict(_) => Status::failed_precondition(error.to_string()),
+        RetentionServiceError::Busy(_) => Status::unavailable(error.to_string()),
+        RetentionServiceError::Store(source) => {
+            store_error_status("cannot read or change retention", source)
+        }
     }
 }
 

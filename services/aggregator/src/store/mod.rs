@@ -1,9 +1,11 @@
 //! PostgreSQL: the only code of the aggregator that knows SQL. Owns the schema (the one
 //! [`MIGRATOR`] over `migrations/`), the file ledger, the events and their day partitions.
 
+mod enforcement;
 mod events;
 mod log_files;
 mod partitions;
+mod retention;
 mod sources;
 
 use std::time::Duration;
@@ -12,11 +14,13 @@ use secrecy::ExposeSecret;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Postgres, Transaction};
 
+pub use enforcement::{BatchOutcome, EnforcementLock, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
 };
 pub use partitions::EventPartitions;
+pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 
 use crate::config::AggregatorConfig;
@@ -99,6 +103,14 @@ pub enum StoreError {
     MissingPartition(#[source] sqlx::Error),
     #[error("a stored row is not what this version expects: {0}")]
     CorruptRow(String),
+    #[error("{0} does not exist")]
+    NotFound(String),
+    #[error("{0} exists already")]
+    AlreadyExists(String),
+    #[error("{0}")]
+    VersionConflict(String),
+    #[error("a unique constraint was violated")]
+    UniqueViolation(#[source] sqlx::Error),
     #[error("database error")]
     Database(#[source] sqlx::Error),
 }
@@ -126,6 +138,7 @@ mod sqlstate {
     pub const CRASH_SHUTDOWN: &str = "57P02";
     pub const CANNOT_CONNECT_NOW: &str = "57P03";
     pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const UNIQUE_VIOLATION: &str = "23505";
 }
 
 /// The one place driver errors become store errors.
@@ -138,6 +151,7 @@ pub fn convert_sqlx_error(error: sqlx::Error) -> StoreError {
         (Some(sqlstate::SERIALIZATION_FAILURE | sqlstate::DEADLOCK_DETECTED), _) => {
             StoreError::Conflict(error)
         }
+        (Some(sqlstate::UNIQUE_VIOLATION), _) => StoreError::UniqueViolation(error),
         (Some(sqlstate::CHECK_VIOLATION), _) if error.to_string().contains("no partition") => {
             StoreError::MissingPartition(error)
         }

@@ -15,7 +15,7 @@ use sqlx::Row;
 use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// Serialises partition DDL between replicas (`pg_advisory_xact_lock` key).
-const PARTITION_DDL_LOCK: i64 = 0x6f72_6774_7261_0001;
+pub(super) const PARTITION_DDL_LOCK: i64 = 0x6f72_6774_7261_0001;
 
 /// The days known to have a partition.
 #[derive(Default)]
@@ -56,11 +56,11 @@ impl EventPartitions {
     }
 }
 
-pub fn partition_name(day: NaiveDate) -> String {
+pub(super) fn partition_name(day: NaiveDate) -> String {
     format!("events_p{}", day.format("%Y%m%d"))
 }
 
-fn day_of_partition(name: &str) -> Option<NaiveDate> {
+pub(super) fn day_of_partition(name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()
 }
 

@@ -1,0 +1,360 @@
+//! `RetentionService` and `AuditService` over gRPC. Changes are attributed to the caller
+//! (see [`caller`]).
+
+use std::time::Duration;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use orgtrail_api::v1 as pb;
+use orgtrail_domain::EventId;
+use tonic::{Request, Response, Status};
+
+use super::convert::{
+    audit_entry_to_proto, from_timestamp, hold_to_proto, policy_to_proto, scope_from_proto,
+    tallies_to_proto, to_timestamp,
+};
+use super::status::retention_error_status;
+use crate::retention::{PolicyChange, RetentionService, RetentionServiceError};
+use crate::store::PolicyContent;
+
+/// Who made a request: the `x-orgtrail-actor` the client states (the CLI sends user@host)
+/// and the address it came from. Authenticated identities replace the stated name once the
+/// API authenticates its callers.
+pub fn caller<T>(request: &Request<T>) -> String {
+    let stated = request
+        .metadata()
+        .get("x-orgtrail-actor")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| {
+            value
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(128)
+                .collect::<String>()
+        })
+        .filter(|value| !value.is_empty())
+        .unwrap_or_else(|| "anonymous".into());
+    match request.remote_addr() {
+        Some(address) => format!("{stated} ({address})"),
+        None => stated,
+    }
+}
+
+pub struct RetentionAdapter {
+    service: RetentionService,
+    timeout: Duration,
+}
+
+impl RetentionAdapter {
+    pub fn new(service: RetentionService, timeout: Duration) -> RetentionAdapter {
+        RetentionAdapter { service, timeout }
+    }
+
+    async fn bounded<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, RetentionServiceError>>,
+    ) -> Result<T, Status> {
+        tokio::time::timeout(self.timeout, work)
+            .await
+            .map_err(|_| {
+                Status::deadline_exceeded(format!("the call took longer than {:?}", self.timeout))
+            })?
+            .map_err(|error| retention_error_status(&error))
+    }
+}
+
+fn content(
+    description: String,
+    scope: Option<pb::RetentionScope>,
+    retain_days: u32,
+) -> PolicyContent {
+    PolicyContent {
+        description,
+        scope: scope_from_proto(scope),
+        retain_days,
+    }
+}
+
+#[tonic::async_trait]
+impl pb::retention_service_server::RetentionService for RetentionAdapter {
+    async fn create_policy(
+        &self,
+        request: Request<pb::CreatePolicyRequest>,
+    ) -> Result<Response<pb::RetentionPolicy>, Status> {
+        let actor = caller(&request);
+        let request = request.into_inner();
+        let created = self
+            .bounded(self.service.create_policy(
+                &actor,
+                &request.name,
+                content(request.description, request.scope, request.retain_days),
+            ))
+            .await?;
+        Ok(Response::new(policy_to_proto(created)))
+    }
+
+    async fn get_policy(
+        &self,
+        request: Request<pb::GetPolicyRequest>,
+    ) -> Result<Response<pb::RetentionPolicy>, Status> {
+        let request = request.into_inner();
+        let version = (request.version != 0).then_some(request.version);
+        let policy = self
+            .bounded(self.service.get_policy(&request.name, version))
+            .await?;
+        Ok(Response::new(policy_to_proto(policy)))
+    }
+
+    async fn list_policies(
+        &self,
+        _request: Request<pb::ListPoliciesRequest>,
+    ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
+        let policies = self.bounded(self.service.list_policies()).await?;
+        Ok(Response::new(pb::ListPoliciesResponse {
+            policies: policies.into_iter().map(policy_to_proto).collect(),
+        }))
+    }
+
+    async fn get_policy_history(
+        &self,
+        request: Request<pb::GetPolicyHistoryRequest>,
+    ) -> Result<Response<pb::GetPolicyHistoryResponse>, Status> {
+        let versions = self
+            .bounded(self.service.policy_history(&request.into_inner().name))
+            .await?;
+        Ok(Response::new(pb::GetPolicyHistoryResponse {
+            versions: versions.into_iter().map(policy_to_proto).collect(),
+        }))
+    }
+
+    async fn update_policy(
+        &self,
+        request: Request<pb::UpdatePolicyRequest>,
+    ) -> Result<Response<pb::RetentionPolicy>, Status> {
+        let actor = caller(&request);
+        let request = request.into_inner();
+        let change = PolicyChange {
+            description: request.description,
+            scope: request.scope.map(|scope| scope_from_proto(Some(scope))),
+            retain_days: request.retain_days,
+        };
+        let expected = (request.expected_version != 0).then_some(request.expected_version);
+        let updated = self
+            .bounded(
+                self.service
+                    .update_policy(&actor, &request.name, change, expected),
+            )
+            .await?;
+        Ok(Response::new(policy_to_proto(updated)))
+    }
+
+    async fn delete_policy(
+        &self,
+        request: Request<pb::DeletePolicyRequest>,
+    ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
+        let actor = caller(&request);
+        let deleted = self
+            .bounded(
+                self.service
+                    .delete_policy(&actor, &request.into_inner().name),
+            )
+            .await?;
+        Ok(Response::new(pb::DeletePolicyResponse {
+            deleted: Some(policy_to_proto(deleted)),
+        }))
+    }
+
+    async fn preview_policy(
+        &self,
+        request: Request<pb::PreviewPolicyRequest>,
+    ) -> Result<Response<pb::PreviewPolicyResponse>, Status> {
+        let request = request.into_inner();
+        let preview = self
+            .bounded(self.service.preview(
+                &request.name,
+                content(request.description, request.scope, request.retain_days),
+            ))
+            .await?;
+        let total = preview
+            .deletions
+            .values()
+            .map(|events| u64::try_from(*events).unwrap_or(0))
+            .sum();
+        Ok(Response::new(pb::PreviewPolicyResponse {
+            deletions: tallies_to_proto(preview.deletions),
+            total,
+            replaces_existing: preview.replaces_existing,
+        }))
+    }
+
+    async fn explain_retention(
+        &self,
+        request: Request<pb::ExplainRetentionRequest>,
+    ) -> Result<Response<pb::ExplainRetentionResponse>, Status> {
+        let request = request.into_inner();
+        let event_id = EventId::from_cloudtrail(&request.event_id)
+            .ok_or_else(|| Status::invalid_argument("event_id is empty"))?;
+        let explanation = self.bounded(self.service.explain(event_id)).await?;
+        let decision = explanation.decision;
+        Ok(Response::new(pb::ExplainRetentionResponse {
+            event_id: explanation.event_id.to_string(),
+            event_time: Some(to_timestamp(explanation.event_time)),
+            matched: decision
+                .matched
+                .into_iter()
+                .map(|(name, version, retain_days)| pb::MatchedPolicy {
+                    name,
+                    version,
+                    retain_days,
+                })
+                .collect(),
+            winning_policy: decision.winning.unwrap_or_default(),
+            retain_days: decision.retain_days,
+            expires_at: Some(to_timestamp(decision.expires_at)),
+            holds: explanation.holds.into_iter().map(hold_to_proto).collect(),
+            deleted_by_next_run: explanation.deleted_by_next_run,
+        }))
+    }
+
+    async fn run_enforcement(
+        &self,
+        request: Request<pb::RunEnforcementRequest>,
+    ) -> Result<Response<pb::EnforcementReport>, Status> {
+        // A run takes as long as the deletions take: no request timeout here.
+        let actor = caller(&request);
+        let report = self
+            .service
+            .run_now(&actor)
+            .await
+            .map_err(|error| retention_error_status(&error))?;
+        Ok(Response::new(pb::EnforcementReport {
+            run_id: report.run_id,
+            started_at: Some(to_timestamp(report.started_at)),
+            finished_at: Some(to_timestamp(report.finished_at)),
+            status: report.status,
+            events_deleted: report
+                .deletions
+                .values()
+                .map(|events| u64::try_from(*events).unwrap_or(0))
+                .sum(),
+            deletions: tallies_to_proto(report.deletions),
+            partitions_dropped: report
+                .partitions_dropped
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            interrupted_runs: report.interrupted_runs,
+        }))
+    }
+
+    async fn create_legal_hold(
+        &self,
+        request: Request<pb::CreateLegalHoldRequest>,
+    ) -> Result<Response<pb::LegalHold>, Status> {
+        let actor = caller(&request);
+        let request = request.into_inner();
+        let expires_at = request
+            .expires_at
+            .map(|time| from_timestamp("expires_at", time))
+            .transpose()?;
+        let hold = self
+            .bounded(self.service.create_hold(
+                &actor,
+                &request.reason,
+                scope_from_proto(request.scope),
+                expires_at,
+            ))
+            .await?;
+        Ok(Response::new(hold_to_proto(hold)))
+    }
+
+    async fn list_legal_holds(
+        &self,
+        request: Request<pb::ListLegalHoldsRequest>,
+    ) -> Result<Response<pb::ListLegalHoldsResponse>, Status> {
+        let holds = self
+            .bounded(
+                self.service
+                    .list_holds(request.into_inner().include_inactive),
+            )
+            .await?;
+        Ok(Response::new(pb::ListLegalHoldsResponse {
+            holds: holds.into_iter().map(hold_to_proto).collect(),
+        }))
+    }
+
+    async fn release_legal_hold(
+        &self,
+        request: Request<pb::ReleaseLegalHoldRequest>,
+    ) -> Result<Response<pb::LegalHold>, Status> {
+        let actor = caller(&request);
+        let request = request.into_inner();
+        let hold = self
+            .bounded(
+                self.service
+                    .release_hold(&actor, request.hold_id, &request.reason),
+            )
+            .await?;
+        Ok(Response::new(hold_to_proto(hold)))
+    }
+}
+
+pub struct AuditAdapter {
+    service: RetentionService,
+}
+
+impl AuditAdapter {
+    pub fn new(service: RetentionService) -> AuditAdapter {
+        AuditAdapter { service }
+    }
+}
+
+#[tonic::async_trait]
+impl pb::audit_service_server::AuditService for AuditAdapter {
+    async fn list_audit_entries(
+        &self,
+        request: Request<pb::ListAuditEntriesRequest>,
+    ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.max_results {
+            0 => 100,
+            value if value > 1000 => {
+                return Err(Status::invalid_argument(
+                    "max_results is over the limit of 1000",
+                ))
+            }
+            value => value,
+        };
+        let before_id = if request.next_token.is_empty() {
+            None
+        } else {
+            let bytes = URL_SAFE_NO_PAD
+                .decode(&request.next_token)
+                .map_err(|_| Status::invalid_argument("the next token is not valid"))?;
+            let bytes: [u8; 8] = bytes
+                .try_into()
+                .map_err(|_| Status::invalid_argument("the next token is not valid"))?;
+            Some(i64::from_be_bytes(bytes))
+        };
+        let since = request
+            .since
+            .map(|time| from_timestamp("since", time))
+            .transpose()?;
+        let prefix = (!request.action_prefix.is_empty()).then_some(request.action_prefix.as_str());
+        let entries = self
+            .service
+            .list_audit(before_id, prefix, since, limit + 1)
+            .await
+            .map_err(|error| retention_error_status(&error))?;
+        let more = entries.len() > limit as usize;
+        let entries: Vec<_> = entries.into_iter().take(limit as usize).collect();
+        let next_token = match (more, entries.last()) {
+            (true, Some(last)) => URL_SAFE_NO_PAD.encode(last.audit_id.to_be_bytes()),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::ListAuditEntriesResponse {
+            entries: entries.into_iter().map(audit_entry_to_proto).collect(),
+            next_token,
+        }))
+    }
+}

@@ -1,0 +1,647 @@
+//! Retention enforcement in SQL: the "may be deleted" predicate built from the rules, whole
+//! day partitions dropped when every event in them may go, bounded keyset batches for the
+//! rest, and the bookkeeping that lets the next run finish what a crashed one left.
+//!
+//! An event may be deleted when its time is older than now less the longest `retain_days` of
+//! the policies that match it (the default when none does), and no active hold covers it —
+//! the same rule as `orgtrail_domain::retention::decide`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use orgtrail_domain::retention::{LegalHold, RetentionPolicy, RetentionScope};
+use serde_json::Value;
+use sqlx::pool::PoolConnection;
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::partitions::{day_of_partition, partition_name, PARTITION_DDL_LOCK};
+use super::retention::{list_policies, RETENTION_RULES_LOCK};
+use super::{convert_sqlx_error, PgStore, StoreError};
+
+/// Session advisory lock held by the one enforcement run of all replicas.
+const ENFORCEMENT_LOCK: i64 = 0x6f72_6774_7261_0003;
+
+/// The rules a run (or a preview) applies, fixed at its start.
+#[derive(Clone, Debug)]
+pub struct RetentionRules {
+    pub policies: Vec<RetentionPolicy>,
+    /// Active holds.
+    pub holds: Vec<LegalHold>,
+    pub default_retain_days: u32,
+    pub now: DateTime<Utc>,
+}
+
+impl RetentionRules {
+    /// No event younger than this can be deleted: now less the shortest retention.
+    pub fn scan_bound(&self) -> DateTime<Utc> {
+        let shortest = self
+            .policies
+            .iter()
+            .map(|policy| policy.retain_days)
+            .chain([self.default_retain_days])
+            .min()
+            .unwrap_or(self.default_retain_days);
+        self.now - chrono::Duration::days(i64::from(shortest))
+    }
+}
+
+/// What the store says of the rules now: their content and a fingerprint that changes with
+/// any policy version or hold.
+pub struct LoadedRules {
+    pub policies: Vec<RetentionPolicy>,
+    pub holds: Vec<LegalHold>,
+    pub fingerprint: String,
+}
+
+/// Deletions of a run, per (account, region).
+pub type RunCounts = BTreeMap<(String, String), i64>;
+
+/// The outcome of one batch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchOutcome {
+    pub examined: i64,
+    pub deleted: i64,
+    /// Where the next batch starts; `None` when the range is done.
+    pub next: Option<(DateTime<Utc>, uuid::Uuid)>,
+}
+
+/// What happened to a partition the run wanted to drop.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PartitionDrop {
+    Dropped {
+        events: i64,
+    },
+    /// Events that must be kept appeared meanwhile: the partition is attached again.
+    Kept,
+    /// The rules changed: the run stops, the next one decides again.
+    RulesChanged,
+}
+
+/// The enforcement lock, held on a connection of its own. Dropping it without
+/// [`EnforcementLock::release`] closes the connection, which releases the lock too.
+pub struct EnforcementLock {
+    connection: Option<PoolConnection<Postgres>>,
+}
+
+impl EnforcementLock {
+    pub async fn release(mut self) {
+        if let Some(mut connection) = self.connection.take() {
+            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(ENFORCEMENT_LOCK)
+                .execute(&mut *connection)
+                .await;
+            if unlocked.is_err() {
+                drop(connection.detach());
+            }
+        }
+    }
+}
+
+impl Drop for EnforcementLock {
+    fn drop(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            drop(connection.detach());
+        }
+    }
+}
+
+/// Pushes `COALESCE((…all of the scope's conditions…), FALSE)`: NULL-safe, so an event
+/// without an account never matches an account-scoped policy or hold.
+fn push_scope(sql: &mut QueryBuilder<'_, Postgres>, scope: &RetentionScope, alias: &str) {
+    sql.push("COALESCE((TRUE");
+    for (column, values) in [
+        ("account_id", &scope.accounts),
+        ("aws_region", &scope.regions),
+        ("event_category", &scope.event_categories),
+        ("event_source", &scope.event_sources),
+        ("event_name", &scope.event_names),
+    ] {
+        if !values.is_empty() {
+            sql.push(format!(" AND {alias}{column} = ANY("))
+                .push_bind(values.clone())
+                .push(")");
+        }
+    }
+    if let Some(read_only) = scope.read_only {
+        sql.push(format!(" AND {alias}read_only = "))
+            .push_bind(read_only);
+    }
+    sql.push("), FALSE)");
+}
+
+/// Pushes the predicate "this event may be deleted under `rules`".
+fn push_deletable(sql: &mut QueryBuilder<'_, Postgres>, rules: &RetentionRules, alias: &str) {
+    let days = |days: u32| i32::try_from(days).unwrap_or(i32::MAX);
+    sql.push(format!("({alias}event_time < "))
+        .push_bind(rules.now)
+        .push(" - make_interval(days => ");
+    if rules.policies.is_empty() {
+        sql.push_bind(days(rules.default_retain_days));
+    } else {
+        sql.push("COALESCE(GREATEST(");
+        for (position, policy) in rules.policies.iter().enumerate() {
+            if position > 0 {
+                sql.push(", ");
+            }
+            sql.push("CASE WHEN ");
+            push_scope(sql, &policy.scope, alias);
+            sql.push(" THEN ")
+                .push_bind(days(policy.retain_days))
+                .push(" END");
+        }
+        sql.push("), ")
+            .push_bind(days(rules.default_retain_days))
+            .push(")");
+    }
+    sql.push(")");
+    for hold in &rules.holds {
+        sql.push(" AND NOT ");
+        push_scope(sql, &hold.scope, alias);
+    }
+    sql.push(")");
+}
+
+const FINGERPRINT: &str = "SELECT
+    (SELECT coalesce(string_agg(policy_id || ':' || current_version || ':' || coalesce(deleted_at::text, ''), ',' ORDER BY policy_id), '')
+     FROM retention_policies)
+    || '|' ||
+    (SELECT coalesce(string_agg(hold_id || ':' || coalesce(released_at::text, ''), ',' ORDER BY hold_id), '')
+     FROM legal_holds)";
+
+impl PgStore {
+    /// Takes the enforcement lock if no other run holds it.
+    pub async fn try_lock_enforcement(&self) -> Result<Option<EnforcementLock>, StoreError> {
+        let mut connection = self.pool().acquire().await.map_err(convert_sqlx_error)?;
+        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+            .bind(ENFORCEMENT_LOCK)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(convert_sqlx_error)?;
+        Ok(locked.then_some(EnforcementLock {
+            connection: Some(connection),
+        }))
+    }
+
+    /// Waits (polling, at most `bound`) for the enforcement lock.
+    pub async fn lock_enforcement(
+        &self,
+        bound: Duration,
+    ) -> Result<Option<EnforcementLock>, StoreError> {
+        let deadline = tokio::time::Instant::now() + bound;
+        loop {
+            if let Some(lock) = self.try_lock_enforcement().await? {
+                return Ok(Some(lock));
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The live policies, the active holds and their fingerprint, read together.
+    pub async fn load_rules(&self, now: DateTime<Utc>) -> Result<LoadedRules, StoreError> {
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(RETENTION_RULES_LOCK)
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        let policies = list_policies(&mut *transaction)
+            .await?
+            .into_iter()
+            .map(|stored| stored.policy)
+            .collect();
+        let fingerprint: String = sqlx::query_scalar(FINGERPRINT)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        let holds = self
+            .list_holds(false)
+            .await?
+            .into_iter()
+            .map(|stored| stored.hold)
+            .filter(|hold| hold.is_active(now))
+            .collect();
+        Ok(LoadedRules {
+            policies,
+            holds,
+            fingerprint,
+        })
+    }
+
+    /// Records the start of a run with its plan.
+    pub async fn begin_run(&self, runner: &str, plan: &Value) -> Result<i64, StoreError> {
+        sqlx::query_scalar("INSERT INTO retention_runs (status, runner, plan) VALUES ('running', $1, $2) RETURNING run_id")
+            .bind(runner)
+            .bind(plan)
+            .fetch_one(self.pool())
+            .await
+            .map_err(convert_sqlx_error)
+    }
+
+    /// Runs left 'running' by a runner that died (called under the enforcement lock): their
+    /// ids, plans and deletions, marked interrupted.
+    pub async fn close_interrupted_runs(&self) -> Result<Vec<(i64, Value, RunCounts)>, StoreError> {
+        let runs: Vec<(i64, Value)> =
+            sqlx::query_as("UPDATE retention_runs SET status = 'interrupted', finished_at = now() WHERE status = 'running' RETURNING run_id, plan")
+                .fetch_all(self.pool())
+                .await
+                .map_err(convert_sqlx_error)?;
+        let mut closed = Vec::new();
+        for (run_id, plan) in runs {
+            closed.push((run_id, plan, self.run_counts(run_id).await?));
+        }
+        Ok(closed)
+    }
+
+    pub async fn finish_run(&self, run_id: i64, status: &str) -> Result<RunCounts, StoreError> {
+        sqlx::query("UPDATE retention_runs SET status = $2, finished_at = now() WHERE run_id = $1")
+            .bind(run_id)
+            .bind(status)
+            .execute(self.pool())
+            .await
+            .map_err(convert_sqlx_error)?;
+        self.run_counts(run_id).await
+    }
+
+    async fn run_counts(&self, run_id: i64) -> Result<RunCounts, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT account_id, aws_region, events FROM retention_run_deletions WHERE run_id = $1",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(account, region, events)| ((account, region), events))
+            .collect())
+    }
+
+    /// Events `rules` would delete, per (account, region).
+    pub async fn count_deletable(&self, rules: &RetentionRules) -> Result<RunCounts, StoreError> {
+        let mut sql = QueryBuilder::<Postgres>::new(
+            "SELECT coalesce(account_id, ''), coalesce(aws_region, ''), count(*) FROM events WHERE event_time < ",
+        );
+        sql.push_bind(rules.scan_bound()).push(" AND ");
+        push_deletable(&mut sql, rules, "");
+        sql.push(" GROUP BY 1, 2");
+        let rows: Vec<(String, String, i64)> = sql
+            .build_query_as()
+            .fetch_all(self.pool())
+            .await
+            .map_err(convert_sqlx_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(account, region, events)| ((account, region), events))
+            .collect())
+    }
+
+    /// The day partitions wholly older than the scan bound, with (all events, deletable events).
+    pub async fn partitions_to_consider(
+        &self,
+        rules: &RetentionRules,
+    ) -> Result<Vec<(NaiveDate, i64, i64)>, StoreError> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT child.relname::text FROM pg_inherits
+             JOIN pg_class child ON child.oid = pg_inherits.inhrelid
+             WHERE pg_inherits.inhparent = 'events'::regclass AND NOT pg_inherits.inhdetachpending",
+        )
+        .fetch_all(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        let bound = rules.scan_bound();
+        let mut days: Vec<NaiveDate> = names
+            .iter()
+            .filter_map(|name| day_of_partition(name))
+            .filter(|day| {
+                day.checked_add_days(Days::new(1))
+                    .is_some_and(|end| end.and_time(chrono::NaiveTime::MIN).and_utc() <= bound)
+            })
+            .collect();
+        days.sort();
+        let mut considered = Vec::with_capacity(days.len());
+        for day in days {
+            let mut sql = QueryBuilder::<Postgres>::new("SELECT count(*), count(*) FILTER (WHERE ");
+            push_deletable(&mut sql, rules, "");
+            sql.push(format!(") FROM {}", partition_name(day)));
+            let (all, deletable): (i64, i64) = sql
+                .build_query_as()
+                .fetch_one(self.pool())
+                .await
+                .map_err(convert_sqlx_error)?;
+            considered.push((day, all, deletable));
+        }
+        Ok(considered)
+    }
+
+    /// Drops the partition of `day`, every event of which `rules` may delete: recorded first,
+    /// detached without blocking ingest, checked again under the rules lock, then dropped with
+    /// its counts in one transaction; its eventIDs leave the dedupe index after.
+    pub async fn drop_partition(
+        &self,
+        run_id: i64,
+        day: NaiveDate,
+        rules: &RetentionRules,
+        fingerprint: &str,
+    ) -> Result<PartitionDrop, StoreError> {
+        let name = partition_name(day);
+        sqlx::query(
+            "INSERT INTO retention_partition_drops (partition, run_id, day, state, events) VALUES ($1, $2, $3, 'detaching', 0)
+             ON CONFLICT (partition) DO UPDATE SET run_id = EXCLUDED.run_id, state = 'detaching', updated_at = now()",
+        )
+        .bind(&name)
+        .bind(run_id)
+        .bind(day)
+        .execute(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        // CONCURRENTLY waits for the transactions that may use the partition instead of
+        // locking everyone out; it cannot run inside a transaction block.
+        sqlx::raw_sql(&format!(
+            "ALTER TABLE events DETACH PARTITION {name} CONCURRENTLY"
+        ))
+        .execute(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        self.forget_partitions();
+        self.finish_detached_partition(run_id, day, rules, Some(fingerprint))
+            .await
+    }
+
+    /// Drops a detached day partition if every event in it may still be deleted, else attaches
+    /// it again. With a fingerprint, refuses when the rules changed since it was taken.
+    async fn finish_detached_partition(
+        &self,
+        run_id: i64,
+        day: NaiveDate,
+        rules: &RetentionRules,
+        fingerprint: Option<&str>,
+    ) -> Result<PartitionDrop, StoreError> {
+        let name = partition_name(day);
+        let next_day = day.checked_add_days(Days::new(1)).unwrap_or(day);
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        for (lock, key) in [
+            ("pg_advisory_xact_lock_shared", RETENTION_RULES_LOCK),
+            ("pg_advisory_xact_lock", PARTITION_DDL_LOCK),
+        ] {
+            sqlx::query(&format!("SELECT {lock}($1)"))
+                .bind(key)
+                .execute(&mut *transaction)
+                .await
+                .map_err(convert_sqlx_error)?;
+        }
+        let attach_again = format!(
+            "ALTER TABLE events ATTACH PARTITION {name} FOR VALUES FROM ('{day} 00:00:00+00') TO ('{next_day} 00:00:00+00')"
+        );
+        if let Some(fingerprint) = fingerprint {
+            let now: String = sqlx::query_scalar(FINGERPRINT)
+                .fetch_one(&mut *transaction)
+                .await
+                .map_err(convert_sqlx_error)?;
+            if now != fingerprint {
+                sqlx::query(&attach_again)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(convert_sqlx_error)?;
+                sqlx::query("DELETE FROM retention_partition_drops WHERE partition = $1")
+                    .bind(&name)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(convert_sqlx_error)?;
+                transaction.commit().await.map_err(convert_sqlx_error)?;
+                return Ok(PartitionDrop::RulesChanged);
+            }
+        }
+        let mut sql = QueryBuilder::<Postgres>::new("SELECT coalesce(account_id, ''), coalesce(aws_region, ''), count(*), count(*) FILTER (WHERE NOT ");
+        push_deletable(&mut sql, rules, "");
+        sql.push(format!(") FROM {name} GROUP BY 1, 2"));
+        let rows: Vec<(String, String, i64, i64)> = sql
+            .build_query_as()
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        if rows.iter().any(|(_, _, _, kept)| *kept > 0) {
+            sqlx::query(&attach_again)
+                .execute(&mut *transaction)
+                .await
+                .map_err(convert_sqlx_error)?;
+            sqlx::query("DELETE FROM retention_partition_drops WHERE partition = $1")
+                .bind(&name)
+                .execute(&mut *transaction)
+                .await
+                .map_err(convert_sqlx_error)?;
+            transaction.commit().await.map_err(convert_sqlx_error)?;
+            return Ok(PartitionDrop::Kept);
+        }
+        let mut events = 0;
+        for (account, region, count, _) in &rows {
+            events += count;
+            add_deletions(&mut transaction, run_id, account, region, *count).await?;
+        }
+        sqlx::query(&format!("DROP TABLE {name}"))
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        sqlx::query("UPDATE retention_partition_drops SET state = 'dropped', events = $2, run_id = $3, updated_at = now() WHERE partition = $1")
+            .bind(&name)
+            .bind(events)
+            .bind(run_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        tracing::info!(partition = %name, events, "dropped an expired day partition");
+        self.forget_dropped_event_ids(day).await?;
+        Ok(PartitionDrop::Dropped { events })
+    }
+
+    /// Removes the dedupe entries of a dropped day (keeping any of an event stored again
+    /// since), in batches, then marks the drop done.
+    async fn forget_dropped_event_ids(&self, day: NaiveDate) -> Result<(), StoreError> {
+        let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+        let end = start + chrono::Duration::days(1);
+        loop {
+            let removed = sqlx::query(
+                "DELETE FROM event_ids WHERE event_id IN (
+                     SELECT ids.event_id FROM event_ids AS ids
+                     WHERE ids.event_time >= $1 AND ids.event_time < $2
+                       AND NOT EXISTS (SELECT 1 FROM events
+                                       WHERE events.event_time = ids.event_time AND events.event_id = ids.event_id)
+                     LIMIT 10000)",
+            )
+            .bind(start)
+            .bind(end)
+            .execute(self.pool())
+            .await
+            .map_err(convert_sqlx_error)?
+            .rows_affected();
+            if removed == 0 {
+                break;
+            }
+        }
+        sqlx::query("UPDATE retention_partition_drops SET state = 'done', updated_at = now() WHERE partition = $1")
+            .bind(partition_name(day))
+            .execute(self.pool())
+            .await
+            .map_err(convert_sqlx_error)?;
+        Ok(())
+    }
+
+    /// Finishes the partition drops a crashed run left (called under the enforcement lock):
+    /// a detach still pending is finalised, a detached partition is dropped if all its events
+    /// may still go (else attached again), a dropped one's eventIDs are removed.
+    pub async fn finish_pending_partition_drops(
+        &self,
+        run_id: i64,
+        rules: &RetentionRules,
+    ) -> Result<Vec<(NaiveDate, PartitionDrop)>, StoreError> {
+        let pending: Vec<(String, NaiveDate, String)> =
+            sqlx::query_as("SELECT partition, day, state FROM retention_partition_drops WHERE state <> 'done' ORDER BY day")
+                .fetch_all(self.pool())
+                .await
+                .map_err(convert_sqlx_error)?;
+        let mut finished = Vec::new();
+        for (name, day, state) in pending {
+            if state == "dropped" {
+                self.forget_dropped_event_ids(day).await?;
+                continue;
+            }
+            let row = sqlx::query(
+                "SELECT to_regclass($1) IS NOT NULL AS exists,
+                        (SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = to_regclass($1)) AS pending",
+            )
+            .bind(&name)
+            .fetch_one(self.pool())
+            .await
+            .map_err(convert_sqlx_error)?;
+            let exists: bool = row.get("exists");
+            let pending: Option<bool> = row.get("pending");
+            match (exists, pending) {
+                (true, Some(false)) | (false, _) => {
+                    // Never detached (or gone): the run decides afresh.
+                    sqlx::query("DELETE FROM retention_partition_drops WHERE partition = $1")
+                        .bind(&name)
+                        .execute(self.pool())
+                        .await
+                        .map_err(convert_sqlx_error)?;
+                }
+                (true, Some(true)) => {
+                    sqlx::raw_sql(&format!(
+                        "ALTER TABLE events DETACH PARTITION {name} FINALIZE"
+                    ))
+                    .execute(self.pool())
+                    .await
+                    .map_err(convert_sqlx_error)?;
+                    finished.push((
+                        day,
+                        self.finish_detached_partition(run_id, day, rules, None)
+                            .await?,
+                    ));
+                }
+                (true, None) => finished.push((
+                    day,
+                    self.finish_detached_partition(run_id, day, rules, None)
+                        .await?,
+                )),
+            }
+        }
+        Ok(finished)
+    }
+
+    /// Deletes, in one short transaction, the events `rules` may delete among the next `batch`
+    /// events after `after` (in key order, older than the scan bound); stops with
+    /// `RulesChanged` semantics (`None`) when the rules changed since `fingerprint`.
+    pub async fn delete_expired_batch(
+        &self,
+        run_id: i64,
+        rules: &RetentionRules,
+        fingerprint: &str,
+        after: Option<(DateTime<Utc>, uuid::Uuid)>,
+        batch: u32,
+    ) -> Result<Option<BatchOutcome>, StoreError> {
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        sqlx::query("SELECT pg_advisory_xact_lock_shared($1)")
+            .bind(RETENTION_RULES_LOCK)
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        let now: String = sqlx::query_scalar(FINGERPRINT)
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        if now != fingerprint {
+            return Ok(None);
+        }
+        let mut sql = QueryBuilder::<Postgres>::new(
+            "WITH examined AS (SELECT event_time, event_id FROM events WHERE event_time < ",
+        );
+        sql.push_bind(rules.scan_bound());
+        if let Some((time, id)) = after {
+            sql.push(" AND (event_time, event_id) > (")
+                .push_bind(time)
+                .push(", ")
+                .push_bind(id)
+                .push(")");
+        }
+        sql.push(" ORDER BY event_time, event_id LIMIT ")
+            .push_bind(i64::from(batch));
+        sql.push("), gone AS (DELETE FROM events AS e USING examined AS x WHERE e.event_time = x.event_time AND e.event_id = x.event_id AND ");
+        push_deletable(&mut sql, rules, "e.");
+        sql.push(
+            " RETURNING e.event_id, coalesce(e.account_id, '') AS account_id, coalesce(e.aws_region, '') AS aws_region), \
+             ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), \
+             counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) \
+                 SELECT ",
+        );
+        sql.push_bind(run_id);
+        sql.push(
+            ", account_id, aws_region, count(*) FROM gone GROUP BY account_id, aws_region \
+                 ON CONFLICT (run_id, account_id, aws_region) \
+                 DO UPDATE SET events = retention_run_deletions.events + EXCLUDED.events) \
+             SELECT (SELECT count(*) FROM examined) AS examined, (SELECT count(*) FROM gone) AS deleted, \
+                    last.event_time, last.event_id \
+             FROM (SELECT 1) AS one LEFT JOIN LATERAL \
+                 (SELECT event_time, event_id FROM examined ORDER BY event_time DESC, event_id DESC LIMIT 1) AS last ON TRUE",
+        );
+        let row = sql
+            .build()
+            .fetch_one(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        let examined: i64 = row.get("examined");
+        let deleted: i64 = row.get("deleted");
+        let last_time: Option<DateTime<Utc>> = row.get("event_time");
+        let last_id: Option<uuid::Uuid> = row.get("event_id");
+        Ok(Some(BatchOutcome {
+            examined,
+            deleted,
+            next: last_time.zip(last_id).filter(|_| examined > 0),
+        }))
+    }
+}
+
+async fn add_deletions(
+    transaction: &mut sqlx::Transaction<'static, Postgres>,
+    run_id: i64,
+    account: &str,
+    region: &str,
+    events: i64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (run_id, account_id, aws_region) DO UPDATE SET events = retention_run_deletions.events + EXCLUDED.events",
+    )
+    .bind(run_id)
+    .bind(account)
+    .bind(region)
+    .bind(events)
+    .execute(&mut **transaction)
+    .await
+    .map_err(convert_sqlx_error)?;
+    Ok(())
+}
