@@ -160,7 +160,7 @@ struct IngestBenchOptions {
 pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     let options = parse_options(arguments)?;
     let bin_dir = build_binaries(Profile::Release)?;
-    let data = generate_bench_data(options.events, options.records_per_file)?;
+    let data = generate_bench_data(options.events, options.records_per_file, 0)?;
     check_interrupted(interrupted)?;
 
     let postgres = ThrowawayPostgres::start()?;
@@ -387,8 +387,17 @@ const DAYS: u64 = 30;
 const FIRST_DAY_UNIX: u64 = 1_790_812_800;
 
 /// Generates (once) `events` records in files of `records_per_file`; returns the directory.
-pub fn generate_bench_data(events: usize, records_per_file: usize) -> anyhow::Result<PathBuf> {
-    let root = workspace_root().join(format!("target/bench/ingest-{events}-{records_per_file}"));
+/// Data sets of different `seed`s share no eventID.
+pub fn generate_bench_data(
+    events: usize,
+    records_per_file: usize,
+    seed: u64,
+) -> anyhow::Result<PathBuf> {
+    let root = workspace_root().join(if seed == 0 {
+        format!("target/bench/ingest-{events}-{records_per_file}")
+    } else {
+        format!("target/bench/ingest-{events}-{records_per_file}-seed{seed}")
+    });
     let data = root.join("AWSLogs");
     let complete = root.join("complete");
     if complete.exists() {
@@ -416,7 +425,7 @@ pub fn generate_bench_data(events: usize, records_per_file: usize) -> anyhow::Re
                     for file in (worker..files).step_by(workers) {
                         let first = file * records_per_file;
                         let last = (first + records_per_file).min(events);
-                        write_bench_file(data, samples, file, first..last)?;
+                        write_bench_file(data, samples, file, first..last, seed)?;
                     }
                     Ok(())
                 })
@@ -438,6 +447,7 @@ fn write_bench_file(
     samples: &[Value],
     file: usize,
     records: std::ops::Range<usize>,
+    seed: u64,
 ) -> anyhow::Result<()> {
     let account = format!("{:012}", 100_000_000_000 + (file % ACCOUNTS) as u64 * 7_919);
     let region = REGIONS[(file / ACCOUNTS) % REGIONS.len()];
@@ -451,7 +461,10 @@ fn write_bench_file(
         let object = record
             .as_object_mut()
             .context("a sample record is not an object")?;
-        object.insert("eventID".into(), Value::from(event_id(number as u64)));
+        object.insert(
+            "eventID".into(),
+            Value::from(event_id(number as u64 + (seed << 40))),
+        );
         object.insert("eventTime".into(), Value::from(format_time(time)));
         object.insert("recipientAccountId".into(), Value::from(account.clone()));
         object.insert("awsRegion".into(), Value::from(region));

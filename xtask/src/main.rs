@@ -6,8 +6,10 @@
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
+//! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
 
 mod bench;
+mod bench_retention;
 mod demo;
 mod moto;
 mod postgres;
@@ -31,7 +33,8 @@ commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   demo            run orgtrail on a local sample organization and show the consolidated view
   bench ingest    measure ingest through gRPC against a plain COPY of the same rows
-  bench collect   measure one collector pass over a generated organization in moto";
+  bench collect   measure one collector pass over a generated organization in moto
+  bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it";
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +52,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
         Some("bench") => match arguments.get(1).map(String::as_str) {
             Some("ingest") => bench::bench_ingest(&arguments[2..], &interrupted),
             Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
+            Some("retention") => bench_retention::bench_retention(&arguments[2..], &interrupted),
             _ => bail!("{USAGE}"),
         },
         _ => bail!("{USAGE}"),

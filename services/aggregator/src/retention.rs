@@ -410,44 +410,48 @@ impl RetentionService {
             }
         }
 
-        // Whole days first: dropping a partition costs the same for one event or a million.
-        'partitions: for (day, all, deletable) in self.store.partitions_to_consider(&rules).await? {
-            if all != deletable {
-                continue;
-            }
-            match self
-                .store
-                .drop_partition(run_id, day, &rules, &fingerprint)
-                .await?
-            {
-                PartitionDrop::Dropped { .. } => partitions_dropped.push(day),
-                PartitionDrop::Kept => {}
-                PartitionDrop::RulesChanged => {
-                    status = "stopped";
-                    break 'partitions;
+        // Day by day, oldest first: a day whose every event may go is dropped whole (that
+        // costs the same for one event or a million); a mixed day goes in bounded batches.
+        'days: for (day, all, deletable) in self.store.partitions_to_consider(&rules).await? {
+            if all == deletable {
+                match self
+                    .store
+                    .drop_partition(run_id, day, &rules, &fingerprint)
+                    .await?
+                {
+                    PartitionDrop::Dropped { .. } => {
+                        partitions_dropped.push(day);
+                        continue;
+                    }
+                    PartitionDrop::Kept => {}
+                    PartitionDrop::RulesChanged => {
+                        status = "stopped";
+                        break 'days;
+                    }
                 }
             }
-        }
-
-        // The rest in bounded batches, oldest first.
-        let mut after = None;
-        while status == "completed" {
-            match self
-                .store
-                .delete_expired_batch(
-                    run_id,
-                    &rules,
-                    &fingerprint,
-                    after,
-                    self.settings.batch_size,
-                )
-                .await?
-            {
-                None => status = "stopped",
-                Some(batch) => match batch.next {
-                    Some(next) => after = Some(next),
-                    None => break,
-                },
+            if deletable == 0 {
+                continue;
+            }
+            loop {
+                match self
+                    .store
+                    .delete_expired_batch(
+                        run_id,
+                        &rules,
+                        &fingerprint,
+                        day,
+                        self.settings.batch_size,
+                    )
+                    .await?
+                {
+                    None => {
+                        status = "stopped";
+                        break 'days;
+                    }
+                    Some(batch) if batch.deleted < i64::from(self.settings.batch_size) => break,
+                    Some(_) => {}
+                }
             }
         }
 

@@ -60,10 +60,7 @@ pub type RunCounts = BTreeMap<(String, String), i64>;
 /// The outcome of one batch.
 #[derive(Clone, Copy, Debug)]
 pub struct BatchOutcome {
-    pub examined: i64,
     pub deleted: i64,
-    /// Where the next batch starts; `None` when the range is done.
-    pub next: Option<(DateTime<Utc>, uuid::Uuid)>,
 }
 
 /// What happened to a partition the run wanted to drop.
@@ -300,7 +297,8 @@ impl PgStore {
             .collect())
     }
 
-    /// The day partitions wholly older than the scan bound, with (all events, deletable events).
+    /// The day partitions that start before the scan bound, oldest first, with (all events,
+    /// deletable events).
     pub async fn partitions_to_consider(
         &self,
         rules: &RetentionRules,
@@ -459,32 +457,42 @@ impl PgStore {
         Ok(PartitionDrop::Dropped { events })
     }
 
-    /// Removes the dedupe entries of a dropped day (keeping any of an event stored again
-    /// since), in batches, then marks the drop done.
+    /// Removes the dedupe entries of a dropped day, in batches, then marks the drop done. If a
+    /// late delivery has brought the day back meanwhile, the entries of its new events stay.
     async fn forget_dropped_event_ids(&self, day: NaiveDate) -> Result<(), StoreError> {
         let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
         let end = start + chrono::Duration::days(1);
-        loop {
-            let removed = sqlx::query(
-                "DELETE FROM event_ids WHERE event_id IN (
-                     SELECT ids.event_id FROM event_ids AS ids
-                     WHERE ids.event_time >= $1 AND ids.event_time < $2
-                       AND NOT EXISTS (SELECT 1 FROM events
-                                       WHERE events.event_time = ids.event_time AND events.event_id = ids.event_id)
-                     LIMIT 10000)",
-            )
-            .bind(start)
-            .bind(end)
-            .execute(self.pool())
+        let name = partition_name(day);
+        let recreated: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(&name)
+            .fetch_one(self.pool())
             .await
-            .map_err(convert_sqlx_error)?
-            .rows_affected();
+            .map_err(convert_sqlx_error)?;
+        let kept_alive = if recreated {
+            format!(" AND NOT EXISTS (SELECT 1 FROM {name} AS e WHERE e.event_time = ids.event_time AND e.event_id = ids.event_id)")
+        } else {
+            String::new()
+        };
+        let statement = format!(
+            "DELETE FROM event_ids WHERE event_id IN (
+                 SELECT ids.event_id FROM event_ids AS ids
+                 WHERE ids.event_time >= $1 AND ids.event_time < $2{kept_alive}
+                 LIMIT 10000)"
+        );
+        loop {
+            let removed = sqlx::query(&statement)
+                .bind(start)
+                .bind(end)
+                .execute(self.pool())
+                .await
+                .map_err(convert_sqlx_error)?
+                .rows_affected();
             if removed == 0 {
                 break;
             }
         }
         sqlx::query("UPDATE retention_partition_drops SET state = 'done', updated_at = now() WHERE partition = $1")
-            .bind(partition_name(day))
+            .bind(&name)
             .execute(self.pool())
             .await
             .map_err(convert_sqlx_error)?;
@@ -552,15 +560,15 @@ impl PgStore {
         Ok(finished)
     }
 
-    /// Deletes, in one short transaction, the events `rules` may delete among the next `batch`
-    /// events after `after` (in key order, older than the scan bound); stops with
-    /// `RulesChanged` semantics (`None`) when the rules changed since `fingerprint`.
+    /// Deletes, in one short transaction, up to `batch` events of the partition of `day` that
+    /// `rules` may delete, with their dedupe entries and their count. `None` when the rules
+    /// changed since `fingerprint` (nothing is deleted then).
     pub async fn delete_expired_batch(
         &self,
         run_id: i64,
         rules: &RetentionRules,
         fingerprint: &str,
-        after: Option<(DateTime<Utc>, uuid::Uuid)>,
+        day: NaiveDate,
         batch: u32,
     ) -> Result<Option<BatchOutcome>, StoreError> {
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
@@ -576,52 +584,32 @@ impl PgStore {
         if now != fingerprint {
             return Ok(None);
         }
-        let mut sql = QueryBuilder::<Postgres>::new(
-            "WITH examined AS (SELECT event_time, event_id FROM events WHERE event_time < ",
-        );
-        sql.push_bind(rules.scan_bound());
-        if let Some((time, id)) = after {
-            sql.push(" AND (event_time, event_id) > (")
-                .push_bind(time)
-                .push(", ")
-                .push_bind(id)
-                .push(")");
-        }
-        sql.push(" ORDER BY event_time, event_id LIMIT ")
-            .push_bind(i64::from(batch));
-        sql.push("), gone AS (DELETE FROM events AS e USING examined AS x WHERE e.event_time = x.event_time AND e.event_id = x.event_id AND ");
+        // One partition, by tuple id: no scan of the other days, no lock outside these rows.
+        let name = partition_name(day);
+        let mut sql = QueryBuilder::<Postgres>::new(format!(
+            "WITH gone AS (DELETE FROM {name} AS e WHERE e.ctid = ANY(ARRAY(SELECT ctid FROM {name} AS e WHERE "
+        ));
         push_deletable(&mut sql, rules, "e.");
+        sql.push(" LIMIT ").push_bind(i64::from(batch));
         sql.push(
-            " RETURNING e.event_id, coalesce(e.account_id, '') AS account_id, coalesce(e.aws_region, '') AS aws_region), \
+            ")) RETURNING e.event_id, coalesce(e.account_id, '') AS account_id, coalesce(e.aws_region, '') AS aws_region), \
              ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), \
-             counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) \
-                 SELECT ",
+             counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) SELECT ",
         );
         sql.push_bind(run_id);
         sql.push(
             ", account_id, aws_region, count(*) FROM gone GROUP BY account_id, aws_region \
                  ON CONFLICT (run_id, account_id, aws_region) \
                  DO UPDATE SET events = retention_run_deletions.events + EXCLUDED.events) \
-             SELECT (SELECT count(*) FROM examined) AS examined, (SELECT count(*) FROM gone) AS deleted, \
-                    last.event_time, last.event_id \
-             FROM (SELECT 1) AS one LEFT JOIN LATERAL \
-                 (SELECT event_time, event_id FROM examined ORDER BY event_time DESC, event_id DESC LIMIT 1) AS last ON TRUE",
+             SELECT count(*) FROM gone",
         );
-        let row = sql
-            .build()
+        let deleted: i64 = sql
+            .build_query_scalar()
             .fetch_one(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
-        let examined: i64 = row.get("examined");
-        let deleted: i64 = row.get("deleted");
-        let last_time: Option<DateTime<Utc>> = row.get("event_time");
-        let last_id: Option<uuid::Uuid> = row.get("event_id");
-        Ok(Some(BatchOutcome {
-            examined,
-            deleted,
-            next: last_time.zip(last_id).filter(|_| examined > 0),
-        }))
+        Ok(Some(BatchOutcome { deleted }))
     }
 }
 
