@@ -115,7 +115,8 @@ pub struct RetentionSettings {
     pub default_retain_days: u32,
     /// Seconds between enforcement runs (one replica runs at a time).
     pub interval_seconds: u64,
-    /// Events examined per deletion batch (each batch is one short transaction).
+    /// Events deleted per batch on a day that cannot be dropped whole (each batch is one short
+    /// transaction).
     pub batch_size: u32,
     /// How long a requested run waits for another replica's run to end.
     pub run_wait_seconds: u64,
@@ -225,7 +226,7 @@ pub fn load_config(
 }
 
 impl RawAggregatorConfig {
-    pub fn validate(self) -> Result<AggregatorConfig, ConfigError> {
+    pub fn validate(mut self) -> Result<AggregatorConfig, ConfigError> {
         let listen = self
             .listen
             .parse()
@@ -269,18 +270,30 @@ impl RawAggregatorConfig {
                 files: self.ingest.max_concurrent_files,
             });
         }
-        for (category, floor) in &self.retention.floors {
-            if !["Management", "Data", "Insight", "NetworkActivity"].contains(&category.as_str()) {
-                return Err(ConfigError::UnknownFloorCategory(category.clone()));
-            }
-            if self.retention.default_retain_days < *floor {
+        // Categories by their CloudTrail names. Environment keys arrive lower-cased and come
+        // from the last layer, so a key spelled otherwise than the name wins over the name.
+        let mut given_floors: Vec<(String, u32)> = std::mem::take(&mut self.retention.floors)
+            .into_iter()
+            .collect();
+        given_floors.sort_by_key(|(given, _)| {
+            !["Management", "Data", "Insight", "NetworkActivity"].contains(&given.as_str())
+        });
+        let mut floors = BTreeMap::new();
+        for (given, floor) in given_floors {
+            let category = ["Management", "Data", "Insight", "NetworkActivity"]
+                .into_iter()
+                .find(|name| name.eq_ignore_ascii_case(&given))
+                .ok_or_else(|| ConfigError::UnknownFloorCategory(given.clone()))?;
+            if self.retention.default_retain_days < floor {
                 return Err(ConfigError::DefaultUnderFloor {
                     days: self.retention.default_retain_days,
-                    floor: *floor,
-                    category: category.clone(),
+                    floor,
+                    category: category.to_string(),
                 });
             }
+            floors.insert(category.to_string(), floor);
         }
+        self.retention.floors = floors;
         Ok(AggregatorConfig {
             listen,
             database_url,
@@ -338,6 +351,7 @@ mod tests {
             jail.set_env("ORGTRAIL_LOG__FORMAT", "json");
             jail.set_env("ORGTRAIL_INGEST__MAX_RECORD_BYTES", "1000");
             jail.set_env("ORGTRAIL_RETENTION__DEFAULT_RETAIN_DAYS", "3650");
+            jail.set_env("ORGTRAIL_RETENTION__FLOORS__DATA", "30");
             jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
             jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
             let config = load_config(None, &ConfigOverrides::default())
@@ -345,6 +359,11 @@ mod tests {
             assert_eq!(config.log.format, orgtrail_service_runtime::LogFormat::Json);
             assert_eq!(config.ingest.max_record_bytes, 1000);
             assert_eq!(config.retention.default_retain_days, 3650);
+            assert_eq!(
+                config.retention.floors,
+                // Floors that are given replace the default set as a whole.
+                BTreeMap::from([("Data".to_string(), 30)])
+            );
             Ok(())
         });
     }

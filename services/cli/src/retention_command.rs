@@ -41,8 +41,10 @@ pub enum RetentionCommand {
     /// replace the whole scope).
     Update {
         name: String,
+        /// Days an event in scope is kept after its eventTime.
         #[arg(long)]
         retain_days: Option<u32>,
+        /// What the policy is for.
         #[arg(long)]
         description: Option<String>,
         #[command(flatten)]
@@ -60,6 +62,7 @@ pub enum RetentionCommand {
     Preview(PolicyArguments),
     /// Why an event is kept as long as it is: matching policies, the winner, expiry, holds.
     Explain {
+        /// The event's eventID.
         #[arg(long)]
         event_id: String,
         #[command(flatten)]
@@ -73,6 +76,7 @@ pub enum RetentionCommand {
 pub enum HoldsCommand {
     /// Active holds (with --all, released and expired ones too).
     List {
+        /// Released and expired holds too.
         #[arg(long)]
         all: bool,
         #[command(flatten)]
@@ -80,6 +84,7 @@ pub enum HoldsCommand {
     },
     /// A legal hold: nothing in its scope is deleted while it is active.
     Create {
+        /// Why the hold exists, e.g. the legal matter (kept in the audit log).
         #[arg(long)]
         reason: String,
         /// When the hold ends by itself: RFC 3339 or a date.
@@ -92,7 +97,9 @@ pub enum HoldsCommand {
     },
     /// Releases a hold.
     Release {
+        /// The hold's id, as `holds list` shows it.
         hold_id: i64,
+        /// Why it is released (kept in the audit log).
         #[arg(long)]
         reason: String,
         #[command(flatten)]
@@ -126,8 +133,10 @@ pub struct OutputArguments {
 /// What a policy or hold covers; each flag repeatable; none given: every event.
 #[derive(Args, Default)]
 pub struct ScopeArguments {
+    /// An account id (repeatable; any of them matches).
     #[arg(long = "account")]
     pub accounts: Vec<String>,
+    /// A region, e.g. eu-west-1 (repeatable).
     #[arg(long = "region")]
     pub regions: Vec<String>,
     /// Management, Data, Insight, NetworkActivity.
@@ -136,6 +145,7 @@ pub struct ScopeArguments {
     /// An event source, e.g. iam.amazonaws.com.
     #[arg(long = "source")]
     pub sources: Vec<String>,
+    /// An API name, e.g. ConsoleLogin (repeatable).
     #[arg(long = "event-name")]
     pub event_names: Vec<String>,
     /// true: read-only events only; false: write events only.
@@ -167,9 +177,12 @@ impl ScopeArguments {
 
 #[derive(Args)]
 pub struct PolicyArguments {
+    /// The policy's name (unique among policies in force).
     pub name: String,
+    /// Days an event in scope is kept after its eventTime.
     #[arg(long)]
     pub retain_days: u32,
+    /// What the policy is for, e.g. the rule it implements.
     #[arg(long, default_value = "")]
     pub description: String,
     #[command(flatten)]
