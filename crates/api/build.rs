@@ -10,6 +10,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orgtrail/v1/events.proto",
         "orgtrail/v1/sources.proto",
         "orgtrail/v1/retention.proto",
+        "orgtrail/v1/tokens.proto",
+        "orgtrail/v1/keys.proto",
+        "orgtrail/v1/quarantine.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

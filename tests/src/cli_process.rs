@@ -5,12 +5,28 @@ use std::process::{Command, Output, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::pki::{cli_environment, ClientIdentity};
 use crate::stack::binary;
 
-/// Runs `orgtrail ARGS…` and returns its output; panics if it takes longer than `bound`.
+/// Runs `orgtrail ARGS…` as the tests' admin (TLS with the admin certificate) and returns its
+/// output; panics if it takes longer than `bound`.
 pub fn run_orgtrail(arguments: &[&str], bound: Duration) -> Output {
+    run_orgtrail_with(&cli_environment(ClientIdentity::Admin), arguments, bound)
+}
+
+/// Runs `orgtrail ARGS…` with the given environment (its TLS material, token, …) only.
+pub fn run_orgtrail_with(
+    environment: &[(String, String)],
+    arguments: &[&str],
+    bound: Duration,
+) -> Output {
     let mut child = Command::new(binary("orgtrail"))
         .args(arguments)
+        .env_remove("ORGTRAIL_TOKEN")
+        .env_remove("ORGTRAIL_CA")
+        .env_remove("ORGTRAIL_CERT")
+        .env_remove("ORGTRAIL_KEY")
+        .envs(environment.iter().cloned())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -7,6 +7,7 @@ pub mod collector_process;
 pub mod memory_file;
 pub mod moto;
 pub mod organization;
+pub mod pki;
 pub mod raw_ingest;
 pub mod samples;
 pub mod stack;

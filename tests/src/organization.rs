@@ -282,7 +282,7 @@ max_concurrent_sources = 3
 [aggregator]
 endpoint = "{aggregator_endpoint}"
 streams = 2
-
+{tls}
 [aws]
 region = "us-east-1"
 endpoint_url = "{endpoint}"
@@ -301,6 +301,11 @@ accounts = [{accounts}]
 "#,
             accounts = accounts.join(", "),
             endpoint = self.endpoint,
+            tls = if aggregator_endpoint.starts_with("http://") {
+                "insecure = true\n".to_string()
+            } else {
+                crate::pki::collector_tls_toml(crate::pki::ClientIdentity::Collector)
+            },
         )
     }
 }

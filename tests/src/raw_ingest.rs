@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::ingest_service_client::IngestServiceClient;
+use orgtrail_client::AuthChannel;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::Channel;
 use tonic::{Status, Streaming};
 
 use crate::stack::WAIT;
@@ -18,7 +18,7 @@ pub struct RawIngestStream {
 }
 
 impl RawIngestStream {
-    pub async fn open(channel: Channel) -> Result<RawIngestStream, Status> {
+    pub async fn open(channel: AuthChannel) -> Result<RawIngestStream, Status> {
         let (requests, outgoing) = mpsc::channel(16);
         let mut client = IngestServiceClient::new(channel).max_encoding_message_size(usize::MAX);
         let answers = tokio::time::timeout(WAIT, client.ingest(ReceiverStream::new(outgoing)))

@@ -7,10 +7,12 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use orgtrail_api::v1::event_service_client::EventServiceClient;
-use orgtrail_client::{ClientSettings, IngestSender, SenderSettings};
+use orgtrail_client::{AuthChannel, ClientSettings, IngestSender, SenderSettings, Transport};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
-use tonic::transport::Channel;
+
+use crate::pki::{self, ClientIdentity};
+use orgtrail_aggregator::crypto::{Keyring, RecordCipher};
 
 /// Where the throwaway PostgreSQL is; set by `cargo xtask test`.
 pub const DATABASE_URL_VARIABLE: &str = "ORGTRAIL_TEST_DATABASE_URL";
@@ -27,11 +29,18 @@ pub struct StackOptions {
     pub environment: Vec<(String, String)>,
     /// A fixed port; by default the aggregator picks a free one (and keeps it on restarts).
     pub port: Option<u16>,
+    /// Plaintext gRPC (`--insecure`) instead of TLS with the test CA.
+    pub insecure: bool,
+    /// Records stored in the clear (`encryption.plaintext`) instead of sealed with a keyring
+    /// of the stack's own.
+    pub plaintext: bool,
 }
 
 pub struct TestStack {
     pub database_url: String,
     pub address: SocketAddr,
+    /// The stack's keyring (none when records are stored in the clear).
+    pub keyring: Option<PathBuf>,
     aggregator: Option<AggregatorProcess>,
     options: StackOptions,
 }
@@ -43,15 +52,26 @@ impl TestStack {
 
     pub async fn start_with(mut options: StackOptions) -> TestStack {
         let database_url = create_test_database().await;
-        let aggregator = AggregatorProcess::start(
-            &database_url,
-            options.port.unwrap_or(0),
-            &options.environment,
-        );
+        let keyring = if options.plaintext {
+            options
+                .environment
+                .push(("ORGTRAIL_ENCRYPTION__PLAINTEXT".into(), "true".into()));
+            None
+        } else {
+            let keyring = init_keyring();
+            options.environment.push((
+                "ORGTRAIL_ENCRYPTION__KEYRING".into(),
+                keyring.display().to_string(),
+            ));
+            Some(keyring)
+        };
+        let aggregator =
+            AggregatorProcess::start(&database_url, options.port.unwrap_or(0), &options);
         // A restart comes back on the same address.
         options.port = Some(aggregator.address.port());
         TestStack {
             database_url,
+            keyring,
             address: aggregator.address,
             aggregator: Some(aggregator),
             options,
@@ -59,14 +79,33 @@ impl TestStack {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.address)
+        endpoint(self.address, self.options.insecure)
     }
 
+    /// The settings of an admin client (TLS with the admin's certificate).
     pub fn client_settings(&self) -> ClientSettings {
-        ClientSettings::new(self.endpoint())
+        self.client_settings_as(ClientIdentity::Admin)
     }
 
-    pub async fn channel(&self) -> Channel {
+    pub fn client_settings_as(&self, identity: ClientIdentity) -> ClientSettings {
+        let transport = if self.options.insecure {
+            Transport::Insecure
+        } else {
+            pki::client_transport(identity)
+        };
+        ClientSettings::new(self.endpoint(), transport)
+    }
+
+    /// A client with the given transport and token.
+    pub fn client_settings_with(
+        &self,
+        transport: Transport,
+        token: Option<String>,
+    ) -> ClientSettings {
+        ClientSettings::new(self.endpoint(), transport).with_token(token)
+    }
+
+    pub async fn channel(&self) -> AuthChannel {
         orgtrail_client::connect(&self.client_settings())
             .await
             .unwrap_or_else(|error| {
@@ -77,7 +116,7 @@ impl TestStack {
             })
     }
 
-    pub async fn events_client(&self) -> EventServiceClient<Channel> {
+    pub async fn events_client(&self) -> EventServiceClient<AuthChannel> {
         EventServiceClient::new(self.channel().await).max_decoding_message_size(256 << 20)
     }
 
@@ -97,15 +136,54 @@ impl TestStack {
             .unwrap_or_else(|error| panic!("cannot connect to the test database: {error}"))
     }
 
+    /// Every stored record, opened with the stack's keyring straight from the database (the
+    /// aggregator need not run), as (event id, record).
+    pub async fn stored_records(&self) -> Vec<(uuid::Uuid, Vec<u8>)> {
+        let pool = self.pool().await;
+        let rows: Vec<(uuid::Uuid, Option<i32>, Vec<u8>)> =
+            sqlx::query_as("SELECT event_id, key_id, record FROM events")
+                .fetch_all(&pool)
+                .await
+                .unwrap_or_else(|error| panic!("cannot read the events: {error}"));
+        let cipher = RecordCipher::new();
+        if let Some(path) = &self.keyring {
+            let keyring = Keyring::load(path)
+                .unwrap_or_else(|error| panic!("cannot load the stack's keyring: {error}"));
+            let keys: Vec<(i32, Vec<u8>, String)> =
+                sqlx::query_as("SELECT key_id, wrapped_key, wrapped_by FROM data_keys")
+                    .fetch_all(&pool)
+                    .await
+                    .unwrap_or_else(|error| panic!("cannot read the data keys: {error}"));
+            for (key_id, wrapped, master) in keys {
+                let key = keyring
+                    .unwrap(key_id, &wrapped, &master)
+                    .unwrap_or_else(|error| panic!("{error}"));
+                cipher.install(key_id, &key);
+            }
+        }
+        pool.close().await;
+        rows.into_iter()
+            .map(|(event_id, key_id, record)| match key_id {
+                None => (event_id, record),
+                Some(key_id) => (
+                    event_id,
+                    cipher
+                        .open(key_id, event_id, &record)
+                        .unwrap_or_else(|error| panic!("{error}")),
+                ),
+            })
+            .collect()
+    }
+
     /// The eventID (as written in the record) of every stored event; panics if one is stored
     /// twice.
     pub async fn stored_event_ids(&self) -> std::collections::HashSet<String> {
-        let pool = self.pool().await;
-        let records: Vec<Vec<u8>> = sqlx::query_scalar("SELECT record FROM events")
-            .fetch_all(&pool)
+        let records: Vec<Vec<u8>> = self
+            .stored_records()
             .await
-            .unwrap_or_else(|error| panic!("cannot read the events: {error}"));
-        pool.close().await;
+            .into_iter()
+            .map(|(_, record)| record)
+            .collect();
         let ids: Vec<String> = records
             .iter()
             .map(|record| crate::samples::record_event_id(&String::from_utf8_lossy(record)))
@@ -177,7 +255,7 @@ impl TestStack {
 
     /// Another aggregator replica on the same database (a port of its own).
     pub fn start_replica(&self) -> AggregatorProcess {
-        AggregatorProcess::start(&self.database_url, 0, &self.options.environment)
+        AggregatorProcess::start(&self.database_url, 0, &self.options)
     }
 
     /// Sends a signal (`KILL`, `TERM`) to the aggregator.
@@ -187,17 +265,75 @@ impl TestStack {
         }
     }
 
+    /// Stops the aggregator, starts it again with `overrides` added to its environment, and
+    /// expects it to exit before listening; returns what it logged. Panics if it serves.
+    pub fn start_aggregator_expecting_failure(&mut self, overrides: &[(String, String)]) -> String {
+        if let Some(mut old) = self.aggregator.take() {
+            old.stop();
+        }
+        let mut options = self.options.clone();
+        options.environment.extend(overrides.iter().cloned());
+        let log_path = std::env::temp_dir().join(format!(
+            "orgtrail-test-aggregator-{}.log",
+            uuid::Uuid::new_v4().simple()
+        ));
+        let mut child = aggregator_command(&self.database_url, 0, &options, &log_path)
+            .spawn()
+            .unwrap_or_else(|error| panic!("cannot start orgtrail-aggregator: {error}"));
+        let deadline = Instant::now() + WAIT;
+        let log = loop {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            if log.lines().any(|line| listening_address(line).is_some()) {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the aggregator started listening:\n{log}");
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break std::fs::read_to_string(&log_path).unwrap_or_default();
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the aggregator neither served nor exited within {WAIT:?}:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let _ = std::fs::remove_file(&log_path);
+        log
+    }
+
     /// Starts the aggregator again on the same address and database.
     pub fn restart_aggregator(&mut self) {
         if let Some(mut old) = self.aggregator.take() {
             old.stop();
         }
         let port = self.options.port.unwrap_or(0);
-        let aggregator =
-            AggregatorProcess::start(&self.database_url, port, &self.options.environment);
+        let aggregator = AggregatorProcess::start(&self.database_url, port, &self.options);
         self.address = aggregator.address;
         self.aggregator = Some(aggregator);
     }
+}
+
+/// A keyring of the stack's own, made by `orgtrail-aggregator keys init`.
+fn init_keyring() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "orgtrail-test-keys-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+    let keyring = dir.join("keyring.json");
+    let output = Command::new(binary("orgtrail-aggregator"))
+        .args(["keys", "init", "--keyring"])
+        .arg(&keyring)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run orgtrail-aggregator keys init: {error}"));
+    assert!(
+        output.status.success(),
+        "orgtrail-aggregator keys init failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    keyring
 }
 
 /// Creates a database of its own for one test.
@@ -262,42 +398,35 @@ pub struct AggregatorProcess {
     child: Child,
     address: SocketAddr,
     log_path: PathBuf,
+    insecure: bool,
+}
+
+fn endpoint(address: SocketAddr, insecure: bool) -> String {
+    if insecure {
+        format!("http://{address}")
+    } else {
+        format!("https://{address}")
+    }
 }
 
 impl AggregatorProcess {
     pub fn endpoint(&self) -> String {
-        format!("http://{}", self.address)
+        endpoint(self.address, self.insecure)
     }
 
-    fn start(database_url: &str, port: u16, environment: &[(String, String)]) -> AggregatorProcess {
+    fn start(database_url: &str, port: u16, options: &StackOptions) -> AggregatorProcess {
         let log_path = std::env::temp_dir().join(format!(
             "orgtrail-test-aggregator-{}.log",
             uuid::Uuid::new_v4().simple()
         ));
-        let log = std::fs::File::create(&log_path)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
-        let mut command = Command::new(binary("orgtrail-aggregator"));
-        command
-            .args([
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--database-url",
-                database_url,
-            ])
-            .env("ORGTRAIL_LOG__FORMAT", "json")
-            .env("ORGTRAIL_LOG__LEVEL", "info")
-            .stdout(Stdio::null())
-            .stderr(log);
-        for (name, value) in environment {
-            command.env(name, value);
-        }
-        let child = command
+        let child = aggregator_command(database_url, port, options, &log_path)
             .spawn()
             .unwrap_or_else(|error| panic!("cannot start orgtrail-aggregator: {error}"));
         let mut process = AggregatorProcess {
             child,
             address: SocketAddr::from(([127, 0, 0, 1], port)),
             log_path,
+            insecure: options.insecure,
         };
         let deadline = Instant::now() + WAIT;
         loop {
@@ -355,6 +484,39 @@ impl Drop for AggregatorProcess {
         self.stop();
         let _ = std::fs::remove_file(&self.log_path);
     }
+}
+
+/// The aggregator's command line: loopback, the test database, JSON logs to `log_path`, TLS
+/// with the test CA unless insecure, and the options' environment.
+fn aggregator_command(
+    database_url: &str,
+    port: u16,
+    options: &StackOptions,
+    log_path: &std::path::Path,
+) -> Command {
+    let log = std::fs::File::create(log_path)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
+    let mut command = Command::new(binary("orgtrail-aggregator"));
+    command
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--database-url",
+            database_url,
+        ])
+        .env("ORGTRAIL_LOG__FORMAT", "json")
+        .env("ORGTRAIL_LOG__LEVEL", "info")
+        .stdout(Stdio::null())
+        .stderr(log);
+    if options.insecure {
+        command.arg("--insecure");
+    } else {
+        command.envs(pki::aggregator_environment());
+    }
+    for (name, value) in &options.environment {
+        command.env(name, value);
+    }
+    command
 }
 
 /// The address of the aggregator's `listening` log line.

@@ -221,7 +221,7 @@ async fn bad_input_is_named_on_stderr_and_the_exit_status_says_so() {
     let output = run_orgtrail(
         &[
             "--endpoint",
-            "http://127.0.0.1:1",
+            "https://127.0.0.1:1",
             "ingest",
             &truncated_path.to_string_lossy(),
         ],
@@ -229,7 +229,7 @@ async fn bad_input_is_named_on_stderr_and_the_exit_status_says_so() {
     );
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("cannot connect to the aggregator at http://127.0.0.1:1"),
+        text(&output.stderr).contains("cannot connect to the aggregator at https://127.0.0.1:1"),
         "{}",
         text(&output.stderr)
     );

@@ -8,13 +8,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::event_service_client::EventServiceClient;
+use orgtrail_client::AuthChannel;
 use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
 use orgtrail_tests::samples::{
     expected_store, record_event_id, sample_files, values_by_frequency, ExpectedEvent,
     ExpectedStore,
 };
 use orgtrail_tests::{send_all, TestStack};
-use tonic::transport::Channel;
 use tonic::Code;
 
 type Predicate = Box<dyn Fn(&ExpectedEvent) -> bool>;
@@ -54,7 +54,7 @@ fn attribute(key: pb::LookupAttributeKey, value: &str) -> pb::LookupAttribute {
 
 /// Every page of a lookup; checks that no event comes twice and that the order is newest first.
 async fn lookup_all(
-    client: &mut EventServiceClient<Channel>,
+    client: &mut EventServiceClient<AuthChannel>,
     mut request: pb::LookupEventsRequest,
     page_size: u32,
 ) -> Vec<pb::Event> {

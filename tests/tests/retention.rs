@@ -11,6 +11,7 @@ use chrono::{DateTime, Duration, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::audit_service_client::AuditServiceClient;
 use orgtrail_api::v1::retention_service_client::RetentionServiceClient;
+use orgtrail_client::AuthChannel;
 use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
 use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
 use orgtrail_tests::organization::fresh_records;
@@ -18,7 +19,6 @@ use orgtrail_tests::samples::{
     expected_event, expected_store, sample_files, ExpectedEvent, ExpectedStore,
 };
 use orgtrail_tests::{send_all, StackOptions, TestStack, WAIT};
-use tonic::transport::Channel;
 use tonic::Code;
 
 /// The aggregator's default retention in these tests.
@@ -160,12 +160,12 @@ fn with_actor<T>(message: T, actor: &str) -> tonic::Request<T> {
     request
 }
 
-async fn retention(channel: Channel) -> RetentionServiceClient<Channel> {
+async fn retention(channel: AuthChannel) -> RetentionServiceClient<AuthChannel> {
     RetentionServiceClient::new(channel)
 }
 
 async fn create(
-    client: &mut RetentionServiceClient<Channel>,
+    client: &mut RetentionServiceClient<AuthChannel>,
     name: &str,
     scope: pb::RetentionScope,
     retain_days: u32,
@@ -371,6 +371,12 @@ async fn enforcement_deletes_exactly_what_expired_keeps_held_events_and_matches_
         .unwrap()
         .into_inner()
         .entries;
+    // The first data key, made at the first start, is audited too; this test is about
+    // retention.
+    let entries: Vec<pb::AuditEntry> = entries
+        .into_iter()
+        .filter(|entry| !entry.action.starts_with("key."))
+        .collect();
     let actions: Vec<&str> = entries
         .iter()
         .rev()
@@ -388,9 +394,19 @@ async fn enforcement_deletes_exactly_what_expired_keeps_held_events_and_matches_
             "retention.run"
         ]
     );
-    assert!(entries
-        .iter()
-        .all(|entry| entry.actor.contains('@') || entry.actor.starts_with("anonymous")));
+    // The authenticated caller, and the person the CLI says it acts for, marked as stated.
+    assert!(
+        entries
+            .iter()
+            .all(|entry| entry.actor.starts_with("cert:orgtrail-admin (127.0.0.1:")),
+        "{entries:#?}"
+    );
+    let first = entries.last().unwrap();
+    assert!(
+        first.actor.ends_with("[stated: compliance@test]"),
+        "{}",
+        first.actor
+    );
     let run: serde_json::Value = serde_json::from_str(&entries[2].details).unwrap();
     assert_eq!(run["eventsDeleted"].as_u64(), Some(deleted.len() as u64));
     assert_eq!(run["plan"]["policies"].as_array().map(Vec::len), Some(3));
@@ -543,7 +559,7 @@ async fn floors_refuse_short_policies_and_every_update_is_a_new_version() {
 }
 
 async fn create_result(
-    client: &mut RetentionServiceClient<Channel>,
+    client: &mut RetentionServiceClient<AuthChannel>,
     name: &str,
 ) -> Result<pb::RetentionPolicy, tonic::Status> {
     client
@@ -659,10 +675,12 @@ async fn replicas_never_run_enforcement_at_once_and_a_crashed_run_is_finished_by
             .unwrap();
 
     // Two runs on the replica at once: one after the other, the first finishing the crashed one.
-    let replica_channel =
-        orgtrail_client::connect(&orgtrail_client::ClientSettings::new(replica.endpoint()))
-            .await
-            .unwrap();
+    let replica_channel = orgtrail_client::connect(&orgtrail_client::ClientSettings::new(
+        replica.endpoint(),
+        orgtrail_tests::pki::client_transport(orgtrail_tests::pki::ClientIdentity::Admin),
+    ))
+    .await
+    .unwrap();
     let mut first = retention(replica_channel.clone()).await;
     let mut second = retention(replica_channel).await;
     let (a, b) = tokio::join!(

@@ -24,7 +24,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, start_aggregator, Profile};
+use crate::processes::{build_binaries, start_aggregator, Profile, Security};
 use crate::workspace_root;
 
 pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -58,6 +58,8 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
     let postgres = ThrowawayPostgres::start()?;
     let (_moto, moto_endpoint) =
         crate::processes::start_moto(&moto_server, &work.join("moto.log"))?;
+    let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
+    let security = Security::Tls(&pki);
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
@@ -66,8 +68,9 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
             "ORGTRAIL_LOG__LEVEL",
             "warn,orgtrail_aggregator::server=info",
         )],
+        security,
     )?;
-    let endpoint = format!("http://{address}");
+    let endpoint = security.endpoint(address);
     let config = work.join("collector.toml");
     eprintln!("bench: putting the generated organization into moto");
     let seeded = Command::new(bin_dir.join("orgtrail-sample-organization"))
@@ -87,6 +90,7 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
             &records_per_file,
             &large_file_records,
         ])
+        .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .output()
         .context("cannot run orgtrail-sample-organization")?;
     if !seeded.status.success() {
@@ -164,43 +168,44 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     check_interrupted(interrupted)?;
 
     let postgres = ThrowawayPostgres::start()?;
-    let log = data.parent().unwrap_or(&data).join("aggregator.log");
-    let (mut aggregator, address) =
-        start_aggregator(&bin_dir, &postgres.url("postgres"), &log, &[])?;
-    eprintln!(
-        "bench: ingesting {} events through gRPC ({} streams)",
-        options.events, options.streams
-    );
-    let started = Instant::now();
-    let output = Command::new(bin_dir.join("orgtrail"))
-        .args([
-            "--endpoint",
-            &format!("http://{address}"),
-            "ingest",
-            "--streams",
-            &options.streams.to_string(),
-        ])
-        .arg(&data)
-        .output()
-        .context("cannot run orgtrail ingest")?;
-    let grpc_seconds = started.elapsed().as_secs_f64();
-    let summary = String::from_utf8_lossy(&output.stdout).into_owned();
-    if !output.status.success() {
-        bail!(
-            "orgtrail ingest failed: {summary}{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let stored = stored_count(&summary).context("no event count in the ingest summary")?;
-    if stored != options.events {
-        bail!(
-            "{stored} events stored, {} expected:\n{summary}",
-            options.events
-        );
-    }
+    let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
+    let work = data.parent().unwrap_or(&data).to_path_buf();
+
+    // In the clear first (plaintext gRPC, unencrypted records), into a database of its own…
+    postgres.psql("postgres", "CREATE DATABASE bench_plaintext")?;
+    let plaintext = Security::Insecure;
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("bench_plaintext"),
+        &work.join("aggregator-plaintext.log"),
+        &[],
+        plaintext,
+    )?;
+    let plaintext_seconds = time_grpc_ingest(
+        &bin_dir,
+        &plaintext.endpoint(address),
+        plaintext,
+        &data,
+        &options,
+    )?;
+    aggregator.stop();
+    postgres.psql("postgres", "DROP DATABASE bench_plaintext")?;
+    check_interrupted(interrupted)?;
+
+    // …then secure, as orgtrail runs by default: TLS with client certificates, records sealed.
+    let security = Security::Tls(&pki);
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("postgres"),
+        &work.join("aggregator.log"),
+        &[],
+        security,
+    )?;
+    let endpoint = security.endpoint(address);
+    let grpc_seconds = time_grpc_ingest(&bin_dir, &endpoint, security, &data, &options)?;
     // Statistics as autovacuum keeps them on a live system (a bulk load outruns it).
     postgres.psql("postgres", "ANALYZE events")?;
-    let lookups = time_lookups(&bin_dir, &format!("http://{address}"))?;
+    let lookups = time_lookups(&bin_dir, &endpoint, security)?;
     aggregator.stop();
     check_interrupted(interrupted)?;
 
@@ -225,16 +230,24 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     }
 
     let grpc_rate = options.events as f64 / grpc_seconds;
+    let plaintext_rate = options.events as f64 / plaintext_seconds;
     let copy_rate = options.events as f64 / copy_seconds;
     let files = options.events.div_ceil(options.records_per_file);
     println!(
         "ingest benchmark: {} events in {files} files ({} records per file), {} streams",
         options.events, options.records_per_file, options.streams
     );
-    println!("  gRPC → aggregator → PostgreSQL: {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s");
+    println!(
+        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records):"
+    );
+    println!("                                  {plaintext_seconds:8.1} s  {plaintext_rate:10.0} events/s");
+    println!(
+        "  gRPC → aggregator → PostgreSQL, secure (TLS, client certificate, AES-256-GCM records):"
+    );
+    println!("                                  {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
     println!("  COPY of the same rows:          {copy_seconds:8.1} s  {copy_rate:10.0} events/s (the ceiling)");
     println!(
-        "  ratio:                          {:8.2}",
+        "  ratio secure / COPY:            {:8.2}",
         grpc_rate / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
@@ -245,10 +258,52 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     Ok(())
 }
 
+/// Sends the data through `orgtrail ingest` and checks every event was stored; returns the
+/// seconds it took.
+fn time_grpc_ingest(
+    bin_dir: &Path,
+    endpoint: &str,
+    security: Security<'_>,
+    data: &Path,
+    options: &IngestBenchOptions,
+) -> anyhow::Result<f64> {
+    eprintln!(
+        "bench: ingesting {} events through gRPC ({} streams) at {endpoint}",
+        options.events, options.streams
+    );
+    let started = Instant::now();
+    let output = security
+        .orgtrail(bin_dir, endpoint)
+        .args(["ingest", "--streams", &options.streams.to_string()])
+        .arg(data)
+        .output()
+        .context("cannot run orgtrail ingest")?;
+    let seconds = started.elapsed().as_secs_f64();
+    let summary = String::from_utf8_lossy(&output.stdout).into_owned();
+    if !output.status.success() {
+        bail!(
+            "orgtrail ingest failed: {summary}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let stored = stored_count(&summary).context("no event count in the ingest summary")?;
+    if stored != options.events {
+        bail!(
+            "{stored} events stored, {} expected:\n{summary}",
+            options.events
+        );
+    }
+    Ok(seconds)
+}
+
 const LOOKUP_RUNS: usize = 5;
 
 /// Times typical lookups through the CLI: (what, median milliseconds, events printed).
-fn time_lookups(bin_dir: &Path, endpoint: &str) -> anyhow::Result<Vec<(String, f64, usize)>> {
+fn time_lookups(
+    bin_dir: &Path,
+    endpoint: &str,
+    security: Security<'_>,
+) -> anyhow::Result<Vec<(String, f64, usize)>> {
     let account = format!("{:012}", 100_000_000_000u64 + 7 * 7_919);
     let event = event_id(123_457);
     let lookups: Vec<(&str, Vec<String>)> = vec![
@@ -309,17 +364,9 @@ fn time_lookups(bin_dir: &Path, endpoint: &str) -> anyhow::Result<Vec<(String, f
         let mut printed = 0;
         for _ in 0..LOOKUP_RUNS {
             let started = Instant::now();
-            let output = Command::new(bin_dir.join("orgtrail"))
-                .args([
-                    "--endpoint",
-                    endpoint,
-                    "events",
-                    "lookup",
-                    "--max",
-                    "50",
-                    "--output",
-                    "jsonl",
-                ])
+            let output = security
+                .orgtrail(bin_dir, endpoint)
+                .args(["events", "lookup", "--max", "50", "--output", "jsonl"])
                 .args(&arguments)
                 .output()
                 .context("cannot run orgtrail events lookup")?;

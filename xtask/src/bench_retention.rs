@@ -11,7 +11,7 @@
 //! templates) with fresh eventIDs, 100 accounts, 4 regions and times spread over D days.
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 
 use crate::bench::generate_bench_data;
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, start_aggregator, Profile};
+use crate::processes::{build_binaries, start_aggregator, Profile, Security};
 use crate::workspace_root;
 
 const CHUNK: u64 = 500_000;
@@ -56,6 +56,8 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
     let postgres = ThrowawayPostgres::start()?;
     let work = workspace_root().join("target/bench/retention");
     std::fs::create_dir_all(&work)?;
+    let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
+    let security = Security::Tls(&pki);
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
@@ -68,12 +70,12 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
                 "warn,orgtrail_aggregator::server=info",
             ),
         ],
+        security,
     )?;
-    let endpoint = format!("http://{address}");
+    let endpoint = security.endpoint(address);
     let orgtrail = |arguments: &[&str]| -> anyhow::Result<String> {
-        let output = Command::new(bin_dir.join("orgtrail"))
-            .arg("--endpoint")
-            .arg(&endpoint)
+        let output = security
+            .orgtrail(&bin_dir, &endpoint)
             .args(arguments)
             .output()
             .context("cannot run orgtrail")?;
@@ -107,13 +109,18 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
            END LOOP;
          END $$;",
     )?;
+    // One "now" for the whole generation: it takes long enough to cross midnight.
+    let base = postgres
+        .psql("postgres", "SELECT now()::text")?
+        .trim()
+        .to_string();
     postgres.psql(
         "postgres",
         &format!(
             "SET TIME ZONE 'UTC';
              DO $$ DECLARE day date; name text; BEGIN
                FOR i IN 0..{days} LOOP
-                 day := current_date - i;
+                 day := ('{base}'::timestamptz AT TIME ZONE 'UTC')::date - i;
                  name := 'events_p' || to_char(day, 'YYYYMMDD');
                  IF to_regclass(name) IS NULL THEN
                    EXECUTE format('CREATE TABLE %I (LIKE events INCLUDING DEFAULTS INCLUDING CONSTRAINTS)', name);
@@ -130,7 +137,7 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
     while first < events {
         check_interrupted(interrupted)?;
         let last = (first + CHUNK).min(events) - 1;
-        postgres.psql("postgres", &generate_sql(first, last, days))?;
+        postgres.psql("postgres", &generate_sql(first, last, days, &base))?;
         first = last + 1;
         eprintln!(
             "bench: {first} events ({:.0} s)",
@@ -148,7 +155,7 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
         .parse()?;
 
     // Ingest alone, for comparison.
-    let baseline = time_ingest(&bin_dir, &endpoint, &fresh_baseline)?.wait_for_rate()?;
+    let baseline = time_ingest(&bin_dir, &endpoint, security, &fresh_baseline)?.wait_for_rate()?;
 
     // 1. Batched deletes, with an ingest beside them.
     orgtrail(&[
@@ -160,7 +167,7 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
         "--read-only",
         "true",
     ])?;
-    let beside = time_ingest(&bin_dir, &endpoint, &fresh_during)?;
+    let beside = time_ingest(&bin_dir, &endpoint, security, &fresh_during)?;
     let started = Instant::now();
     let batched = orgtrail(&["retention", "run"])?;
     let batched_seconds = started.elapsed().as_secs_f64();
@@ -197,23 +204,23 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
 }
 
 /// INSERT … SELECT of events `first..=last`: a template record each, a fresh eventID, one of
-/// 100 accounts and 4 regions, a time spread over `days`.
-fn generate_sql(first: u64, last: u64, days: u64) -> String {
+/// 100 accounts and 4 regions, a time spread over the `days` before `base`.
+fn generate_sql(first: u64, last: u64, days: u64, base: &str) -> String {
     format!(
         "SET TIME ZONE 'UTC';
          INSERT INTO events (event_time, event_id, event_version, event_source, event_name, aws_region,
              account_id, account_id_source, event_type, event_category, read_only, management_event,
              user_type, user_arn, user_principal_id, user_account_id, access_key_id, invoked_by, username,
              source_ip_address, user_agent, error_code, error_message, resource_types, resource_arns,
-             resource_account_ids, resource_names, shared_event_id, request_id, log_file_id, record)
-         SELECT now() - make_interval(secs => ((g * 104729) % ({days} * 86400))::double precision) - interval '1 minute',
+             resource_account_ids, resource_names, shared_event_id, request_id, log_file_id, record, key_id)
+         SELECT '{base}'::timestamptz - make_interval(secs => ((g * 104729) % ({days} * 86400))::double precision) - interval '1 minute',
                 gen_random_uuid(), t.event_version, t.event_source, t.event_name,
                 (ARRAY['us-east-1', 'eu-west-1', 'ap-southeast-2', 'sa-east-1'])[1 + (g % 4)],
                 lpad((100000000000 + (g % 100) * 7919)::text, 12, '0'), 'recipientAccountId', t.event_type,
                 t.event_category, t.read_only, t.management_event, t.user_type, t.user_arn, t.user_principal_id,
                 t.user_account_id, t.access_key_id, t.invoked_by, t.username, t.source_ip_address, t.user_agent,
                 t.error_code, t.error_message, t.resource_types, t.resource_arns, t.resource_account_ids,
-                t.resource_names, t.shared_event_id, t.request_id, t.log_file_id, t.record
+                t.resource_names, t.shared_event_id, t.request_id, t.log_file_id, t.record, t.key_id
          FROM generate_series({first}::bigint, {last}::bigint) AS g
          JOIN bench_templates AS t ON t.n = g % (SELECT count(*) FROM bench_templates);"
     )
@@ -243,10 +250,16 @@ struct IngestRate {
     seconds: f64,
 }
 
-fn time_ingest(bin_dir: &Path, endpoint: &str, data: &Path) -> anyhow::Result<RunningIngest> {
+fn time_ingest(
+    bin_dir: &Path,
+    endpoint: &str,
+    security: Security<'_>,
+    data: &Path,
+) -> anyhow::Result<RunningIngest> {
     let events = count_events(data)?;
-    let child = Command::new(bin_dir.join("orgtrail"))
-        .args(["--endpoint", endpoint, "ingest", "--streams", "4"])
+    let child = security
+        .orgtrail(bin_dir, endpoint)
+        .args(["ingest", "--streams", "4"])
         .arg(data)
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -13,7 +13,7 @@ use anyhow::{bail, Context};
 use crate::moto::ensure_moto_server;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{
-    build_binaries, start_aggregator, start_moto, Profile, COLLECTOR_ENVIRONMENT,
+    build_binaries, start_aggregator, start_moto, Profile, Security, COLLECTOR_ENVIRONMENT,
 };
 
 /// The lookups shown, as (what it shows, `orgtrail events lookup` arguments).
@@ -65,13 +65,16 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     std::fs::create_dir_all(&work)?;
     let postgres = ThrowawayPostgres::start()?;
     let (_moto, moto_endpoint) = start_moto(&moto_server, &work.join("moto.log"))?;
+    let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
+    let security = Security::Tls(&pki);
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
         &work.join("aggregator.log"),
         &[],
+        security,
     )?;
-    let endpoint = format!("http://{address}");
+    let endpoint = security.endpoint(address);
     heading(&format!(
         "orgtrail demo: aggregator at {endpoint}, PostgreSQL at {}, AWS (moto) at {moto_endpoint}; logs in {}",
         postgres.url("postgres"),
@@ -89,6 +92,7 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
             "--config-out",
         ])
         .arg(&collector_config)
+        .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .status()
         .context("cannot run orgtrail-sample-organization")?;
     if !seeded.success() {
@@ -108,9 +112,8 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     check_interrupted(interrupted)?;
 
     let orgtrail = |arguments: &[&str]| -> anyhow::Result<()> {
-        let status = Command::new(bin_dir.join("orgtrail"))
-            .arg("--endpoint")
-            .arg(&endpoint)
+        let status = security
+            .orgtrail(&bin_dir, &endpoint)
             .args(arguments)
             .status()
             .context("cannot run orgtrail")?;

@@ -7,11 +7,13 @@
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
+//! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
 mod bench_retention;
 mod demo;
 mod moto;
+mod pki;
 mod postgres;
 mod prerequisites;
 mod processes;
@@ -34,7 +36,8 @@ commands:
   demo            run orgtrail on a local sample organization and show the consolidated view
   bench ingest    measure ingest through gRPC against a plain COPY of the same rows
   bench collect   measure one collector pass over a generated organization in moto
-  bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it";
+  bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
+  pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
 
 fn main() {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
@@ -49,6 +52,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
     match arguments.first().map(String::as_str) {
         Some("test") => test(&arguments[1..], &interrupted),
         Some("demo") => demo::run_demo(&interrupted),
+        Some("pki") => pki::run_pki(&arguments[1..], &pki_dir()),
         Some("bench") => match arguments.get(1).map(String::as_str) {
             Some("ingest") => bench::bench_ingest(&arguments[2..], &interrupted),
             Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
@@ -59,10 +63,16 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
     }
 }
 
+/// Where the local CA of the demo and the tests lives.
+pub fn pki_dir() -> PathBuf {
+    workspace_root().join("target/xtask/pki")
+}
+
 fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     // The end-to-end tests run the real binaries.
     let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
     let moto_server = moto::ensure_moto_server()?;
+    let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
     eprintln!("xtask: PostgreSQL ready at {}", postgres.url("postgres"));
     let status = Command::new(cargo())
@@ -73,6 +83,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .env("DATABASE_URL", postgres.url("postgres"))
         .env("ORGTRAIL_BIN_DIR", &bin_dir)
         .env("ORGTRAIL_TEST_MOTO_SERVER", &moto_server)
+        .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .status()
         .context("cannot run cargo test")?;
     drop(postgres);

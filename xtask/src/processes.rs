@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::pki::Pki;
 use crate::{cargo, workspace_root};
 
 /// Debug or release binaries.
@@ -72,11 +73,46 @@ impl Drop for ChildProcess {
 
 /// Starts `orgtrail-aggregator` on a free loopback port against `database_url`, its log in
 /// `log_path`, and waits (at most a minute) until it listens.
+/// How the project's processes run: secure (TLS with the local CA, records sealed with a
+/// keyring of the aggregator's own; the default), or in the clear on purpose (plaintext gRPC,
+/// records unencrypted), for comparison.
+#[derive(Clone, Copy)]
+pub enum Security<'a> {
+    Tls(&'a Pki),
+    Insecure,
+}
+
+impl Security<'_> {
+    /// The aggregator's endpoint at `address`.
+    pub fn endpoint(&self, address: SocketAddr) -> String {
+        match self {
+            Security::Tls(_) => format!("https://{address}"),
+            Security::Insecure => format!("http://{address}"),
+        }
+    }
+
+    /// An `orgtrail` command speaking to `endpoint` as the local admin.
+    pub fn orgtrail(&self, bin_dir: &Path, endpoint: &str) -> Command {
+        let mut command = Command::new(bin_dir.join("orgtrail"));
+        command.arg("--endpoint").arg(endpoint);
+        match self {
+            Security::Tls(pki) => {
+                command.args(pki.client_arguments("orgtrail-admin"));
+            }
+            Security::Insecure => {
+                command.arg("--insecure");
+            }
+        }
+        command
+    }
+}
+
 pub fn start_aggregator(
     bin_dir: &Path,
     database_url: &str,
     log_path: &Path,
     extra_environment: &[(&str, &str)],
+    security: Security<'_>,
 ) -> anyhow::Result<(ChildProcess, SocketAddr)> {
     let log = std::fs::File::create(log_path)
         .with_context(|| format!("cannot create {}", log_path.display()))?;
@@ -86,6 +122,29 @@ pub fn start_aggregator(
         .env("ORGTRAIL_LOG__FORMAT", "json")
         .stdout(Stdio::null())
         .stderr(log);
+    match security {
+        Security::Tls(pki) => {
+            let keyring = log_path.with_extension("keyring.json");
+            let _ = std::fs::remove_file(&keyring);
+            let status = Command::new(bin_dir.join("orgtrail-aggregator"))
+                .args(["keys", "init", "--keyring"])
+                .arg(&keyring)
+                .stderr(Stdio::null())
+                .status()
+                .context("cannot run orgtrail-aggregator keys init")?;
+            if !status.success() {
+                bail!("orgtrail-aggregator keys init failed ({status})");
+            }
+            command
+                .envs(pki.aggregator_environment())
+                .env("ORGTRAIL_ENCRYPTION__KEYRING", &keyring);
+        }
+        Security::Insecure => {
+            command
+                .arg("--insecure")
+                .env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true");
+        }
+    }
     for (name, value) in extra_environment {
         command.env(name, value);
     }

@@ -25,7 +25,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tokio_util::sync::CancellationToken;
 use tonic::transport::Endpoint;
 
-use crate::channel::{stream_endpoint, ClientSettings, ConnectError};
+use crate::channel::{stream_endpoint, ClientSettings, ConnectError, Credentials};
 use tonic::{Code, Status};
 
 /// A log file that can be opened (again, for a resend) as a byte stream.
@@ -159,6 +159,7 @@ const MAX_RECORDS_PER_MESSAGE: usize = 1000;
 pub struct IngestSender {
     /// Each stream connects on its own (see [`crate::stream_endpoint`]).
     endpoint: Endpoint,
+    credentials: Credentials,
     settings: SenderSettings,
     limits: AggregatorLimits,
 }
@@ -179,6 +180,7 @@ impl IngestSender {
         settings: SenderSettings,
     ) -> Result<IngestSender, StartError> {
         let endpoint = stream_endpoint(client)?;
+        let credentials = Credentials::new(client)?;
         let channel = endpoint
             .connect()
             .await
@@ -186,7 +188,7 @@ impl IngestSender {
                 endpoint: client.endpoint.clone(),
                 source,
             })?;
-        let limits = IngestServiceClient::new(channel)
+        let limits = IngestServiceClient::with_interceptor(channel, credentials.clone())
             .get_ingest_limits(pb::GetIngestLimitsRequest {})
             .await
             .map_err(StartError::Limits)?
@@ -197,6 +199,7 @@ impl IngestSender {
         };
         Ok(IngestSender {
             endpoint,
+            credentials,
             settings,
             limits,
         })
@@ -371,9 +374,12 @@ impl StreamWorker {
         let settings = &self.sender.settings;
         let pending: Arc<Mutex<VecDeque<Pending>>> = Arc::new(Mutex::new(VecDeque::new()));
         let (requests, outgoing) = mpsc::channel::<pb::IngestRequest>(4);
-        let mut client = IngestServiceClient::new(self.sender.endpoint.connect_lazy())
-            .max_encoding_message_size(self.sender.limits.max_request_bytes)
-            .max_decoding_message_size(64 << 20);
+        let mut client = IngestServiceClient::with_interceptor(
+            self.sender.endpoint.connect_lazy(),
+            self.sender.credentials.clone(),
+        )
+        .max_encoding_message_size(self.sender.limits.max_request_bytes)
+        .max_decoding_message_size(64 << 20);
         let producer = tokio::spawn(produce_files(
             self.sender.clone(),
             Arc::clone(&self.queue),

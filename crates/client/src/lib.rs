@@ -5,7 +5,10 @@ pub mod channel;
 pub mod ingest_sender;
 pub mod table;
 
-pub use channel::{connect, error_chain, stream_endpoint, ClientSettings, ConnectError};
+pub use channel::{
+    connect, connect_lazy, error_chain, stream_endpoint, AuthChannel, ClientSettings, ConnectError,
+    Credentials, TlsFiles, Transport,
+};
 pub use ingest_sender::{
     FileOutcome, FileReport, FileResult, IngestSender, LocalLogFile, LogFileReader, SendError,
     SenderSettings, StartError,

@@ -42,7 +42,81 @@ pub enum RecordError {
         expected: &'static str,
         found: &'static str,
     },
+    #[error("eventVersion {value:?} is not a version this orgtrail reads (1.x): kept in the quarantine for a newer one")]
+    UnsupportedEventVersion { value: String },
+    #[error("record nests deeper than {limit} levels")]
+    TooDeep { limit: usize },
+    #[error("{field} contains a NUL character, which cannot be stored or searched")]
+    NulCharacter { field: &'static str },
+    #[error("{field} is {bytes} bytes, over the {limit} bytes a searchable field may have")]
+    FieldTooLong {
+        field: &'static str,
+        bytes: usize,
+        limit: usize,
+    },
 }
+
+/// The deepest nesting of objects and arrays a record may have (CloudTrail's own stay well
+/// under 20); deeper ones are refused before anything parses them.
+pub const MAX_RECORD_DEPTH: usize = 64;
+
+/// Refuses a record nested deeper than [`MAX_RECORD_DEPTH`]: one pass over the bytes,
+/// counting brackets outside strings.
+fn check_depth(json: &str) -> Result<(), RecordError> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for byte in json.bytes() {
+        if in_string {
+            match byte {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > MAX_RECORD_DEPTH {
+                    return Err(RecordError::TooDeep {
+                        limit: MAX_RECORD_DEPTH,
+                    });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// CloudTrail's record versions are 1.0 to 1.11 so far; any 1.x is read (minor versions add
+/// fields), another major version is not.
+fn is_supported_event_version(version: &str) -> bool {
+    match version.split_once('.') {
+        Some((major, minor)) => {
+            major == "1" && !minor.is_empty() && minor.bytes().all(|b| b.is_ascii_digit())
+        }
+        None => version == "1",
+    }
+}
+
+/// The longest value of a field that is searched through an index (its index entry must stay
+/// under PostgreSQL's ~2.7 KB; the longest ARNs AWS documents are 2048 characters).
+pub const MAX_SEARCHABLE_FIELD_BYTES: usize = 2048;
+
+/// Fields stored as columns but not indexed: any length (the record's own limit bounds them).
+const UNINDEXED_FIELDS: [&str; 6] = [
+    "userAgent",
+    "errorMessage",
+    "sourceIPAddress",
+    "requestID",
+    "sharedEventID",
+    "eventVersion",
+];
 
 /// Extracts the event from one record. `key` is the log file's S3 key when it follows
 /// CloudTrail's layout: its account is the fallback for records without `recipientAccountId`,
@@ -216,8 +290,17 @@ fn extract_fields(json: &str, key: Option<&CloudTrailKey>) -> Result<ExtractedFi
     if found != "an object" {
         return Err(RecordError::NotAnObject { found });
     }
+    check_depth(json)?;
     let fields: RecordFields<'_> =
         serde_json::from_str(json).map_err(|error| RecordError::NotJson(error.to_string()))?;
+    let event_version = string_field("eventVersion", fields.event_version)?;
+    if let Some(version) = &event_version {
+        if !is_supported_event_version(version) {
+            return Err(RecordError::UnsupportedEventVersion {
+                value: version.chars().take(16).collect(),
+            });
+        }
+    }
 
     let event_id_text =
         string_field("eventID", fields.event_id)?.ok_or(RecordError::MissingEventId)?;
@@ -276,7 +359,7 @@ fn extract_fields(json: &str, key: Option<&CloudTrailKey>) -> Result<ExtractedFi
     Ok(ExtractedFields {
         event_id,
         event_time,
-        event_version: string_field("eventVersion", fields.event_version)?,
+        event_version,
         event_source,
         event_name,
         aws_region,
@@ -362,6 +445,16 @@ fn string_field(
         "a string" => {
             let text: Cow<'_, str> = serde_json::from_str(raw.get())
                 .map_err(|error| RecordError::NotJson(error.to_string()))?;
+            if text.contains('\0') {
+                return Err(RecordError::NulCharacter { field });
+            }
+            if text.len() > MAX_SEARCHABLE_FIELD_BYTES && !UNINDEXED_FIELDS.contains(&field) {
+                return Err(RecordError::FieldTooLong {
+                    field,
+                    bytes: text.len(),
+                    limit: MAX_SEARCHABLE_FIELD_BYTES,
+                });
+            }
             Ok((!text.is_empty()).then(|| text.into_owned()))
         }
         _ => Err(RecordError::WrongType {
@@ -563,5 +656,34 @@ mod tests {
             parse_record_bytes(vec![b'{', 0xff, b'}'], None).unwrap_err(),
             RecordError::NotUtf8
         );
+    }
+
+    #[test]
+    fn depth_versions_nul_and_long_fields_are_refused_by_name() {
+        let nested = format!("{{\"a\":{}1{}}}", "[".repeat(70), "]".repeat(70));
+        assert!(matches!(
+            check_depth(&nested),
+            Err(RecordError::TooDeep { .. })
+        ));
+        // Brackets inside strings do not count.
+        let quoted = format!("{{\"a\":\"{}\\\"\"}}", "[".repeat(100));
+        assert!(check_depth(&quoted).is_ok());
+        assert!(is_supported_event_version("1.11"));
+        assert!(is_supported_event_version("1.0"));
+        assert!(!is_supported_event_version("2.0"));
+        assert!(!is_supported_event_version("1."));
+        assert!(!is_supported_event_version("one"));
+        let raw = serde_json::value::RawValue::from_string("\"a\\u0000b\"".into()).unwrap();
+        assert!(matches!(
+            string_field("eventName", Some(&raw)),
+            Err(RecordError::NulCharacter { field: "eventName" })
+        ));
+        let long =
+            serde_json::value::RawValue::from_string(format!("\"{}\"", "x".repeat(3000))).unwrap();
+        assert!(matches!(
+            string_field("eventName", Some(&long)),
+            Err(RecordError::FieldTooLong { .. })
+        ));
+        assert!(string_field("userAgent", Some(&long)).is_ok());
     }
 }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -12,6 +12,8 @@ use figment::Figment;
 use orgtrail_service_runtime::LogSettings;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
+
+use crate::auth::Role;
 
 /// The file and environment as written, before validation.
 #[derive(Debug, Deserialize)]
@@ -31,13 +33,22 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub retention: RetentionSettings,
     #[serde(default)]
+    pub tls: TlsSettings,
+    #[serde(default)]
+    pub auth: AuthSettings,
+    #[serde(default)]
+    pub encryption: EncryptionSettings,
+    #[serde(default)]
     pub log: LogSettings,
 }
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 7] = [
+const TOP_LEVEL_KEYS: [&str; 10] = [
     "listen",
+    "encryption",
+    "tls",
+    "auth",
     "database_url",
     "database",
     "ingest",
@@ -52,6 +63,12 @@ pub struct DatabaseSettings {
     /// Connections in the pool; each file being ingested holds one for its transaction.
     pub max_connections: u32,
     pub connect_timeout_seconds: u64,
+    /// TLS to PostgreSQL, as libpq names it: disable, prefer, require, verify-ca, verify-full
+    /// (recommended wherever the server is not on the same host). An `sslmode` in the URL is
+    /// overridden by this.
+    pub sslmode: SslMode,
+    /// The CA of the server's certificate (PEM), for verify-ca and verify-full.
+    pub ssl_root_cert: Option<PathBuf>,
 }
 
 impl Default for DatabaseSettings {
@@ -59,6 +76,31 @@ impl Default for DatabaseSettings {
         DatabaseSettings {
             max_connections: 24,
             connect_timeout_seconds: 10,
+            sslmode: SslMode::Prefer,
+            ssl_root_cert: None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SslMode {
+    Disable,
+    #[default]
+    Prefer,
+    Require,
+    VerifyCa,
+    VerifyFull,
+}
+
+impl From<SslMode> for sqlx::postgres::PgSslMode {
+    fn from(mode: SslMode) -> Self {
+        match mode {
+            SslMode::Disable => sqlx::postgres::PgSslMode::Disable,
+            SslMode::Prefer => sqlx::postgres::PgSslMode::Prefer,
+            SslMode::Require => sqlx::postgres::PgSslMode::Require,
+            SslMode::VerifyCa => sqlx::postgres::PgSslMode::VerifyCa,
+            SslMode::VerifyFull => sqlx::postgres::PgSslMode::VerifyFull,
         }
     }
 }
@@ -136,6 +178,61 @@ impl Default for RetentionSettings {
     }
 }
 
+/// TLS of the gRPC server. Required unless `insecure` says otherwise, on purpose.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsSettings {
+    /// The server's certificate chain (PEM).
+    pub cert: Option<PathBuf>,
+    /// The server's private key (PEM).
+    pub key: Option<PathBuf>,
+    /// The CA whose client certificates are accepted (collectors, operators); without it
+    /// callers authenticate with bearer tokens only.
+    pub client_ca: Option<PathBuf>,
+    /// Serve plaintext gRPC. Only for trials on one machine: a warning is logged at every start.
+    pub insecure: bool,
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthSettings {
+    /// A client certificate's name (subject common name or DNS subject alternative name,
+    /// compared without case) → its role: "ingest", "reader" or "admin".
+    pub certificate_roles: BTreeMap<String, String>,
+}
+
+/// Encryption of stored records. Required unless `plaintext` says otherwise, on purpose.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EncryptionSettings {
+    /// The keyring file of master keys (0600; `orgtrail-aggregator keys init --keyring PATH`).
+    pub keyring: Option<PathBuf>,
+    /// Store records in the clear. Only for trials: a warning is logged at every start.
+    pub plaintext: bool,
+    /// Rows rewritten per transaction when re-encrypting under a new data key.
+    pub reencrypt_batch_size: Option<u32>,
+}
+
+/// Where records' master keys come from.
+#[derive(Clone, Debug)]
+pub enum RecordProtection {
+    Keyring(PathBuf),
+    /// In the clear, chosen on purpose.
+    Plaintext,
+}
+
+/// How the server speaks to its callers.
+#[derive(Clone, Debug)]
+pub enum ServerTransport {
+    Tls {
+        cert: PathBuf,
+        key: PathBuf,
+        client_ca: Option<PathBuf>,
+    },
+    /// Plaintext, chosen on purpose.
+    Insecure,
+}
+
 fn default_listen() -> String {
     "0.0.0.0:50051".into()
 }
@@ -145,6 +242,8 @@ fn default_listen() -> String {
 pub struct ConfigOverrides {
     pub listen: Option<String>,
     pub database_url: Option<String>,
+    /// `--insecure`: plaintext gRPC.
+    pub insecure: bool,
 }
 
 /// The validated configuration.
@@ -156,6 +255,11 @@ pub struct AggregatorConfig {
     pub ingest: IngestSettings,
     pub server: ServerSettings,
     pub retention: RetentionSettings,
+    pub transport: ServerTransport,
+    pub protection: RecordProtection,
+    pub reencrypt_batch_size: u32,
+    /// Certificate names (lower case) → roles.
+    pub certificate_roles: BTreeMap<String, Role>,
     pub log: LogSettings,
 }
 
@@ -196,6 +300,21 @@ pub enum ConfigError {
         "retention floor category {0:?} is not one of Management, Data, Insight, NetworkActivity"
     )]
     UnknownFloorCategory(String),
+    #[error("TLS is required: give tls.cert and tls.key (the server's certificate and key, PEM; tls.client_ca for client certificates), or serve plaintext on purpose with --insecure or tls.insecure = true")]
+    MissingTls,
+    #[error("records must be encrypted at rest: give encryption.keyring (make one with `orgtrail-aggregator keys init --keyring PATH`), or store them in the clear on purpose with encryption.plaintext = true")]
+    MissingEncryption,
+    #[error("encryption.plaintext is set and a keyring is given too: choose one")]
+    PlaintextWithKeyring,
+    #[error("plaintext is asked for (--insecure or tls.insecure) and TLS files are given too: choose one")]
+    InsecureWithTls,
+    #[error("tls.{0} is given without tls.{1}")]
+    HalfTls(&'static str, &'static str),
+    #[error("auth.certificate_roles[{name:?}]: {source}")]
+    InvalidRole {
+        name: String,
+        source: crate::auth::UnknownRole,
+    },
     #[error("database.max_connections ({connections}) must exceed ingest.max_concurrent_files ({files}): each file in flight holds a connection")]
     PoolTooSmall { connections: u32, files: usize },
 }
@@ -220,6 +339,9 @@ pub fn load_config(
     }
     if let Some(database_url) = &overrides.database_url {
         figment = figment.merge(Serialized::default("database_url", database_url));
+    }
+    if overrides.insecure {
+        figment = figment.merge(Serialized::default("tls.insecure", true));
     }
     let raw: RawAggregatorConfig = figment.extract().map_err(Box::new)?;
     raw.validate()
@@ -294,6 +416,38 @@ impl RawAggregatorConfig {
             floors.insert(category.to_string(), floor);
         }
         self.retention.floors = floors;
+        let transport = match (self.tls.cert, self.tls.key, self.tls.insecure) {
+            (Some(_), _, true) | (_, Some(_), true) => return Err(ConfigError::InsecureWithTls),
+            (Some(cert), Some(key), false) => ServerTransport::Tls {
+                cert,
+                key,
+                client_ca: self.tls.client_ca,
+            },
+            (Some(_), None, false) => return Err(ConfigError::HalfTls("cert", "key")),
+            (None, Some(_), false) => return Err(ConfigError::HalfTls("key", "cert")),
+            (None, None, true) => ServerTransport::Insecure,
+            (None, None, false) => return Err(ConfigError::MissingTls),
+        };
+        let protection = match (self.encryption.keyring, self.encryption.plaintext) {
+            (Some(_), true) => return Err(ConfigError::PlaintextWithKeyring),
+            (Some(keyring), false) => RecordProtection::Keyring(keyring),
+            (None, true) => RecordProtection::Plaintext,
+            (None, false) => return Err(ConfigError::MissingEncryption),
+        };
+        let reencrypt_batch_size = self.encryption.reencrypt_batch_size.unwrap_or(1000);
+        if reencrypt_batch_size == 0 {
+            return Err(ConfigError::Zero {
+                field: "encryption.reencrypt_batch_size",
+            });
+        }
+        let mut certificate_roles = BTreeMap::new();
+        for (name, role) in self.auth.certificate_roles {
+            let role = role.parse().map_err(|source| ConfigError::InvalidRole {
+                name: name.clone(),
+                source,
+            })?;
+            certificate_roles.insert(name.to_ascii_lowercase(), role);
+        }
         Ok(AggregatorConfig {
             listen,
             database_url,
@@ -301,6 +455,10 @@ impl RawAggregatorConfig {
             ingest: self.ingest,
             server: self.server,
             retention: self.retention,
+            transport,
+            protection,
+            reencrypt_batch_size,
+            certificate_roles,
             log: self.log,
         })
     }
@@ -318,6 +476,49 @@ mod tests {
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
         let config = load_config(Some(&example), &ConfigOverrides::default()).unwrap();
         assert_eq!(config.listen.port(), 50051);
+    }
+
+    #[test]
+    fn tls_is_required_unless_refused_on_purpose() {
+        let base = "database_url = \"postgres://h/db\"\n[encryption]\nplaintext = true\n";
+        let error = toml_like(base).unwrap().validate().unwrap_err();
+        assert!(matches!(error, ConfigError::MissingTls), "{error}");
+        assert!(error.to_string().contains("--insecure"), "{error}");
+        let error = toml_like(&format!("{base}[tls]\ncert = \"c.pem\""))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::HalfTls("cert", "key")),
+            "{error}"
+        );
+        let config = toml_like(&format!(
+            "{base}[tls]\ncert = \"c.pem\"\nkey = \"k.pem\"\nclient_ca = \"ca.pem\"\n[auth.certificate_roles]\nCollector-1 = \"ingest\""
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(matches!(
+            config.transport,
+            ServerTransport::Tls {
+                client_ca: Some(_),
+                ..
+            }
+        ));
+        assert_eq!(
+            config.certificate_roles.get("collector-1"),
+            Some(&Role::Ingest)
+        );
+        let error = toml_like(&format!(
+            "{base}[tls]\ninsecure = true\n[auth.certificate_roles]\nx = \"root\""
+        ))
+        .unwrap()
+        .validate()
+        .unwrap_err();
+        assert!(
+            error.to_string().contains("\"root\" is not a role"),
+            "{error}"
+        );
     }
 
     #[test]
@@ -354,6 +555,12 @@ mod tests {
             jail.set_env("ORGTRAIL_RETENTION__FLOORS__DATA", "30");
             jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
             jail.set_env("ORGTRAIL_ENDPOINT", "http://the-cli-setting");
+            jail.set_env("ORGTRAIL_TLS__INSECURE", "true");
+            jail.set_env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true");
+            jail.set_env(
+                "ORGTRAIL_AUTH__CERTIFICATE_ROLES__ORGTRAIL-COLLECTOR",
+                "ingest",
+            );
             let config = load_config(None, &ConfigOverrides::default())
                 .map_err(|error| error.to_string())?;
             assert_eq!(config.log.format, orgtrail_service_runtime::LogFormat::Json);
@@ -364,6 +571,11 @@ mod tests {
                 // Floors that are given replace the default set as a whole.
                 BTreeMap::from([("Data".to_string(), 30)])
             );
+            assert!(matches!(config.transport, ServerTransport::Insecure));
+            assert_eq!(
+                config.certificate_roles,
+                BTreeMap::from([("orgtrail-collector".to_string(), Role::Ingest)])
+            );
             Ok(())
         });
     }
@@ -373,6 +585,7 @@ mod tests {
         let overrides = ConfigOverrides {
             listen: Some("127.0.0.1:7".into()),
             database_url: Some("postgres://flag/db".into()),
+            insecure: false,
         };
         let example =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
@@ -380,6 +593,16 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:7");
         use secrecy::ExposeSecret;
         assert_eq!(config.database_url.expose_secret(), "postgres://flag/db");
+        // Plaintext and TLS files at once is a contradiction, refused.
+        let error = load_config(
+            Some(&example),
+            &ConfigOverrides {
+                insecure: true,
+                ..ConfigOverrides::default()
+            },
+        )
+        .unwrap_err();
+        assert!(matches!(error, ConfigError::InsecureWithTls), "{error}");
     }
 
     fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {

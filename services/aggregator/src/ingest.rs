@@ -16,7 +16,8 @@ use orgtrail_domain::{
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::store::{
-    self, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore, StoreError,
+    self, Encryption, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore,
+    QuarantineItem, QuarantineOrigin, StoreError,
 };
 
 /// One record as sent: its index in the file and its text.
@@ -177,6 +178,9 @@ impl IngestService {
             state,
             counts: FileCounts::default(),
             rejections: Vec::new(),
+            quarantined: Vec::new(),
+            quarantine_overflow: 0,
+            service_cipher: self.store.encryption().cloned(),
             _permit: permit,
         })
     }
@@ -241,8 +245,19 @@ struct OpenFile {
     state: OpenFileState,
     counts: FileCounts,
     rejections: Vec<(u32, String)>,
+    /// What goes to the quarantine with the file (at most [`MAX_QUARANTINED_PER_FILE`]).
+    quarantined: Vec<QuarantineItem>,
+    /// Refusals beyond that.
+    quarantine_overflow: u32,
+    /// Seals the quarantined content.
+    service_cipher: Option<Arc<Encryption>>,
     _permit: OwnedSemaphorePermit,
 }
+
+/// Refused records kept in the quarantine per file; the rest are counted.
+const MAX_QUARANTINED_PER_FILE: usize = 1000;
+/// Bytes of a refused record kept in the quarantine.
+const QUARANTINE_CONTENT_CAP: usize = 64 * 1024;
 
 enum OpenFileState {
     Taking {
@@ -273,21 +288,33 @@ impl OpenFile {
             self.counts.duplicates += u32::try_from(records.len()).unwrap_or(u32::MAX);
             return Ok(());
         };
-        let mut rejected = rejections;
+        // (index, reason, size, what of it is kept)
+        let mut rejected: Vec<(u32, String, usize, Option<Vec<u8>>)> = rejections
+            .into_iter()
+            .map(|(index, reason)| (index, reason, 0, None))
+            .collect();
         let mut events: Vec<CloudTrailEvent> = Vec::with_capacity(records.len());
         for record in records {
-            if record.json.len() > service.limits.max_record_bytes {
+            let size = record.json.len();
+            let head = |json: &[u8]| json[..json.len().min(QUARANTINE_CONTENT_CAP)].to_vec();
+            if size > service.limits.max_record_bytes {
                 let error = RecordError::TooLarge {
-                    size: record.json.len(),
+                    size,
                     limit: service.limits.max_record_bytes,
                 };
-                rejected.push((record.index, error.to_string()));
+                rejected.push((
+                    record.index,
+                    error.to_string(),
+                    size,
+                    Some(head(&record.json)),
+                ));
                 continue;
             }
+            let kept = head(&record.json);
             match parse_record_bytes(record.json, self.key.as_ref()) {
                 Ok(event) if seen_event_ids.insert(event.event_id) => events.push(event),
                 Ok(_) => self.counts.duplicates += 1,
-                Err(error) => rejected.push((record.index, error.to_string())),
+                Err(error) => rejected.push((record.index, error.to_string(), size, Some(kept))),
             }
         }
         if !events.is_empty() {
@@ -305,7 +332,11 @@ impl OpenFile {
                 .ensure_partitions(days)
                 .await
                 .map_err(store_error)?;
-            let inserted = store::insert_events(transaction, *log_file_id, &events)
+            let cipher = service
+                .store
+                .encryption()
+                .map(|encryption| &encryption.cipher);
+            let inserted = store::insert_events(transaction, *log_file_id, &events, cipher)
                 .await
                 .map_err(|source| {
                     if matches!(source, StoreError::MissingPartition(_)) {
@@ -318,15 +349,25 @@ impl OpenFile {
             self.counts.accepted += inserted;
             self.counts.duplicates += batch.saturating_sub(inserted);
         }
-        for (index, reason) in rejected {
-            self.reject(index, reason);
+        for (index, reason, size, content) in rejected {
+            self.reject(index, reason, size, content);
         }
         Ok(())
     }
 
-    fn reject(&mut self, index: u32, reason: String) {
+    fn reject(&mut self, index: u32, reason: String, size: usize, content: Option<Vec<u8>>) {
         tracing::warn!(file = %self.origin, index, %reason, "record rejected");
         self.counts.rejected += 1;
+        if self.quarantined.len() < MAX_QUARANTINED_PER_FILE {
+            self.quarantined.push(QuarantineItem {
+                record_index: Some(index),
+                reason: reason.clone(),
+                content_bytes: size,
+                content,
+            });
+        } else {
+            self.quarantine_overflow += 1;
+        }
         self.rejections.push((index, reason));
     }
 
@@ -350,6 +391,43 @@ impl OpenFile {
                     source,
                 };
                 self.rejections.sort_by_key(|(index, _)| *index);
+                if let Some(fault) = &end.fault {
+                    self.quarantined.push(QuarantineItem {
+                        record_index: None,
+                        reason: format!("file fault after {} records: {fault}", end.records_read),
+                        content_bytes: 0,
+                        content: None,
+                    });
+                }
+                if self.quarantine_overflow > 0 {
+                    self.quarantined.push(QuarantineItem {
+                        record_index: None,
+                        reason: format!(
+                            "{} more refused records of this file are not kept (at most {MAX_QUARANTINED_PER_FILE} per file); the ledger counts them",
+                            self.quarantine_overflow
+                        ),
+                        content_bytes: 0,
+                        content: None,
+                    });
+                }
+                let cipher = self
+                    .service_cipher
+                    .as_ref()
+                    .map(|encryption| &encryption.cipher);
+                store::quarantine_items(
+                    &mut transaction,
+                    &QuarantineOrigin {
+                        log_file_id,
+                        source: &self.origin.source,
+                        bucket: &self.origin.bucket,
+                        object_key: &self.origin.object_key,
+                        etag: &self.origin.etag,
+                    },
+                    &self.quarantined,
+                    cipher,
+                )
+                .await
+                .map_err(store_error)?;
                 store::complete_log_file(
                     &mut transaction,
                     log_file_id,

@@ -4,7 +4,9 @@
 //! Layers: `grpc` (adapters) → `ingest`, `lookup` (domain services) → `store` (the only SQL).
 //! `server` composes them; `config` is what the binary runs on.
 
+pub mod auth;
 pub mod config;
+pub mod crypto;
 pub mod drain;
 pub mod grpc;
 pub mod ingest;

@@ -5,7 +5,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use orgtrail_aggregator::auth::{Authenticator, Role};
 use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides};
+use orgtrail_aggregator::crypto::Keyring;
+use orgtrail_aggregator::grpc::tokens_adapter::validate_token_name;
 use orgtrail_aggregator::server;
 use orgtrail_aggregator::store::PgStore;
 use orgtrail_service_runtime::{init_logging, shutdown_signal};
@@ -24,6 +27,9 @@ struct Arguments {
     /// PostgreSQL URL (better given as ORGTRAIL_DATABASE_URL, which keeps it out of `ps`).
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Serve plaintext gRPC, without TLS (trials on one machine only; logged as a warning).
+    #[arg(long, global = true)]
+    insecure: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -36,13 +42,64 @@ enum Command {
     Migrate,
     /// Load and validate the configuration, print it without secrets, and exit.
     CheckConfig,
+    /// Master keys of record encryption (a keyring file), without the configuration.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Create an API token straight in the database and print it once: the first admin's
+    /// token, before anyone can call the API (afterwards: `orgtrail tokens create`).
+    CreateToken {
+        /// The token's name, unique among live tokens.
+        #[arg(long)]
+        name: String,
+        /// ingest, reader or admin.
+        #[arg(long)]
+        role: Role,
+        /// Days until it expires (0: never).
+        #[arg(long, default_value_t = 0)]
+        expires_in_days: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Create a keyring file with one master key, readable by its owner only (never
+    /// overwrites).
+    Init {
+        #[arg(long)]
+        keyring: PathBuf,
+    },
+    /// Add a master key to a keyring and make it primary: data keys made from now on are
+    /// wrapped by it; older data keys stay wrapped by the keys that wrapped them.
+    AddMaster {
+        #[arg(long)]
+        keyring: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let arguments = Arguments::parse();
+    if let Some(Command::Keys(command)) = &arguments.command {
+        // Keyring work needs no configuration (and no database).
+        return match command {
+            KeysCommand::Init { keyring } => {
+                let id = Keyring::init(keyring)?;
+                eprintln!(
+                    "keyring {} created (mode 0600) with master key {id}; back it up apart from the database: without it the stored records cannot be read",
+                    keyring.display()
+                );
+                Ok(())
+            }
+            KeysCommand::AddMaster { keyring } => {
+                let id = Keyring::add_master_key(keyring)?;
+                eprintln!("master key {id} added to {} and made primary; restart the aggregators, then `orgtrail keys rotate` to wrap a new data key with it", keyring.display());
+                Ok(())
+            }
+        };
+    }
     let overrides = ConfigOverrides {
         listen: arguments.listen.clone(),
         database_url: arguments.database_url.clone(),
+        insecure: arguments.insecure,
     };
     let config =
         load_config(arguments.config.as_deref(), &overrides).context("invalid configuration")?;
@@ -66,8 +123,38 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
             tracing::info!("migrations applied");
             Ok(())
         }
+        Command::Keys(_) => Ok(()),
         Command::CheckConfig => {
             println!("{config:#?}");
+            Ok(())
+        }
+        Command::CreateToken {
+            name,
+            role,
+            expires_in_days,
+        } => {
+            validate_token_name(&name).map_err(anyhow::Error::msg)?;
+            let store = PgStore::connect(&config).await?;
+            store.migrate().await?;
+            let authenticator = Authenticator::new(store.clone(), Default::default());
+            let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+            let expires_at = (expires_in_days > 0)
+                .then(|| chrono::Utc::now() + chrono::Duration::days(i64::from(expires_in_days)));
+            let (token, secret) = authenticator
+                .create_token(
+                    &format!("orgtrail-aggregator create-token ({user})"),
+                    &name,
+                    role,
+                    expires_at,
+                )
+                .await
+                .with_context(|| format!("cannot create token {name:?}"))?;
+            store.close().await;
+            eprintln!(
+                "token {} ({}, role {}) created; it is shown once:",
+                token.name, token.token_id, token.role
+            );
+            println!("{secret}");
             Ok(())
         }
     }

@@ -3,33 +3,41 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use orgtrail_api::v1 as pb;
 use tokio::net::TcpListener;
 use tonic::server::NamedService;
 use tonic::transport::server::TcpIncoming;
-use tonic::transport::Server;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
-use tower::layer::util::{Identity, Stack};
+use tower::layer::util::{Identity as IdentityLayer, Stack};
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::load_shed::LoadShedLayer;
 use tower::ServiceBuilder;
 
-use crate::config::AggregatorConfig;
+use crate::auth::{AuthLayer, Authenticator};
+use crate::config::{AggregatorConfig, RecordProtection, ServerTransport};
+use crate::crypto::{Keyring, MasterKeys};
 use crate::drain::Drain;
-use crate::grpc::{AuditAdapter, EventsAdapter, IngestAdapter, RetentionAdapter, SourcesAdapter};
+use crate::grpc::{
+    AuditAdapter, EventsAdapter, IngestAdapter, KeysAdapter, QuarantineAdapter, RetentionAdapter,
+    SourcesAdapter, TokensAdapter,
+};
 use crate::ingest::{IngestLimits, IngestService};
 use crate::lookup::EventLookup;
 use crate::retention::RetentionService;
 use crate::sources::SourceRegistry;
-use crate::store::{PgStore, StoreError};
+use crate::store::{EncryptionError, PgStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("cannot prepare the database")]
     Store(#[from] StoreError),
+    #[error("cannot open the record encryption keys")]
+    Encryption(#[from] EncryptionError),
     #[error("cannot listen on {address}")]
     Bind {
         address: SocketAddr,
@@ -40,6 +48,15 @@ pub enum ServeError {
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("the gRPC server failed")]
     Transport(#[from] tonic::transport::Error),
+    #[error("cannot read {what} {path}")]
+    TlsMaterial {
+        what: &'static str,
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the TLS material is not usable")]
+    Tls(#[source] tonic::transport::Error),
     #[error("the server did not stop within {0:?} of the shutdown signal")]
     ShutdownTimeout(Duration),
 }
@@ -47,6 +64,12 @@ pub enum ServeError {
 /// HTTP/2 flow-control windows of each stream and of each connection.
 const STREAM_WINDOW_BYTES: u32 = 2 << 20;
 const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+
+/// A TLS handshake longer than this is abandoned.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often a replica looks for data keys made by another.
+const DATA_KEY_REFRESH_INTERVAL: Duration = Duration::from_secs(10);
 
 /// How often the partitions ahead of today are topped up.
 const PARTITION_MAINTENANCE_INTERVAL: Duration = Duration::from_secs(3600);
@@ -59,8 +82,25 @@ pub async fn serve(
     config: AggregatorConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
+    // TLS material is read before anything else: a server that cannot serve securely does
+    // not start.
+    let tls = server_tls(&config.transport)?;
     let store = PgStore::connect(&config).await?;
     store.migrate().await?;
+    let store = match &config.protection {
+        RecordProtection::Keyring(path) => {
+            let keyring = Keyring::load(path).map_err(EncryptionError::from)?;
+            let store = store
+                .with_encryption(MasterKeys::Keyring(keyring), &runner_name())
+                .await?;
+            tracing::info!(keyring = %path.display(), "records are encrypted at rest");
+            store
+        }
+        RecordProtection::Plaintext => {
+            tracing::warn!("storing records in the clear (encryption.plaintext = true): anyone who can read the database can read the events");
+            store
+        }
+    };
     let partitions = store.load_partitions().await?;
     store
         .prepare_partitions_ahead(
@@ -85,6 +125,7 @@ pub async fn serve(
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
 
+    tokio::spawn(refresh_data_keys(store.clone(), drain.clone()));
     tokio::spawn(maintain_partitions(
         store.clone(),
         config.ingest.partitions_ahead_days,
@@ -128,13 +169,32 @@ pub async fn serve(
     let audit_server =
         pb::audit_service_server::AuditServiceServer::new(AuditAdapter::new(retention.clone()));
     tokio::spawn(run_retention_periodically(retention, drain.clone()));
+    let authenticator = Arc::new(Authenticator::new(
+        store.clone(),
+        config.certificate_roles.clone(),
+    ));
+    let quarantine_server = pb::quarantine_service_server::QuarantineServiceServer::new(
+        QuarantineAdapter::new(store.clone()),
+    );
+    let keys_server = pb::key_service_server::KeyServiceServer::new(KeysAdapter::new(
+        store.clone(),
+        config.reencrypt_batch_size,
+    ));
+    let tokens_server = pb::token_service_server::TokenServiceServer::new(TokensAdapter::new(
+        authenticator.clone(),
+        store.clone(),
+    ));
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(orgtrail_api::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
 
-    tracing::info!(%address, "listening");
-    let server = server_stack(&config)
+    tracing::info!(%address, tls = tls.is_some(), "listening");
+    let mut builder = server_stack(&config, authenticator);
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls).map_err(ServeError::Tls)?;
+    }
+    let server = builder
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest_server)
@@ -142,6 +202,9 @@ pub async fn serve(
         .add_service(sources_server)
         .add_service(retention_server)
         .add_service(audit_server)
+        .add_service(tokens_server)
+        .add_service(keys_server)
+        .add_service(quarantine_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -159,16 +222,52 @@ pub async fn serve(
     outcome
 }
 
+/// The TLS of the server: its identity, and the CA of client certificates when one is given
+/// (a client certificate is then checked when presented, and optional: token callers have
+/// none).
+fn server_tls(transport: &ServerTransport) -> Result<Option<ServerTlsConfig>, ServeError> {
+    let ServerTransport::Tls {
+        cert,
+        key,
+        client_ca,
+    } = transport
+    else {
+        tracing::warn!("serving plaintext gRPC (--insecure): callers' credentials and the events cross the network in the clear");
+        return Ok(None);
+    };
+    let read = |what: &'static str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|source| ServeError::TlsMaterial {
+            what,
+            path: path.to_path_buf(),
+            source,
+        })
+    };
+    let mut tls = ServerTlsConfig::new().identity(Identity::from_pem(
+        read("the server certificate", cert)?,
+        read("the server key", key)?,
+    ));
+    if let Some(client_ca) = client_ca {
+        tls = tls
+            .client_ca_root(Certificate::from_pem(read("the client CA", client_ca)?))
+            .client_auth_optional(true);
+    }
+    Ok(Some(tls.timeout(TLS_HANDSHAKE_TIMEOUT)))
+}
+
 /// The server's tower stack, outermost first:
 /// - trace: a span per call, so everything below logs with the method;
+/// - auth: the caller and its role (see `auth`); a refused call goes no further;
 /// - load shed: a call that finds the concurrency limit full is refused at once
 ///   (RESOURCE_EXHAUSTED) instead of queueing without bound; it must sit above the limit;
 /// - global concurrency limit: bounds calls in progress across all connections (an ingest
 ///   stream counts until its response starts; files in flight are bounded in `ingest`).
 ///
 /// Timeouts are per handler (lookups), not a layer: a layer timeout would cut long ingest
-/// streams. Authentication joins this stack between trace and load shed.
-fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
+/// streams.
+fn server_stack(
+    config: &AggregatorConfig,
+    authenticator: Arc<Authenticator>,
+) -> Server<ServerLayers> {
     Server::builder()
         // Per-stream flow control, and a connection window well above it: a stream whose
         // handler waits (for a lock, for the database) must not take the whole connection's
@@ -178,6 +277,7 @@ fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
         .trace_fn(|request| tracing::info_span!("grpc", method = %request.uri().path()))
         .layer(
             ServiceBuilder::new()
+                .layer(AuthLayer::new(authenticator))
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(
                     config.server.max_concurrent_requests,
@@ -186,16 +286,21 @@ fn server_stack(config: &AggregatorConfig) -> Server<ServerLayers> {
         )
 }
 
-type ServerLayers =
-    Stack<Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Identity>>, Identity>;
+type ServerLayers = Stack<
+    Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Stack<AuthLayer, IdentityLayer>>>,
+    IdentityLayer,
+>;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 5] = [
+const SERVICE_NAMES: [&str; 8] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
     <pb::retention_service_server::RetentionServiceServer<RetentionAdapter> as NamedService>::NAME,
     <pb::audit_service_server::AuditServiceServer<AuditAdapter> as NamedService>::NAME,
+    <pb::token_service_server::TokenServiceServer<TokensAdapter> as NamedService>::NAME,
+    <pb::key_service_server::KeyServiceServer<KeysAdapter> as NamedService>::NAME,
+    <pb::quarantine_service_server::QuarantineServiceServer<QuarantineAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
@@ -236,6 +341,25 @@ async fn run_retention_periodically(retention: RetentionService, drain: Drain) {
 fn runner_name() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     format!("{}-{}", host.trim(), std::process::id())
+}
+
+/// Picks up data keys other replicas made (a rotation), until draining starts: new records
+/// are sealed with the newest key within this interval on every replica.
+async fn refresh_data_keys(store: PgStore, drain: Drain) {
+    if store.encryption().is_none() {
+        return;
+    }
+    let mut interval = tokio::time::interval(DATA_KEY_REFRESH_INTERVAL);
+    interval.tick().await;
+    loop {
+        tokio::select! {
+            () = drain.started() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(error) = store.refresh_data_keys().await {
+            tracing::warn!(error = %crate::grpc::status::error_chain(&error), "cannot refresh the data keys");
+        }
+    }
 }
 
 /// Keeps the day partitions ahead of today ready, until draining starts.

@@ -2,29 +2,52 @@
 
 mod events_command;
 mod ingest_command;
+mod keys_command;
+mod quarantine_command;
 mod retention_command;
 mod sources_command;
 mod time_argument;
+mod tokens_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use orgtrail_client::ClientSettings;
+use orgtrail_client::{ClientSettings, TlsFiles, Transport};
 
 /// orgtrail: one consolidated, searchable CloudTrail view of every account and region of an
 /// AWS Organization.
 #[derive(Parser)]
 #[command(name = "orgtrail", version)]
 struct Arguments {
-    /// The aggregator's gRPC endpoint.
+    /// The aggregator's gRPC endpoint: host:port, or a URL (https://, or http:// with
+    /// --insecure).
     #[arg(
         long,
         global = true,
         env = "ORGTRAIL_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
+        default_value = "127.0.0.1:50051"
     )]
     endpoint: String,
+    /// The CA of the aggregator's certificate (PEM); without it, the public web PKI.
+    #[arg(long, global = true, env = "ORGTRAIL_CA")]
+    ca: Option<PathBuf>,
+    /// A client certificate (PEM), for mutual TLS; with --key.
+    #[arg(long, global = true, env = "ORGTRAIL_CERT")]
+    cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, global = true, env = "ORGTRAIL_KEY")]
+    key: Option<PathBuf>,
+    /// The name the aggregator's certificate must carry, when not the endpoint's host.
+    #[arg(long, global = true, env = "ORGTRAIL_TLS_DOMAIN")]
+    tls_domain: Option<String>,
+    /// A bearer token (`orgtrail tokens create`); better given as ORGTRAIL_TOKEN, which keeps
+    /// it out of `ps`.
+    #[arg(long, global = true, env = "ORGTRAIL_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Plaintext gRPC, without TLS: only for an aggregator started with --insecure.
+    #[arg(long, global = true)]
+    insecure: bool,
     #[command(subcommand)]
     command: Command,
 }
@@ -50,6 +73,15 @@ enum Command {
     /// The audit log of policy and hold changes and enforcement runs.
     #[command(subcommand)]
     Audit(retention_command::AuditCommand),
+    /// Bearer tokens of API callers (admins only).
+    #[command(subcommand)]
+    Tokens(tokens_command::TokensCommand),
+    /// The data keys that seal stored records: rotation, re-encryption (admins only).
+    #[command(subcommand)]
+    Keys(keys_command::KeysCommand),
+    /// Input the aggregator refused: records and file faults, with the reason.
+    #[command(subcommand)]
+    Quarantine(quarantine_command::QuarantineCommand),
 }
 
 #[derive(Subcommand)]
@@ -152,7 +184,18 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = ClientSettings::new(arguments.endpoint);
+    let transport = if arguments.insecure {
+        eprintln!("warning: plaintext gRPC (--insecure): credentials and events cross the network in the clear");
+        Transport::Insecure
+    } else {
+        Transport::Tls(TlsFiles {
+            ca: arguments.ca,
+            cert: arguments.cert,
+            key: arguments.key,
+            domain: arguments.tls_domain,
+        })
+    };
+    let settings = ClientSettings::new(arguments.endpoint, transport).with_token(arguments.token);
     let outcome = runtime.block_on(async {
         match arguments.command {
             Command::Ingest(ingest) => ingest_command::run_ingest(&settings, ingest).await,
@@ -170,6 +213,11 @@ fn main() -> ExitCode {
             }
             Command::Holds(command) => retention_command::run_holds(&settings, command).await,
             Command::Audit(command) => retention_command::run_audit(&settings, command).await,
+            Command::Tokens(command) => tokens_command::run_tokens(&settings, command).await,
+            Command::Keys(command) => keys_command::run_keys(&settings, command).await,
+            Command::Quarantine(command) => {
+                quarantine_command::run_quarantine(&settings, command).await
+            }
         }
     });
     match outcome {

@@ -11,9 +11,9 @@ use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::audit_service_client::AuditServiceClient;
 use orgtrail_api::v1::retention_service_client::RetentionServiceClient;
 use orgtrail_client::table::render_table;
+use orgtrail_client::AuthChannel;
 use orgtrail_client::{connect, ClientSettings};
 use serde_json::{json, Value};
-use tonic::transport::Channel;
 
 use crate::events_command::format_time;
 use crate::time_argument::{parse_time, RangeEnd};
@@ -208,7 +208,7 @@ fn status_error(what: &str) -> impl Fn(tonic::Status) -> anyhow::Error + '_ {
 
 async fn retention_client(
     settings: &ClientSettings,
-) -> anyhow::Result<RetentionServiceClient<Channel>> {
+) -> anyhow::Result<RetentionServiceClient<AuthChannel>> {
     Ok(RetentionServiceClient::new(connect(settings).await?))
 }
 

@@ -4,8 +4,10 @@
 
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::source_service_client::SourceServiceClient;
-use orgtrail_client::{ClientSettings, IngestSender, SenderSettings, StartError};
-use tonic::transport::{Channel, Endpoint};
+use orgtrail_client::{
+    connect_lazy, AuthChannel, ClientSettings, ConnectError, IngestSender, SenderSettings,
+    StartError,
+};
 
 use crate::source_error::SourceError;
 
@@ -14,7 +16,7 @@ const BATCH: usize = 5000;
 
 #[derive(Clone)]
 pub struct AggregatorClient {
-    sources: SourceServiceClient<Channel>,
+    sources: SourceServiceClient<AuthChannel>,
     /// For ingest senders (each stream connects on its own).
     settings: ClientSettings,
     collector_id: String,
@@ -28,18 +30,12 @@ pub struct Lease {
 
 impl AggregatorClient {
     pub fn new(
-        endpoint: &str,
+        settings: &ClientSettings,
         collector_id: &str,
-    ) -> Result<AggregatorClient, tonic::transport::Error> {
-        let settings = ClientSettings::new(endpoint);
-        let unary = Endpoint::from_shared(endpoint.to_string())?
-            .connect_timeout(settings.connect_timeout)
-            .timeout(settings.request_timeout)
-            .tcp_nodelay(true)
-            .connect_lazy();
+    ) -> Result<AggregatorClient, ConnectError> {
         Ok(AggregatorClient {
-            sources: SourceServiceClient::new(unary),
-            settings,
+            sources: SourceServiceClient::new(connect_lazy(settings)?),
+            settings: settings.clone(),
             collector_id: collector_id.to_string(),
         })
     }

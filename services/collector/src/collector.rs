@@ -39,8 +39,8 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub async fn new(config: CollectorConfig) -> Result<Collector, tonic::transport::Error> {
-        let aggregator = AggregatorClient::new(&config.aggregator_endpoint, &config.collector_id)?;
+    pub async fn new(config: CollectorConfig) -> Result<Collector, orgtrail_client::ConnectError> {
+        let aggregator = AggregatorClient::new(&config.aggregator, &config.collector_id)?;
         let aws = Arc::new(AwsAccess::load(&config.aws, &config.collector_id).await);
         let context = PassContext {
             aws,

@@ -3,14 +3,16 @@
 //! member accounts are expanded here into one source per account.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use chrono::NaiveDate;
-use figment::providers::{Env, Format, Toml};
+use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
+use orgtrail_client::{ClientSettings, TlsFiles, Transport};
 use orgtrail_domain::s3_key::is_account_id;
 use orgtrail_service_runtime::LogSettings;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 /// The file and environment as written.
@@ -71,8 +73,22 @@ fn default_max_concurrent_sources() -> usize {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAggregatorSettings {
-    /// `http://host:port` of the aggregator.
+    /// `https://host:port` of the aggregator (`http://` only with `insecure`).
     pub endpoint: String,
+    /// The CA of the aggregator's certificate (PEM); without it, the public web PKI.
+    pub ca: Option<PathBuf>,
+    /// This collector's client certificate and key (PEM): its identity for mutual TLS; the
+    /// aggregator's `auth.certificate_roles` gives it the ingest role.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// The name the aggregator's certificate must carry, when not the endpoint's host.
+    pub tls_domain: Option<String>,
+    /// A bearer token with the ingest role, instead of a client certificate (a secret: prefer
+    /// ORGTRAIL_AGGREGATOR__TOKEN).
+    pub token: Option<SecretString>,
+    /// Plaintext gRPC to an aggregator started with --insecure (a warning at every start).
+    #[serde(default)]
+    pub insecure: bool,
     /// Ingest streams per source being read.
     #[serde(default = "default_streams")]
     pub streams: usize,
@@ -119,7 +135,7 @@ pub struct CollectorConfig {
     pub lease_seconds: u32,
     pub trailing_window_days: u32,
     pub max_concurrent_sources: usize,
-    pub aggregator_endpoint: String,
+    pub aggregator: ClientSettings,
     pub streams: usize,
     pub aws: AwsSettings,
     pub log: LogSettings,
@@ -159,10 +175,13 @@ pub enum ConfigError {
     CollectorId(String),
     #[error("aggregator.endpoint {0:?} is not an http:// or https:// URL")]
     Endpoint(String),
+    #[error("aggregator: {0}")]
+    Transport(String),
 }
 
 /// Reads the file and the environment and validates the result.
-pub fn load_config(file: Option<&Path>) -> Result<CollectorConfig, ConfigError> {
+/// `insecure` (the `--insecure` flag) sets `aggregator.insecure`.
+pub fn load_config(file: Option<&Path>, insecure: bool) -> Result<CollectorConfig, ConfigError> {
     let mut figment = Figment::new();
     if let Some(file) = file {
         figment = figment.merge(Toml::file_exact(file));
@@ -172,6 +191,9 @@ pub fn load_config(file: Option<&Path>) -> Result<CollectorConfig, ConfigError> 
         let top = key.split('.').next().unwrap_or_default();
         TOP_LEVEL_KEYS.contains(&top)
     }));
+    if insecure {
+        figment = figment.merge(Serialized::default("aggregator.insecure", true));
+    }
     let raw: RawCollectorConfig = figment.extract().map_err(Box::new)?;
     raw.validate()
 }
@@ -201,10 +223,34 @@ impl RawCollectorConfig {
                 return Err(ConfigError::Zero { field });
             }
         }
-        let endpoint = self.aggregator.endpoint;
+        let raw_aggregator = self.aggregator;
+        let endpoint = raw_aggregator.endpoint;
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             return Err(ConfigError::Endpoint(endpoint));
         }
+        let transport = if raw_aggregator.insecure {
+            Transport::Insecure
+        } else {
+            if raw_aggregator.cert.is_some() != raw_aggregator.key.is_some() {
+                return Err(ConfigError::Transport(
+                    "cert and key go together: give both or neither".into(),
+                ));
+            }
+            Transport::Tls(TlsFiles {
+                ca: raw_aggregator.ca,
+                cert: raw_aggregator.cert,
+                key: raw_aggregator.key,
+                domain: raw_aggregator.tls_domain,
+            })
+        };
+        let aggregator = ClientSettings::new(endpoint, transport).with_token(
+            raw_aggregator
+                .token
+                .map(|token| token.expose_secret().to_string()),
+        );
+        aggregator
+            .url()
+            .map_err(|error| ConfigError::Transport(error.to_string()))?;
         let mut sources = Vec::new();
         for raw in self.sources {
             sources.extend(expand_source(raw)?);
@@ -221,8 +267,8 @@ impl RawCollectorConfig {
             lease_seconds: self.lease_seconds,
             trailing_window_days: self.trailing_window_days,
             max_concurrent_sources: self.max_concurrent_sources,
-            aggregator_endpoint: endpoint,
-            streams: self.aggregator.streams,
+            aggregator,
+            streams: raw_aggregator.streams,
             aws: self.aws,
             log: self.log,
             sources,
@@ -351,7 +397,7 @@ mod tests {
     fn the_example_configuration_loads() {
         let example =
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/collector.example.toml");
-        let config = load_config(Some(&example)).unwrap();
+        let config = load_config(Some(&example), false).unwrap();
         assert!(config.sources.len() >= 3);
     }
 
@@ -361,7 +407,7 @@ mod tests {
             r#"
             collector_id = "c1"
             [aggregator]
-            endpoint = "http://aggregator:50051"
+            endpoint = "https://aggregator:50051"
             [[sources]]
             name = "member-{account}"
             bucket = "cloudtrail-{account}"
@@ -398,7 +444,7 @@ mod tests {
 
     #[test]
     fn invalid_settings_are_refused_with_the_reason() {
-        let base = "collector_id = \"c1\"\n[aggregator]\nendpoint = \"http://a:1\"\n";
+        let base = "collector_id = \"c1\"\n[aggregator]\nendpoint = \"https://a:1\"\n";
         let cases = [
             (format!("{base}[[sources]]\nname = \"x-{{account}}\"\nbucket = \"b\"\n"), "needs accounts"),
             (format!("{base}[[sources]]\nname = \"x\"\nbucket = \"b\"\naccounts = [\"12\"]\n"), "is not a 12-digit account id"),

@@ -35,6 +35,9 @@ struct Arguments {
     /// One full pass over every source, then exit: 0 when every source was read.
     #[arg(long)]
     once: bool,
+    /// Plaintext gRPC to an aggregator started with --insecure (trials on one machine only).
+    #[arg(long, global = true)]
+    insecure: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -57,7 +60,8 @@ fn main() -> ExitCode {
 
 fn run() -> anyhow::Result<ExitCode> {
     let arguments = Arguments::parse();
-    let config = load_config(arguments.config.as_deref()).context("invalid configuration")?;
+    let config = load_config(arguments.config.as_deref(), arguments.insecure)
+        .context("invalid configuration")?;
     if let Some(Command::CheckConfig) = arguments.command {
         println!("{config:#?}");
         return Ok(ExitCode::SUCCESS);
@@ -71,7 +75,10 @@ fn run() -> anyhow::Result<ExitCode> {
         let cancel = CancellationToken::new();
         tokio::spawn(cancel_on_signal(cancel.clone()));
         tracing::info!(collector = %config.collector_id, sources = config.sources.len(), "collector starting");
-        let collector = Collector::new(config).await.context("invalid aggregator endpoint")?;
+        if matches!(config.aggregator.transport, orgtrail_client::Transport::Insecure) {
+            tracing::warn!("plaintext gRPC to the aggregator (insecure): the records cross the network in the clear");
+        }
+        let collector = Collector::new(config).await.context("invalid aggregator settings")?;
         if arguments.once {
             let outcomes = collector.run_once(&cancel).await;
             Ok(print_summary(&outcomes, cancel.is_cancelled()))

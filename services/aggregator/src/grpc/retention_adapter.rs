@@ -17,10 +17,10 @@ use super::status::retention_error_status;
 use crate::retention::{PolicyChange, RetentionService, RetentionServiceError};
 use crate::store::PolicyContent;
 
-/// Who made a request: the `x-orgtrail-actor` the client states (the CLI sends user@host)
-/// and the address it came from. Authenticated identities replace the stated name once the
-/// API authenticates its callers.
+/// Who made a request: the authenticated caller (see `auth`), and the person the client says
+/// it acts for (`x-orgtrail-actor`: the CLI sends user@host), marked as stated.
 pub fn caller<T>(request: &Request<T>) -> String {
+    let identity = super::tokens_adapter::actor(request);
     let stated = request
         .metadata()
         .get("x-orgtrail-actor")
@@ -32,11 +32,10 @@ pub fn caller<T>(request: &Request<T>) -> String {
                 .take(128)
                 .collect::<String>()
         })
-        .filter(|value| !value.is_empty())
-        .unwrap_or_else(|| "anonymous".into());
-    match request.remote_addr() {
-        Some(address) => format!("{stated} ({address})"),
-        None => stated,
+        .filter(|value| !value.is_empty());
+    match stated {
+        Some(stated) => format!("{identity} [stated: {stated}]"),
+        None => identity,
     }
 }
 

@@ -9,6 +9,8 @@
 //! | retention: name taken                    | ALREADY_EXISTS    |
 //! | retention: version moved on, released    | FAILED_PRECONDITION |
 //! | retention: another run did not end       | UNAVAILABLE       |
+//! | token: bad name, role, unknown, taken  | INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS |
+//! | no credentials / too low a role        | UNAUTHENTICATED / PERMISSION_DENIED (`auth`) |
 //! | stream protocol misuse                   | INVALID_ARGUMENT  |
 //! | store unavailable, conflict, closing     | UNAVAILABLE       |
 //! | anything else in the store               | INTERNAL          |
@@ -65,6 +67,21 @@ pub fn sources_error_status(error: &SourcesError) -> Status {
         SourcesError::Store(source) => {
             store_error_status("cannot read or write source state", source)
         }
+    }
+}
+
+pub fn quarantine_error_status(error: &StoreError) -> Status {
+    match error {
+        StoreError::NotFound(_) => Status::not_found(error.to_string()),
+        other => store_error_status("cannot read the quarantine", other),
+    }
+}
+
+pub fn token_error_status(error: &StoreError) -> Status {
+    match error {
+        StoreError::NotFound(_) => Status::not_found(error.to_string()),
+        StoreError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        other => store_error_status("cannot read or change tokens", other),
     }
 }
 

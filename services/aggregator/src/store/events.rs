@@ -9,6 +9,7 @@ use sqlx::{PgConnection, Postgres, QueryBuilder};
 use uuid::Uuid;
 
 use super::{convert_sqlx_error, PgStore, StoreError};
+use crate::crypto::RecordCipher;
 
 /// The outcome of inserting a batch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,13 +26,15 @@ WITH input AS (
         $7::text[], $8::text[], $9::text[], $10::text[], $11::boolean[], $12::boolean[],
         $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
         $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
-        $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::bytea[]
+        $25::text[], $26::text[], $27::text[], $28::text[], $29::text[], $30::bytea[],
+        $32::integer[]
     ) AS input (
         event_id, event_time, event_version, event_source, event_name, aws_region,
         account_id, account_id_source, event_type, event_category, read_only, management_event,
         user_type, user_arn, user_principal_id, user_account_id, access_key_id, invoked_by,
         username, source_ip_address, user_agent, error_code, error_message, resource_types,
-        resource_arns, resource_account_ids, resource_names, shared_event_id, request_id, record
+        resource_arns, resource_account_ids, resource_names, shared_event_id, request_id, record,
+        key_id
     )
 ),
 new_ids AS (
@@ -47,7 +50,7 @@ INSERT INTO events (
     user_type, user_arn, user_principal_id, user_account_id, access_key_id, invoked_by,
     username, source_ip_address, user_agent, error_code, error_message, resource_types,
     resource_arns, resource_account_ids, resource_names, shared_event_id, request_id,
-    log_file_id, record
+    log_file_id, record, key_id
 )
 SELECT
     input.event_time, input.event_id, input.event_version, input.event_source, input.event_name,
@@ -57,20 +60,23 @@ SELECT
     input.invoked_by, input.username, input.source_ip_address, input.user_agent,
     input.error_code, input.error_message, input.resource_types::text[],
     input.resource_arns::text[], input.resource_account_ids::text[],
-    input.resource_names::text[], input.shared_event_id, input.request_id, $31, input.record
+    input.resource_names::text[], input.shared_event_id, input.request_id, $31, input.record,
+    input.key_id
 FROM input JOIN new_ids USING (event_id)";
 
-/// Inserts the events whose eventID is not stored yet, in the caller's transaction.
-/// `events` must not repeat an eventID (the caller dedupes within a batch).
+/// Inserts the events whose eventID is not stored yet, in the caller's transaction, their
+/// records sealed with `cipher` (in the clear without one). `events` must not repeat an
+/// eventID (the caller dedupes within a batch).
 pub async fn insert_events(
     connection: &mut PgConnection,
     log_file_id: i64,
     events: &[CloudTrailEvent],
+    cipher: Option<&RecordCipher>,
 ) -> Result<EventBatchInsert, StoreError> {
     if events.is_empty() {
         return Ok(EventBatchInsert { inserted: 0 });
     }
-    let columns = EventColumns::from_events(events);
+    let columns = EventColumns::from_events(events, cipher)?;
     let result = sqlx::query(INSERT_EVENTS)
         .bind(columns.event_id)
         .bind(columns.event_time)
@@ -103,6 +109,7 @@ pub async fn insert_events(
         .bind(columns.request_id)
         .bind(columns.record)
         .bind(log_file_id)
+        .bind(columns.key_id)
         .execute(connection)
         .await
         .map_err(convert_sqlx_error)?;
@@ -146,10 +153,14 @@ struct EventColumns {
     shared_event_id: Vec<Option<String>>,
     request_id: Vec<Option<String>>,
     record: Vec<Vec<u8>>,
+    key_id: Vec<Option<i32>>,
 }
 
 impl EventColumns {
-    fn from_events(events: &[CloudTrailEvent]) -> EventColumns {
+    fn from_events(
+        events: &[CloudTrailEvent],
+        cipher: Option<&RecordCipher>,
+    ) -> Result<EventColumns, StoreError> {
         let mut columns = EventColumns::default();
         for event in events {
             let identity = &event.user_identity;
@@ -206,9 +217,21 @@ impl EventColumns {
                 .push(text_array_literal(names.into_iter().map(Some)));
             columns.shared_event_id.push(event.shared_event_id.clone());
             columns.request_id.push(event.request_id.clone());
-            columns.record.push(event.record_json.as_bytes().to_vec());
+            match cipher {
+                Some(cipher) => {
+                    let (key_id, sealed) = cipher
+                        .seal(event.event_id.as_uuid(), event.record_json.as_bytes())
+                        .map_err(|error| StoreError::Encryption(error.to_string()))?;
+                    columns.record.push(sealed);
+                    columns.key_id.push(Some(key_id));
+                }
+                None => {
+                    columns.record.push(event.record_json.as_bytes().to_vec());
+                    columns.key_id.push(None);
+                }
+            }
         }
-        columns
+        Ok(columns)
     }
 }
 
@@ -269,19 +292,33 @@ struct PgEventRow {
     shared_event_id: Option<String>,
     request_id: Option<String>,
     record: Vec<u8>,
+    key_id: Option<i32>,
 }
 
 const EVENT_COLUMNS: &str = "event_time, event_id, event_version, event_source, event_name, \
     aws_region, account_id, account_id_source, event_type, event_category, read_only, \
     management_event, user_type, user_arn, user_principal_id, user_account_id, access_key_id, \
     invoked_by, username, source_ip_address, user_agent, error_code, error_message, \
-    resource_types, resource_arns, resource_account_ids, shared_event_id, request_id, record";
+    resource_types, resource_arns, resource_account_ids, shared_event_id, request_id, record, \
+    key_id";
 
-impl TryFrom<PgEventRow> for CloudTrailEvent {
-    type Error = StoreError;
-
-    fn try_from(row: PgEventRow) -> Result<CloudTrailEvent, StoreError> {
-        let record_json = String::from_utf8(row.record).map_err(|_| {
+impl PgEventRow {
+    /// The event, its record opened with `cipher` when it is sealed.
+    fn into_event(self, cipher: Option<&RecordCipher>) -> Result<CloudTrailEvent, StoreError> {
+        let row = self;
+        let record = match (row.key_id, cipher) {
+            (None, _) => row.record,
+            (Some(key_id), Some(cipher)) => cipher
+                .open(key_id, row.event_id, &row.record)
+                .map_err(|error| StoreError::Encryption(error.to_string()))?,
+            (Some(key_id), None) => {
+                return Err(StoreError::Encryption(format!(
+                "the record of event {} is sealed with data key {key_id}, and encryption is off",
+                row.event_id
+            )))
+            }
+        };
+        let record_json = String::from_utf8(record).map_err(|_| {
             StoreError::CorruptRow(format!("record of event {} is not UTF-8", row.event_id))
         })?;
         let account_id_source =
@@ -414,7 +451,19 @@ impl PgStore {
             .fetch_all(self.pool())
             .await
             .map_err(convert_sqlx_error)?;
-        rows.into_iter().map(CloudTrailEvent::try_from).collect()
+        // Rows sealed under a data key another replica made since this one last looked.
+        if let Some(encryption) = self.encryption() {
+            if rows.iter().any(|row| {
+                row.key_id
+                    .is_some_and(|key_id| !encryption.cipher.holds(key_id))
+            }) {
+                self.refresh_data_keys()
+                    .await
+                    .map_err(|error| StoreError::Encryption(error.to_string()))?;
+            }
+        }
+        let cipher = self.encryption().map(|encryption| &encryption.cipher);
+        rows.into_iter().map(|row| row.into_event(cipher)).collect()
     }
 
     /// Event counts per account, region and category within the time range.

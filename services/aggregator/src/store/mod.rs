@@ -3,10 +3,13 @@
 
 mod enforcement;
 mod events;
+mod keys;
 mod log_files;
 mod partitions;
+mod quarantine;
 mod retention;
 mod sources;
+mod tokens;
 
 use std::time::Duration;
 
@@ -16,12 +19,15 @@ use sqlx::{PgPool, Postgres, Transaction};
 
 pub use enforcement::{BatchOutcome, EnforcementLock, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
+pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
 };
 pub use partitions::EventPartitions;
+pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
+pub use tokens::{StoredToken, TokenCredential};
 
 use crate::config::AggregatorConfig;
 
@@ -34,6 +40,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct PgStore {
     pool: PgPool,
     partitions: std::sync::Arc<EventPartitions>,
+    /// Record encryption; `None` only when turned off on purpose.
+    encryption: Option<std::sync::Arc<Encryption>>,
 }
 
 /// A transaction that spans one log file: its ledger row and its events.
@@ -49,6 +57,10 @@ impl PgStore {
             .map_err(StoreError::InvalidUrl)?;
         // A file's transaction stays open while its sender streams it; a sender gone silent
         // must not hold the file's rows (and whoever waits on them) forever.
+        let mut options = options.ssl_mode(config.database.sslmode.into());
+        if let Some(root_cert) = &config.database.ssl_root_cert {
+            options = options.ssl_root_cert(root_cert);
+        }
         let options = options
             .application_name("orgtrail-aggregator")
             .options([("idle_in_transaction_session_timeout", "300s")]);
@@ -65,6 +77,7 @@ impl PgStore {
         PgStore {
             pool,
             partitions: std::sync::Arc::new(EventPartitions::default()),
+            encryption: None,
         }
     }
 
@@ -101,6 +114,8 @@ pub enum StoreError {
     Conflict(#[source] sqlx::Error),
     #[error("no partition holds an event of this batch (a partition was dropped meanwhile)")]
     MissingPartition(#[source] sqlx::Error),
+    #[error("record encryption: {0}")]
+    Encryption(String),
     #[error("a stored row is not what this version expects: {0}")]
     CorruptRow(String),
     #[error("{0} does not exist")]

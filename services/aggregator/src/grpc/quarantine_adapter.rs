@@ -1,0 +1,92 @@
+//! `QuarantineService` over gRPC.
+
+use orgtrail_api::v1 as pb;
+use tonic::{Request, Response, Status};
+
+use super::convert::to_timestamp;
+use super::status::quarantine_error_status;
+use crate::store::{PgStore, QuarantineEntry};
+
+pub struct QuarantineAdapter {
+    store: PgStore,
+}
+
+impl QuarantineAdapter {
+    pub fn new(store: PgStore) -> QuarantineAdapter {
+        QuarantineAdapter { store }
+    }
+}
+
+fn entry_to_proto(entry: QuarantineEntry) -> pb::QuarantineEntry {
+    pb::QuarantineEntry {
+        quarantine_id: entry.quarantine_id,
+        received_at: Some(to_timestamp(entry.received_at)),
+        source: entry.source,
+        bucket: entry.bucket,
+        object_key: entry.object_key,
+        etag: entry.etag,
+        record_index: entry.record_index.unwrap_or(-1),
+        reason: entry.reason,
+        content_bytes: entry.content_bytes,
+        content: entry.content.unwrap_or_default(),
+    }
+}
+
+#[tonic::async_trait]
+impl pb::quarantine_service_server::QuarantineService for QuarantineAdapter {
+    async fn list_quarantine(
+        &self,
+        request: Request<pb::ListQuarantineRequest>,
+    ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
+        let request = request.into_inner();
+        let limit = match request.max_results {
+            0 => 50,
+            value if value > 1000 => {
+                return Err(Status::invalid_argument(
+                    "max_results is over the limit of 1000",
+                ))
+            }
+            value => value,
+        };
+        let before_id = if request.next_token.is_empty() {
+            None
+        } else {
+            Some(
+                request
+                    .next_token
+                    .parse::<i64>()
+                    .map_err(|_| Status::invalid_argument("the next token is not valid"))?,
+            )
+        };
+        let source = (!request.source.is_empty()).then_some(request.source.as_str());
+        let entries = self
+            .store
+            .list_quarantine(source, before_id, limit)
+            .await
+            .map_err(|error| quarantine_error_status(&error))?;
+        let next_token = if entries.len() == limit as usize {
+            entries
+                .last()
+                .map(|entry| entry.quarantine_id.to_string())
+                .unwrap_or_default()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListQuarantineResponse {
+            entries: entries.into_iter().map(entry_to_proto).collect(),
+            next_token,
+        }))
+    }
+
+    async fn get_quarantined(
+        &self,
+        request: Request<pb::GetQuarantinedRequest>,
+    ) -> Result<Response<pb::QuarantineEntry>, Status> {
+        let entry = self
+            .store
+            .quarantine_entry(request.into_inner().quarantine_id)
+            .await
+            .map_err(|error| quarantine_error_status(&error))?;
+        Ok(Response::new(entry_to_proto(entry)))
+    }
+}
