@@ -291,3 +291,34 @@ async fn a_message_over_the_size_limit_fails_its_stream_naming_the_file_and_roll
         .unwrap();
     assert_eq!(ledger, vec![good_key.to_string()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_with_too_many_records_fails_its_stream_and_stores_nothing_of_its_file() {
+    let stack = TestStack::start().await;
+    let mut stream = RawIngestStream::open(stack.channel().await).await.unwrap();
+    let empty: Vec<&str> = vec!["{}"; 10_001];
+    stream
+        .send(records_message(
+            1,
+            Some(origin(
+                "b",
+                "AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/10/many.json.gz",
+                "e",
+            )),
+            0,
+            &empty,
+        ))
+        .await;
+    let status = stream.next_answer(WAIT).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("over the limit of 10000"),
+        "{}",
+        status.message()
+    );
+    let files: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
+        .fetch_one(&stack.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(files, 0);
+}

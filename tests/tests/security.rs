@@ -366,3 +366,55 @@ async fn a_revoked_token_stops_working_at_once() {
     .unwrap();
     assert_eq!(actions, ["token.create", "token.revoke", "token.create"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_over_its_rate_is_refused_and_the_others_are_not() {
+    let stack = TestStack::start_with(StackOptions {
+        environment: vec![
+            ("ORGTRAIL_SERVER__PER_CALLER_BURST".into(), "3".into()),
+            (
+                "ORGTRAIL_SERVER__PER_CALLER_REQUESTS_PER_SECOND".into(),
+                "0.01".into(),
+            ),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
+    let reader = connect(&stack.client_settings_as(ClientIdentity::Reader))
+        .await
+        .unwrap();
+    let mut retention = RetentionServiceClient::new(reader);
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        codes.push(
+            match retention.list_policies(pb::ListPoliciesRequest {}).await {
+                Ok(_) => Code::Ok,
+                Err(status) => {
+                    assert!(
+                        status
+                            .message()
+                            .contains("cert:orgtrail-reader is over its rate"),
+                        "{status:?}"
+                    );
+                    status.code()
+                }
+            },
+        );
+    }
+    assert_eq!(
+        codes,
+        [
+            Code::Ok,
+            Code::Ok,
+            Code::Ok,
+            Code::ResourceExhausted,
+            Code::ResourceExhausted,
+            Code::ResourceExhausted
+        ]
+    );
+    // The admin has a bucket of its own.
+    RetentionServiceClient::new(stack.channel().await)
+        .list_policies(pb::ListPoliciesRequest {})
+        .await
+        .expect("another caller is not limited by the reader's calls");
+}

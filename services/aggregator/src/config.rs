@@ -138,6 +138,11 @@ pub struct ServerSettings {
     pub request_timeout_seconds: u64,
     /// On SIGTERM, how long files in flight may take to finish before they are rolled back.
     pub shutdown_grace_seconds: u64,
+    /// Per caller (certificate or token): calls per second sustained, the burst above it, and
+    /// calls in progress at once; beyond them calls are refused with RESOURCE_EXHAUSTED.
+    pub per_caller_requests_per_second: f64,
+    pub per_caller_burst: u32,
+    pub per_caller_concurrency: usize,
 }
 
 impl Default for ServerSettings {
@@ -146,6 +151,9 @@ impl Default for ServerSettings {
             max_concurrent_requests: 256,
             request_timeout_seconds: 30,
             shutdown_grace_seconds: 30,
+            per_caller_requests_per_second: 200.0,
+            per_caller_burst: 400,
+            per_caller_concurrency: 64,
         }
     }
 }
@@ -376,6 +384,14 @@ impl RawAggregatorConfig {
                 "database.max_connections",
                 self.database.max_connections as usize,
             ),
+            (
+                "server.per_caller_burst",
+                self.server.per_caller_burst as usize,
+            ),
+            (
+                "server.per_caller_concurrency",
+                self.server.per_caller_concurrency,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
@@ -428,6 +444,12 @@ impl RawAggregatorConfig {
             (None, None, true) => ServerTransport::Insecure,
             (None, None, false) => return Err(ConfigError::MissingTls),
         };
+        let rate = self.server.per_caller_requests_per_second;
+        if rate.is_nan() || rate <= 0.0 {
+            return Err(ConfigError::Zero {
+                field: "server.per_caller_requests_per_second",
+            });
+        }
         let protection = match (self.encryption.keyring, self.encryption.plaintext) {
             (Some(_), true) => return Err(ConfigError::PlaintextWithKeyring),
             (Some(keyring), false) => RecordProtection::Keyring(keyring),

@@ -27,6 +27,7 @@ use crate::grpc::{
     SourcesAdapter, TokensAdapter,
 };
 use crate::ingest::{IngestLimits, IngestService};
+use crate::limits::{CallerLimits, LimitLayer};
 use crate::lookup::EventLookup;
 use crate::retention::RetentionService;
 use crate::sources::SourceRegistry;
@@ -257,13 +258,14 @@ fn server_tls(transport: &ServerTransport) -> Result<Option<ServerTlsConfig>, Se
 /// The server's tower stack, outermost first:
 /// - trace: a span per call, so everything below logs with the method;
 /// - auth: the caller and its role (see `auth`); a refused call goes no further;
+/// - per-caller limits: rate, calls in progress, and the timeout of unary calls (`limits`);
 /// - load shed: a call that finds the concurrency limit full is refused at once
 ///   (RESOURCE_EXHAUSTED) instead of queueing without bound; it must sit above the limit;
 /// - global concurrency limit: bounds calls in progress across all connections (an ingest
 ///   stream counts until its response starts; files in flight are bounded in `ingest`).
 ///
-/// Timeouts are per handler (lookups), not a layer: a layer timeout would cut long ingest
-/// streams.
+/// The limit layer's timeout spares the ingest stream and requested enforcement runs, which
+/// are bounded per file and by the run's own wait.
 fn server_stack(
     config: &AggregatorConfig,
     authenticator: Arc<Authenticator>,
@@ -278,6 +280,12 @@ fn server_stack(
         .layer(
             ServiceBuilder::new()
                 .layer(AuthLayer::new(authenticator))
+                .layer(LimitLayer::new(CallerLimits {
+                    requests_per_second: config.server.per_caller_requests_per_second,
+                    burst: f64::from(config.server.per_caller_burst),
+                    concurrency: config.server.per_caller_concurrency,
+                    request_timeout: config.request_timeout(),
+                }))
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(
                     config.server.max_concurrent_requests,
@@ -287,7 +295,10 @@ fn server_stack(
 }
 
 type ServerLayers = Stack<
-    Stack<GlobalConcurrencyLimitLayer, Stack<LoadShedLayer, Stack<AuthLayer, IdentityLayer>>>,
+    Stack<
+        GlobalConcurrencyLimitLayer,
+        Stack<LoadShedLayer, Stack<LimitLayer, Stack<AuthLayer, IdentityLayer>>>,
+    >,
     IdentityLayer,
 >;
 

@@ -80,10 +80,19 @@ pub fn origin_to_proto(origin: LogFileOrigin) -> pb::LogFileOrigin {
     }
 }
 
+/// Records (and sender rejections) one ingest message may carry; senders send up to 1000.
+pub const MAX_ITEMS_PER_MESSAGE: usize = 10_000;
+
 impl TryFrom<pb::IngestRequest> for FileChunk {
     type Error = Status;
 
     fn try_from(request: pb::IngestRequest) -> Result<FileChunk, Status> {
+        if request.records.len() + request.rejections.len() > MAX_ITEMS_PER_MESSAGE {
+            return Err(Status::invalid_argument(format!(
+                "a message carries {} records and rejections, over the limit of {MAX_ITEMS_PER_MESSAGE}",
+                request.records.len() + request.rejections.len()
+            )));
+        }
         let origin = request.origin.map(origin_from_proto).transpose()?;
         let rejections = request
             .rejections
