@@ -17,6 +17,28 @@ pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};
 use orgtrail_client::{FileResult, IngestSender, LogFileReader};
 use std::sync::Arc;
 
+/// Sends sample files (source "samples") through the stack's ingest sender; panics on any file
+/// not delivered.
+pub async fn ingest_sample_files(stack: &TestStack, files: &[samples::SampleFile]) {
+    let sender = stack
+        .ingest_sender(orgtrail_client::SenderSettings::default())
+        .await;
+    let readers: Vec<Arc<dyn LogFileReader>> = files
+        .iter()
+        .map(|file| {
+            Arc::new(
+                orgtrail_client::LocalLogFile::new(&file.path, "samples")
+                    .unwrap_or_else(|error| panic!("{}: {error}", file.path.display())),
+            ) as Arc<dyn LogFileReader>
+        })
+        .collect();
+    for result in send_all(&sender, readers).await {
+        result
+            .result
+            .unwrap_or_else(|error| panic!("{}: {error}", result.origin));
+    }
+}
+
 /// Sends the files and returns one result per file (bounded by [`WAIT`] per file batch).
 pub async fn send_all(
     sender: &IngestSender,

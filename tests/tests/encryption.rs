@@ -3,33 +3,16 @@
 //! a wrong or missing key stops the aggregator at start with a clear message.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::time::Duration;
 
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::key_service_client::KeyServiceClient;
-use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
 use orgtrail_domain::EventId;
 use orgtrail_tests::cli_process::run_orgtrail;
 use orgtrail_tests::samples::{expected_store, record_event_id, sample_files, SampleFile};
-use orgtrail_tests::{send_all, TestStack, WAIT};
+use orgtrail_tests::{ingest_sample_files, TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(60);
-
-async fn ingest(stack: &TestStack, files: &[SampleFile]) {
-    let sender = stack.ingest_sender(SenderSettings::default()).await;
-    let readers: Vec<Arc<dyn LogFileReader>> = files
-        .iter()
-        .map(|file| {
-            Arc::new(LocalLogFile::new(&file.path, "samples").unwrap()) as Arc<dyn LogFileReader>
-        })
-        .collect();
-    for result in send_all(&sender, readers).await {
-        result
-            .result
-            .unwrap_or_else(|error| panic!("{}: {error}", result.origin));
-    }
-}
 
 /// Every stored record, read through the API, by eventID.
 async fn records_through_the_api(stack: &TestStack) -> BTreeMap<String, String> {
@@ -71,7 +54,7 @@ fn expected_records(files: &[SampleFile]) -> BTreeMap<String, String> {
 async fn the_record_column_holds_no_plaintext_of_any_sample_record() {
     let stack = TestStack::start().await;
     let files = sample_files();
-    ingest(&stack, &files).await;
+    ingest_sample_files(&stack, &files).await;
     let expected = expected_records(&files);
 
     let pool = stack.pool().await;
@@ -144,7 +127,7 @@ async fn after_key_rotations_every_event_reads_back_byte_for_byte() {
     let mut stack = TestStack::start().await;
     let files = sample_files();
     let (first, second) = files.split_at(files.len() / 2);
-    ingest(&stack, first).await;
+    ingest_sample_files(&stack, first).await;
     let endpoint = stack.endpoint();
 
     // Rotate without re-encryption: new writes use the new key, old rows keep theirs.
@@ -155,7 +138,7 @@ async fn after_key_rotations_every_event_reads_back_byte_for_byte() {
         String::from_utf8_lossy(&rotated.stderr)
     );
     assert!(String::from_utf8_lossy(&rotated.stdout).contains("data key 2 is now active"));
-    ingest(&stack, second).await;
+    ingest_sample_files(&stack, second).await;
     let pool = stack.pool().await;
     let per_key: Vec<(Option<i32>, i64)> =
         sqlx::query_as("SELECT key_id, count(*) FROM events GROUP BY key_id ORDER BY key_id")
@@ -213,7 +196,7 @@ async fn after_key_rotations_every_event_reads_back_byte_for_byte() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_or_missing_key_fails_at_start_with_a_clear_message() {
     let mut stack = TestStack::start().await;
-    ingest(&stack, &sample_files()).await;
+    ingest_sample_files(&stack, &sample_files()).await;
     let keyring = stack.keyring.clone().unwrap();
     let dir = keyring.parent().unwrap().to_path_buf();
 

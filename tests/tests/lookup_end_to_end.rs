@@ -3,18 +3,17 @@
 //! pages return each event once, newest first.
 
 use std::collections::{BTreeMap, HashSet};
-use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::event_service_client::EventServiceClient;
 use orgtrail_client::AuthChannel;
-use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
+
 use orgtrail_tests::samples::{
     expected_store, record_event_id, sample_files, values_by_frequency, ExpectedEvent,
     ExpectedStore,
 };
-use orgtrail_tests::{send_all, TestStack};
+use orgtrail_tests::{ingest_sample_files, TestStack};
 use tonic::Code;
 
 type Predicate = Box<dyn Fn(&ExpectedEvent) -> bool>;
@@ -23,18 +22,7 @@ async fn stack_with_samples() -> (TestStack, ExpectedStore) {
     let stack = TestStack::start().await;
     let files = sample_files();
     let expected = expected_store(&files);
-    let sender = stack.ingest_sender(SenderSettings::default()).await;
-    let readers: Vec<Arc<dyn LogFileReader>> = files
-        .iter()
-        .map(|file| {
-            Arc::new(LocalLogFile::new(&file.path, "samples").unwrap()) as Arc<dyn LogFileReader>
-        })
-        .collect();
-    for result in send_all(&sender, readers).await {
-        result
-            .result
-            .unwrap_or_else(|error| panic!("{}: {error}", result.origin));
-    }
+    ingest_sample_files(&stack, &files).await;
     (stack, expected)
 }
 

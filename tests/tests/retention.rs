@@ -12,13 +12,13 @@ use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::audit_service_client::AuditServiceClient;
 use orgtrail_api::v1::retention_service_client::RetentionServiceClient;
 use orgtrail_client::AuthChannel;
-use orgtrail_client::{LocalLogFile, LogFileReader, SenderSettings};
+use orgtrail_client::{LogFileReader, SenderSettings};
 use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
 use orgtrail_tests::organization::fresh_records;
 use orgtrail_tests::samples::{
     expected_event, expected_store, sample_files, ExpectedEvent, ExpectedStore,
 };
-use orgtrail_tests::{send_all, StackOptions, TestStack, WAIT};
+use orgtrail_tests::{ingest_sample_files, send_all, StackOptions, TestStack, WAIT};
 use tonic::Code;
 
 /// The aggregator's default retention in these tests.
@@ -47,18 +47,7 @@ fn options(batch_size: u32) -> StackOptions {
 
 async fn ingest_samples(stack: &TestStack) -> ExpectedStore {
     let files = sample_files();
-    let sender = stack.ingest_sender(SenderSettings::default()).await;
-    let readers: Vec<Arc<dyn LogFileReader>> = files
-        .iter()
-        .map(|file| {
-            Arc::new(LocalLogFile::new(&file.path, "samples").unwrap()) as Arc<dyn LogFileReader>
-        })
-        .collect();
-    for result in send_all(&sender, readers).await {
-        result
-            .result
-            .unwrap_or_else(|error| panic!("{}: {error}", result.origin));
-    }
+    ingest_sample_files(stack, &files).await;
     expected_store(&files)
 }
 

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde_json::json;
 use sqlx::Row;
 use uuid::Uuid;
@@ -102,28 +102,6 @@ impl PgStore {
             .fetch_all(self.pool())
             .await
             .map_err(convert_sqlx_error)
-    }
-
-    /// The day partitions, oldest first.
-    pub async fn partition_names(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT child.relname AS name
-             FROM pg_inherits
-             JOIN pg_class child ON child.oid = pg_inherits.inhrelid
-             WHERE pg_inherits.inhparent = 'events'::regclass",
-        )
-        .fetch_all(self.pool())
-        .await
-        .map_err(convert_sqlx_error)?;
-        let mut partitions: Vec<(NaiveDate, String)> = rows
-            .iter()
-            .filter_map(|row| {
-                let name: String = row.get("name");
-                day_of_partition(&name).map(|day| (day, name))
-            })
-            .collect();
-        partitions.sort();
-        Ok(partitions.into_iter().map(|(_, name)| name).collect())
     }
 
     /// Re-encrypts up to `limit` rows of `partition` after tuple id `after` that are not under
@@ -282,7 +260,7 @@ impl PgStore {
             return Ok(0);
         };
         let mut rewritten = 0;
-        for partition in self.partition_names().await? {
+        for (_, partition) in self.partition_days().await? {
             let mut after = "(0,0)".to_string();
             loop {
                 let outcome = match self

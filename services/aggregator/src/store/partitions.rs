@@ -65,8 +65,8 @@ pub(super) fn day_of_partition(name: &str) -> Option<NaiveDate> {
 }
 
 impl PgStore {
-    /// Reads which day partitions exist.
-    pub async fn load_partitions(&self) -> Result<usize, StoreError> {
+    /// The day partitions that exist, oldest first, with their names.
+    pub async fn partition_days(&self) -> Result<Vec<(NaiveDate, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT child.relname AS name
              FROM pg_inherits
@@ -76,9 +76,24 @@ impl PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(convert_sqlx_error)?;
-        let days: Vec<NaiveDate> = rows
+        let mut days: Vec<(NaiveDate, String)> = rows
             .iter()
-            .filter_map(|row| day_of_partition(row.get::<&str, _>("name")))
+            .filter_map(|row| {
+                let name: String = row.get("name");
+                day_of_partition(&name).map(|day| (day, name))
+            })
+            .collect();
+        days.sort();
+        Ok(days)
+    }
+
+    /// Reads which day partitions exist.
+    pub async fn load_partitions(&self) -> Result<usize, StoreError> {
+        let days: Vec<NaiveDate> = self
+            .partition_days()
+            .await?
+            .into_iter()
+            .map(|(day, _)| day)
             .collect();
         let count = days.len();
         self.partitions.remember(days);

@@ -59,6 +59,23 @@ struct QuarantineRow {
     key_id: Option<i32>,
 }
 
+impl QuarantineRow {
+    fn into_entry(self, content: Option<Vec<u8>>) -> QuarantineEntry {
+        QuarantineEntry {
+            quarantine_id: self.quarantine_id,
+            received_at: self.received_at,
+            source: self.source,
+            bucket: self.bucket,
+            object_key: self.object_key,
+            etag: self.etag,
+            record_index: self.record_index,
+            reason: self.reason,
+            content_bytes: self.content_bytes,
+            content,
+        }
+    }
+}
+
 /// Writes the items in the file's transaction, their content sealed with `cipher`.
 pub async fn quarantine_items(
     connection: &mut PgConnection,
@@ -125,8 +142,8 @@ const QUARANTINE_COLUMNS: &str = "quarantine_id, received_at, source, bucket, ob
     record_index, reason, content_bytes, content, seal_id, key_id";
 
 impl PgStore {
-    /// Entries newest first, before `before_id`, optionally of one source; with their content
-    /// only when `with_content`.
+    /// Entries newest first, before `before_id`, optionally of one source, without their
+    /// content.
     pub async fn list_quarantine(
         &self,
         source: Option<&str>,
@@ -144,21 +161,7 @@ impl PgStore {
         .fetch_all(self.pool())
         .await
         .map_err(convert_sqlx_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| QuarantineEntry {
-                quarantine_id: row.quarantine_id,
-                received_at: row.received_at,
-                source: row.source,
-                bucket: row.bucket,
-                object_key: row.object_key,
-                etag: row.etag,
-                record_index: row.record_index,
-                reason: row.reason,
-                content_bytes: row.content_bytes,
-                content: None,
-            })
-            .collect())
+        Ok(rows.into_iter().map(|row| row.into_entry(None)).collect())
     }
 
     /// One entry with its content opened.
@@ -174,7 +177,7 @@ impl PgStore {
         .await
         .map_err(convert_sqlx_error)?
         .ok_or_else(|| StoreError::NotFound(format!("quarantine entry {quarantine_id}")))?;
-        let content = match (row.content, row.key_id) {
+        let content = match (&row.content, row.key_id) {
             (Some(sealed), Some(key_id)) => {
                 if let Some(encryption) = self.encryption() {
                     if !encryption.cipher.holds(key_id) {
@@ -191,23 +194,12 @@ impl PgStore {
                 Some(
                     encryption
                         .cipher
-                        .open(key_id, row.seal_id, &sealed)
+                        .open(key_id, row.seal_id, sealed)
                         .map_err(|error| StoreError::Encryption(error.to_string()))?,
                 )
             }
-            (content, _) => content,
+            (content, _) => content.clone(),
         };
-        Ok(QuarantineEntry {
-            quarantine_id: row.quarantine_id,
-            received_at: row.received_at,
-            source: row.source,
-            bucket: row.bucket,
-            object_key: row.object_key,
-            etag: row.etag,
-            record_index: row.record_index,
-            reason: row.reason,
-            content_bytes: row.content_bytes,
-            content,
-        })
+        Ok(row.into_entry(content))
     }
 }
