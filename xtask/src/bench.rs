@@ -24,7 +24,7 @@ use anyhow::{bail, Context};
 use serde_json::Value;
 
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, start_aggregator, Profile, Security};
+use crate::processes::{build_binaries, create_admin_token, start_aggregator, Profile, Security};
 use crate::workspace_root;
 
 pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -173,7 +173,8 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
 
     // In the clear first (plaintext gRPC, unencrypted records), into a database of its own…
     postgres.psql("postgres", "CREATE DATABASE bench_plaintext")?;
-    let plaintext = Security::Insecure;
+    let token = create_admin_token(&bin_dir, &postgres.url("bench_plaintext"))?;
+    let plaintext = Security::Insecure(&token);
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("bench_plaintext"),

@@ -79,7 +79,8 @@ impl Drop for ChildProcess {
 #[derive(Clone, Copy)]
 pub enum Security<'a> {
     Tls(&'a Pki),
-    Insecure,
+    /// Plaintext, the CLI authenticating with this admin token (see [`create_admin_token`]).
+    Insecure(&'a str),
 }
 
 impl Security<'_> {
@@ -87,7 +88,7 @@ impl Security<'_> {
     pub fn endpoint(&self, address: SocketAddr) -> String {
         match self {
             Security::Tls(_) => format!("https://{address}"),
-            Security::Insecure => format!("http://{address}"),
+            Security::Insecure(_) => format!("http://{address}"),
         }
     }
 
@@ -99,12 +100,30 @@ impl Security<'_> {
             Security::Tls(pki) => {
                 command.args(pki.client_arguments("orgtrail-admin"));
             }
-            Security::Insecure => {
-                command.arg("--insecure");
+            Security::Insecure(token) => {
+                command.arg("--insecure").env("ORGTRAIL_TOKEN", token);
             }
         }
         command
     }
+}
+
+/// An admin token made straight in the database (which it migrates): what a plaintext
+/// aggregator's callers authenticate with, having no certificates.
+pub fn create_admin_token(bin_dir: &Path, database_url: &str) -> anyhow::Result<String> {
+    let output = Command::new(bin_dir.join("orgtrail-aggregator"))
+        .args(["--insecure", "--database-url", database_url])
+        .args(["create-token", "--name", "xtask", "--role", "admin"])
+        .env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true")
+        .output()
+        .context("cannot run orgtrail-aggregator create-token")?;
+    if !output.status.success() {
+        bail!(
+            "orgtrail-aggregator create-token failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 pub fn start_aggregator(
@@ -139,7 +158,7 @@ pub fn start_aggregator(
                 .envs(pki.aggregator_environment())
                 .env("ORGTRAIL_ENCRYPTION__KEYRING", &keyring);
         }
-        Security::Insecure => {
+        Security::Insecure(_) => {
             command
                 .arg("--insecure")
                 .env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true");
