@@ -173,25 +173,15 @@ pub struct IssuedToken {
     pub text: String,
 }
 
-pub fn issue_token() -> IssuedToken {
+pub fn issue_token() -> Result<IssuedToken, crate::crypto::CryptoError> {
     let token_id = Uuid::new_v4();
-    let secret: [u8; 32] = random_bytes();
+    let secret = crate::crypto::random_key()?;
     let secret_text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(secret);
-    IssuedToken {
+    Ok(IssuedToken {
         token_id,
         secret_sha256: Sha256::digest(secret_text.as_bytes()).into(),
         text: format!("otk_{}_{secret_text}", token_id.simple()),
-    }
-}
-
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut bytes = [0u8; N];
-    // Two v4 UUIDs per 32 bytes: uuid's v4 draws from the operating system's generator.
-    for chunk in bytes.chunks_mut(16) {
-        let random = *Uuid::new_v4().as_bytes();
-        chunk.copy_from_slice(&random[..chunk.len()]);
-    }
-    bytes
+    })
 }
 
 /// Splits `otk_<id>_<secret>`.
@@ -323,7 +313,7 @@ impl Authenticator {
         role: Role,
         expires_at: Option<DateTime<Utc>>,
     ) -> Result<(StoredToken, String), StoreError> {
-        let issued = issue_token();
+        let issued = issue_token().map_err(|error| StoreError::Encryption(error.to_string()))?;
         let stored = self
             .store
             .create_token(
@@ -520,13 +510,13 @@ mod tests {
 
     #[test]
     fn issued_tokens_parse_back_and_check_by_hash() {
-        let issued = issue_token();
+        let issued = issue_token().unwrap();
         let (id, secret) = parse_token(&issued.text).expect("an issued token parses");
         assert_eq!(id, issued.token_id);
         let digest: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         assert!(constant_time_equal(&digest, &issued.secret_sha256));
         assert!(parse_token("otk_zz_secret").is_none());
         assert!(parse_token("Bearer x").is_none());
-        assert_ne!(issue_token().text, issued.text);
+        assert_ne!(issue_token().unwrap().text, issued.text);
     }
 }

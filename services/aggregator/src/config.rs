@@ -494,10 +494,15 @@ mod tests {
 
     #[test]
     fn the_example_configuration_loads() {
-        let example =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
-        let config = load_config(Some(&example), &ConfigOverrides::default()).unwrap();
-        assert_eq!(config.listen.port(), 50051);
+        // In a jail: another test's ORGTRAIL_* variables must not leak in.
+        figment::Jail::expect_with(|_jail| {
+            let example =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+            let config = load_config(Some(&example), &ConfigOverrides::default())
+                .map_err(|error| error.to_string())?;
+            assert_eq!(config.listen.port(), 50051);
+            Ok(())
+        });
     }
 
     #[test]
@@ -604,27 +609,31 @@ mod tests {
 
     #[test]
     fn flags_win_over_the_file() {
-        let overrides = ConfigOverrides {
-            listen: Some("127.0.0.1:7".into()),
-            database_url: Some("postgres://flag/db".into()),
-            insecure: false,
-        };
-        let example =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
-        let config = load_config(Some(&example), &overrides).unwrap();
-        assert_eq!(config.listen.to_string(), "127.0.0.1:7");
-        use secrecy::ExposeSecret;
-        assert_eq!(config.database_url.expose_secret(), "postgres://flag/db");
-        // Plaintext and TLS files at once is a contradiction, refused.
-        let error = load_config(
-            Some(&example),
-            &ConfigOverrides {
-                insecure: true,
-                ..ConfigOverrides::default()
-            },
-        )
-        .unwrap_err();
-        assert!(matches!(error, ConfigError::InsecureWithTls), "{error}");
+        // In a jail: another test's ORGTRAIL_* variables must not leak in.
+        figment::Jail::expect_with(|_jail| {
+            let overrides = ConfigOverrides {
+                listen: Some("127.0.0.1:7".into()),
+                database_url: Some("postgres://flag/db".into()),
+                insecure: false,
+            };
+            let example =
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/aggregator.example.toml");
+            let config = load_config(Some(&example), &overrides).unwrap();
+            assert_eq!(config.listen.to_string(), "127.0.0.1:7");
+            use secrecy::ExposeSecret;
+            assert_eq!(config.database_url.expose_secret(), "postgres://flag/db");
+            // Plaintext and TLS files at once is a contradiction, refused.
+            let error = load_config(
+                Some(&example),
+                &ConfigOverrides {
+                    insecure: true,
+                    ..ConfigOverrides::default()
+                },
+            )
+            .unwrap_err();
+            assert!(matches!(error, ConfigError::InsecureWithTls), "{error}");
+            Ok(())
+        });
     }
 
     fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {

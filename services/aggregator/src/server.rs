@@ -85,22 +85,27 @@ pub async fn serve(
 ) -> Result<(), ServeError> {
     // TLS material is read before anything else: a server that cannot serve securely does
     // not start.
+    // So is the keyring: a missing or exposed one stops the start before the database.
     let tls = server_tls(&config.transport)?;
+    let master = match &config.protection {
+        RecordProtection::Keyring(path) => Some((
+            MasterKeys::Keyring(Keyring::load(path).map_err(EncryptionError::from)?),
+            path,
+        )),
+        RecordProtection::Plaintext => {
+            tracing::warn!("storing records in the clear (encryption.plaintext = true): anyone who can read the database can read the events");
+            None
+        }
+    };
     let store = PgStore::connect(&config).await?;
     store.migrate().await?;
-    let store = match &config.protection {
-        RecordProtection::Keyring(path) => {
-            let keyring = Keyring::load(path).map_err(EncryptionError::from)?;
-            let store = store
-                .with_encryption(MasterKeys::Keyring(keyring), &runner_name())
-                .await?;
+    let store = match master {
+        Some((master, path)) => {
+            let store = store.with_encryption(master, &runner_name()).await?;
             tracing::info!(keyring = %path.display(), "records are encrypted at rest");
             store
         }
-        RecordProtection::Plaintext => {
-            tracing::warn!("storing records in the clear (encryption.plaintext = true): anyone who can read the database can read the events");
-            store
-        }
+        None => store,
     };
     let partitions = store.load_partitions().await?;
     store
