@@ -129,13 +129,18 @@ pub fn parse_record(
     Ok(fields.into_event(json))
 }
 
-/// Like [`parse_record`] for bytes that may not be UTF-8.
+/// Like [`parse_record`] for bytes that may not be UTF-8; a refused record's bytes come back
+/// with the reason (for the quarantine), without a copy on the way.
 pub fn parse_record_bytes(
     bytes: Vec<u8>,
     key: Option<&CloudTrailKey>,
-) -> Result<CloudTrailEvent, RecordError> {
-    let json = String::from_utf8(bytes).map_err(|_| RecordError::NotUtf8)?;
-    parse_record(json, key)
+) -> Result<CloudTrailEvent, (RecordError, Vec<u8>)> {
+    let json =
+        String::from_utf8(bytes).map_err(|error| (RecordError::NotUtf8, error.into_bytes()))?;
+    match extract_fields(&json, key) {
+        Ok(fields) => Ok(fields.into_event(json)),
+        Err(error) => Err((error, json.into_bytes())),
+    }
 }
 
 /// The JSON kind of a value's text, for error messages.
@@ -654,7 +659,7 @@ mod tests {
         );
         assert_eq!(
             parse_record_bytes(vec![b'{', 0xff, b'}'], None).unwrap_err(),
-            RecordError::NotUtf8
+            (RecordError::NotUtf8, vec![b'{', 0xff, b'}'])
         );
     }
 

@@ -310,11 +310,12 @@ impl OpenFile {
                 ));
                 continue;
             }
-            let kept = head(&record.json);
             match parse_record_bytes(record.json, self.key.as_ref()) {
                 Ok(event) if seen_event_ids.insert(event.event_id) => events.push(event),
                 Ok(_) => self.counts.duplicates += 1,
-                Err(error) => rejected.push((record.index, error.to_string(), size, Some(kept))),
+                Err((error, json)) => {
+                    rejected.push((record.index, error.to_string(), size, Some(head(&json))))
+                }
             }
         }
         if !events.is_empty() {
