@@ -1,6 +1,8 @@
 //! Wire types ↔ domain types. Incoming messages are validated here, in `TryFrom`; nothing
 //! past this file sees a generated type.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use chrono::{DateTime, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_domain::lookup::{
@@ -78,6 +80,36 @@ pub fn origin_to_proto(origin: LogFileOrigin) -> pb::LogFileOrigin {
         object_key: origin.object_key,
         etag: origin.etag,
     }
+}
+
+/// A list call's page size: `default` for 0, at most 1000.
+pub fn page_size(max_results: u32, default: u32) -> Result<u32, Status> {
+    match max_results {
+        0 => Ok(default),
+        value if value > 1000 => Err(Status::invalid_argument(
+            "max_results is over the limit of 1000",
+        )),
+        value => Ok(value),
+    }
+}
+
+/// The next token of a list paged by descending id: the last id returned, opaque.
+pub fn encode_id_token(id: i64) -> String {
+    URL_SAFE_NO_PAD.encode(id.to_be_bytes())
+}
+
+/// The id a next token stands for; `None` for the first page.
+pub fn decode_id_token(token: &str) -> Result<Option<i64>, Status> {
+    if token.is_empty() {
+        return Ok(None);
+    }
+    let invalid = || Status::invalid_argument("the next token is not valid");
+    let bytes: [u8; 8] = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| invalid())?
+        .try_into()
+        .map_err(|_| invalid())?;
+    Ok(Some(i64::from_be_bytes(bytes)))
 }
 
 /// Records (and sender rejections) one ingest message may carry; senders send up to 1000.

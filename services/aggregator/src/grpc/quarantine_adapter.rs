@@ -3,7 +3,7 @@
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::convert::to_timestamp;
+use super::convert::{decode_id_token, encode_id_token, page_size, to_timestamp};
 use super::status::quarantine_error_status;
 use crate::store::{PgStore, QuarantineEntry};
 
@@ -39,25 +39,8 @@ impl pb::quarantine_service_server::QuarantineService for QuarantineAdapter {
         request: Request<pb::ListQuarantineRequest>,
     ) -> Result<Response<pb::ListQuarantineResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.max_results {
-            0 => 50,
-            value if value > 1000 => {
-                return Err(Status::invalid_argument(
-                    "max_results is over the limit of 1000",
-                ))
-            }
-            value => value,
-        };
-        let before_id = if request.next_token.is_empty() {
-            None
-        } else {
-            Some(
-                request
-                    .next_token
-                    .parse::<i64>()
-                    .map_err(|_| Status::invalid_argument("the next token is not valid"))?,
-            )
-        };
+        let limit = page_size(request.max_results, 50)?;
+        let before_id = decode_id_token(&request.next_token)?;
         let source = (!request.source.is_empty()).then_some(request.source.as_str());
         let entries = self
             .store
@@ -67,7 +50,7 @@ impl pb::quarantine_service_server::QuarantineService for QuarantineAdapter {
         let next_token = if entries.len() == limit as usize {
             entries
                 .last()
-                .map(|entry| entry.quarantine_id.to_string())
+                .map(|entry| encode_id_token(entry.quarantine_id))
                 .unwrap_or_default()
         } else {
             String::new()

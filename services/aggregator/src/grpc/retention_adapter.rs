@@ -3,15 +3,13 @@
 
 use std::time::Duration;
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use orgtrail_api::v1 as pb;
 use orgtrail_domain::EventId;
 use tonic::{Request, Response, Status};
 
 use super::convert::{
-    audit_entry_to_proto, from_timestamp, hold_to_proto, policy_to_proto, scope_from_proto,
-    tallies_to_proto, to_timestamp,
+    audit_entry_to_proto, decode_id_token, encode_id_token, from_timestamp, hold_to_proto,
+    page_size, policy_to_proto, scope_from_proto, tallies_to_proto, to_timestamp,
 };
 use super::status::retention_error_status;
 use crate::retention::{PolicyChange, RetentionService, RetentionServiceError};
@@ -315,26 +313,8 @@ impl pb::audit_service_server::AuditService for AuditAdapter {
         request: Request<pb::ListAuditEntriesRequest>,
     ) -> Result<Response<pb::ListAuditEntriesResponse>, Status> {
         let request = request.into_inner();
-        let limit = match request.max_results {
-            0 => 100,
-            value if value > 1000 => {
-                return Err(Status::invalid_argument(
-                    "max_results is over the limit of 1000",
-                ))
-            }
-            value => value,
-        };
-        let before_id = if request.next_token.is_empty() {
-            None
-        } else {
-            let bytes = URL_SAFE_NO_PAD
-                .decode(&request.next_token)
-                .map_err(|_| Status::invalid_argument("the next token is not valid"))?;
-            let bytes: [u8; 8] = bytes
-                .try_into()
-                .map_err(|_| Status::invalid_argument("the next token is not valid"))?;
-            Some(i64::from_be_bytes(bytes))
-        };
+        let limit = page_size(request.max_results, 100)?;
+        let before_id = decode_id_token(&request.next_token)?;
         let since = request
             .since
             .map(|time| from_timestamp("since", time))
@@ -348,7 +328,7 @@ impl pb::audit_service_server::AuditService for AuditAdapter {
         let more = entries.len() > limit as usize;
         let entries: Vec<_> = entries.into_iter().take(limit as usize).collect();
         let next_token = match (more, entries.last()) {
-            (true, Some(last)) => URL_SAFE_NO_PAD.encode(last.audit_id.to_be_bytes()),
+            (true, Some(last)) => encode_id_token(last.audit_id),
             _ => String::new(),
         };
         Ok(Response::new(pb::ListAuditEntriesResponse {
