@@ -163,14 +163,13 @@ pub async fn serve(
     .max_decoding_message_size(config.ingest.max_request_bytes);
     let events_server = pb::event_service_server::EventServiceServer::new(EventsAdapter::new(
         EventLookup::new(store.clone()),
-        config.request_timeout(),
     ));
     let sources_server = pb::source_service_server::SourceServiceServer::new(SourcesAdapter::new(
         SourceRegistry::new(store.clone()),
     ));
     let retention = RetentionService::new(store.clone(), config.retention.clone(), runner_name());
     let retention_server = pb::retention_service_server::RetentionServiceServer::new(
-        RetentionAdapter::new(retention.clone(), config.request_timeout()),
+        RetentionAdapter::new(retention.clone()),
     );
     let audit_server =
         pb::audit_service_server::AuditServiceServer::new(AuditAdapter::new(retention.clone()));

@@ -1,6 +1,5 @@
-//! `EventService` over gRPC: lookups and summaries, each bounded by the request timeout.
-
-use std::time::Duration;
+//! `EventService` over gRPC: lookups and summaries (bounded by the request timeout of the
+//! server's limit layer).
 
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
@@ -11,23 +10,11 @@ use crate::lookup::{EventLookup, LookupRequest};
 
 pub struct EventsAdapter {
     lookup: EventLookup,
-    timeout: Duration,
 }
 
 impl EventsAdapter {
-    pub fn new(lookup: EventLookup, timeout: Duration) -> EventsAdapter {
-        EventsAdapter { lookup, timeout }
-    }
-
-    async fn within_timeout<T>(
-        &self,
-        work: impl std::future::Future<Output = Result<T, Status>>,
-    ) -> Result<T, Status> {
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| {
-                Status::deadline_exceeded(format!("the lookup took longer than {:?}", self.timeout))
-            })?
+    pub fn new(lookup: EventLookup) -> EventsAdapter {
+        EventsAdapter { lookup }
     }
 }
 
@@ -39,13 +26,10 @@ impl pb::event_service_server::EventService for EventsAdapter {
     ) -> Result<Response<pb::LookupEventsResponse>, Status> {
         let request = LookupRequest::try_from(request.into_inner())?;
         let page = self
-            .within_timeout(async {
-                self.lookup
-                    .lookup_events(request)
-                    .await
-                    .map_err(|error| lookup_error_status(&error))
-            })
-            .await?;
+            .lookup
+            .lookup_events(request)
+            .await
+            .map_err(|error| lookup_error_status(&error))?;
         Ok(Response::new(pb::LookupEventsResponse {
             events: page.events.into_iter().map(event_to_proto).collect(),
             next_token: page.next_token.unwrap_or_default(),
@@ -66,13 +50,10 @@ impl pb::event_service_server::EventService for EventsAdapter {
             .map(|time| from_timestamp("end_time", time))
             .transpose()?;
         let counts = self
-            .within_timeout(async {
-                self.lookup
-                    .summarize_events(start, end)
-                    .await
-                    .map_err(|error| lookup_error_status(&error))
-            })
-            .await?;
+            .lookup
+            .summarize_events(start, end)
+            .await
+            .map_err(|error| lookup_error_status(&error))?;
         Ok(Response::new(pb::SummarizeEventsResponse {
             counts: counts.into_iter().map(event_count_to_proto).collect(),
         }))

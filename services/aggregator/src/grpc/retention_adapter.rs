@@ -1,8 +1,6 @@
 //! `RetentionService` and `AuditService` over gRPC. Changes are attributed to the caller
 //! (see [`caller`]).
 
-use std::time::Duration;
-
 use orgtrail_api::v1 as pb;
 use orgtrail_domain::EventId;
 use tonic::{Request, Response, Status};
@@ -37,26 +35,21 @@ pub fn caller<T>(request: &Request<T>) -> String {
     }
 }
 
+/// Unary calls are bounded by the request timeout of the server's limit layer.
 pub struct RetentionAdapter {
     service: RetentionService,
-    timeout: Duration,
 }
 
 impl RetentionAdapter {
-    pub fn new(service: RetentionService, timeout: Duration) -> RetentionAdapter {
-        RetentionAdapter { service, timeout }
+    pub fn new(service: RetentionService) -> RetentionAdapter {
+        RetentionAdapter { service }
     }
 
-    async fn bounded<T>(
+    async fn answer<T>(
         &self,
         work: impl std::future::Future<Output = Result<T, RetentionServiceError>>,
     ) -> Result<T, Status> {
-        tokio::time::timeout(self.timeout, work)
-            .await
-            .map_err(|_| {
-                Status::deadline_exceeded(format!("the call took longer than {:?}", self.timeout))
-            })?
-            .map_err(|error| retention_error_status(&error))
+        work.await.map_err(|error| retention_error_status(&error))
     }
 }
 
@@ -81,7 +74,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let actor = caller(&request);
         let request = request.into_inner();
         let created = self
-            .bounded(self.service.create_policy(
+            .answer(self.service.create_policy(
                 &actor,
                 &request.name,
                 content(request.description, request.scope, request.retain_days),
@@ -97,7 +90,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let request = request.into_inner();
         let version = (request.version != 0).then_some(request.version);
         let policy = self
-            .bounded(self.service.get_policy(&request.name, version))
+            .answer(self.service.get_policy(&request.name, version))
             .await?;
         Ok(Response::new(policy_to_proto(policy)))
     }
@@ -106,7 +99,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         &self,
         _request: Request<pb::ListPoliciesRequest>,
     ) -> Result<Response<pb::ListPoliciesResponse>, Status> {
-        let policies = self.bounded(self.service.list_policies()).await?;
+        let policies = self.answer(self.service.list_policies()).await?;
         Ok(Response::new(pb::ListPoliciesResponse {
             policies: policies.into_iter().map(policy_to_proto).collect(),
         }))
@@ -117,7 +110,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         request: Request<pb::GetPolicyHistoryRequest>,
     ) -> Result<Response<pb::GetPolicyHistoryResponse>, Status> {
         let versions = self
-            .bounded(self.service.policy_history(&request.into_inner().name))
+            .answer(self.service.policy_history(&request.into_inner().name))
             .await?;
         Ok(Response::new(pb::GetPolicyHistoryResponse {
             versions: versions.into_iter().map(policy_to_proto).collect(),
@@ -137,7 +130,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         };
         let expected = (request.expected_version != 0).then_some(request.expected_version);
         let updated = self
-            .bounded(
+            .answer(
                 self.service
                     .update_policy(&actor, &request.name, change, expected),
             )
@@ -151,7 +144,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
         let actor = caller(&request);
         let deleted = self
-            .bounded(
+            .answer(
                 self.service
                     .delete_policy(&actor, &request.into_inner().name),
             )
@@ -167,7 +160,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
     ) -> Result<Response<pb::PreviewPolicyResponse>, Status> {
         let request = request.into_inner();
         let preview = self
-            .bounded(self.service.preview(
+            .answer(self.service.preview(
                 &request.name,
                 content(request.description, request.scope, request.retain_days),
             ))
@@ -191,7 +184,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let request = request.into_inner();
         let event_id = EventId::from_cloudtrail(&request.event_id)
             .ok_or_else(|| Status::invalid_argument("event_id is empty"))?;
-        let explanation = self.bounded(self.service.explain(event_id)).await?;
+        let explanation = self.answer(self.service.explain(event_id)).await?;
         let decision = explanation.decision;
         Ok(Response::new(pb::ExplainRetentionResponse {
             event_id: explanation.event_id.to_string(),
@@ -255,7 +248,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
             .map(|time| from_timestamp("expires_at", time))
             .transpose()?;
         let hold = self
-            .bounded(self.service.create_hold(
+            .answer(self.service.create_hold(
                 &actor,
                 &request.reason,
                 scope_from_proto(request.scope),
@@ -270,7 +263,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         request: Request<pb::ListLegalHoldsRequest>,
     ) -> Result<Response<pb::ListLegalHoldsResponse>, Status> {
         let holds = self
-            .bounded(
+            .answer(
                 self.service
                     .list_holds(request.into_inner().include_inactive),
             )
@@ -287,7 +280,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let actor = caller(&request);
         let request = request.into_inner();
         let hold = self
-            .bounded(
+            .answer(
                 self.service
                     .release_hold(&actor, request.hold_id, &request.reason),
             )
