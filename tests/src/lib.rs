@@ -10,6 +10,7 @@ pub mod organization;
 pub mod pki;
 pub mod raw_ingest;
 pub mod samples;
+pub mod sealing;
 pub mod stack;
 
 pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};

@@ -34,6 +34,8 @@ pub struct StackOptions {
     /// Records stored in the clear (`encryption.plaintext`) instead of sealed with a keyring
     /// of the stack's own.
     pub plaintext: bool,
+    /// Records sealed under this AWS KMS key instead of a keyring of the stack's own.
+    pub kms: Option<crate::sealing::KmsKey>,
 }
 
 pub struct TestStack {
@@ -52,7 +54,11 @@ impl TestStack {
 
     pub async fn start_with(mut options: StackOptions) -> TestStack {
         let database_url = create_test_database().await;
-        let keyring = if options.plaintext {
+        let keyring = if let Some(kms) = &options.kms {
+            let environment = kms.environment();
+            options.environment.extend(environment);
+            None
+        } else if options.plaintext {
             options
                 .environment
                 .push(("ORGTRAIL_ENCRYPTION__PLAINTEXT".into(), "true".into()));
@@ -300,6 +306,19 @@ impl TestStack {
         };
         let _ = std::fs::remove_file(&log_path);
         log
+    }
+
+    /// Sets (or with `None` removes) a variable of the aggregator's environment from its next
+    /// start on.
+    pub fn set_aggregator_environment(&mut self, name: &str, value: Option<&str>) {
+        self.options
+            .environment
+            .retain(|(existing, _)| existing != name);
+        if let Some(value) = value {
+            self.options
+                .environment
+                .push((name.to_string(), value.to_string()));
+        }
     }
 
     /// Starts the aggregator again on the same address and database.

@@ -2,53 +2,16 @@
 //! data key rotations (with and without re-encryption) every event reads back byte for byte;
 //! a wrong or missing key stops the aggregator at start with a clear message.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::key_service_client::KeyServiceClient;
-use orgtrail_domain::EventId;
 use orgtrail_tests::cli_process::run_orgtrail;
-use orgtrail_tests::samples::{expected_store, record_event_id, sample_files, SampleFile};
+use orgtrail_tests::samples::sample_files;
+use orgtrail_tests::sealing::{assert_sealed_at_rest, expected_records, records_through_the_api};
 use orgtrail_tests::{ingest_sample_files, TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(60);
-
-/// Every stored record, read through the API, by eventID.
-async fn records_through_the_api(stack: &TestStack) -> BTreeMap<String, String> {
-    let mut client = stack.events_client().await;
-    let mut records = BTreeMap::new();
-    let mut next_token = String::new();
-    loop {
-        let page = client
-            .lookup_events(pb::LookupEventsRequest {
-                max_results: 1000,
-                next_token: next_token.clone(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_or_else(|status| panic!("lookup: {status}"))
-            .into_inner();
-        for event in page.events {
-            records.insert(
-                record_event_id(&event.cloud_trail_event),
-                event.cloud_trail_event,
-            );
-        }
-        if page.next_token.is_empty() {
-            return records;
-        }
-        next_token = page.next_token;
-    }
-}
-
-fn expected_records(files: &[SampleFile]) -> BTreeMap<String, String> {
-    expected_store(files)
-        .events
-        .into_iter()
-        .map(|(id, event)| (id, event.record))
-        .collect()
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_record_column_holds_no_plaintext_of_any_sample_record() {
@@ -57,66 +20,7 @@ async fn the_record_column_holds_no_plaintext_of_any_sample_record() {
     ingest_sample_files(&stack, &files).await;
     let expected = expected_records(&files);
 
-    let pool = stack.pool().await;
-    let (rows, sealed): (i64, i64) =
-        sqlx::query_as("SELECT count(*), count(*) FILTER (WHERE key_id IS NOT NULL) FROM events")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-    assert_eq!(rows as usize, expected.len());
-    assert_eq!(sealed, rows, "every row names its data key");
-    // Over every row: no field name every CloudTrail record has, no eventID of its own, no
-    // record text of any sample.
-    for marker in [
-        "eventVersion",
-        "eventID",
-        "userIdentity",
-        "amazonaws.com",
-        "eventTime",
-    ] {
-        let found: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM events WHERE position(convert_to($1, 'UTF8') IN record) > 0",
-        )
-        .bind(marker)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
-        assert_eq!(found, 0, "{marker:?} is stored in the clear");
-    }
-    let own_id: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events WHERE position(convert_to(event_id::text, 'UTF8') IN record) > 0",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(own_id, 0);
-    // Each row against its own record: no 32-byte window of the record's text (taken at the
-    // start, the middle and the end) is in it.
-    let mut ids = Vec::new();
-    let mut windows = Vec::new();
-    for (event_id, record) in &expected {
-        let id = EventId::from_cloudtrail(event_id).unwrap().as_uuid();
-        let bytes = record.as_bytes();
-        for start in [0, bytes.len() / 2, bytes.len().saturating_sub(32)] {
-            let end = (start + 32).min(bytes.len());
-            ids.push(id);
-            windows.push(bytes[start..end].to_vec());
-        }
-    }
-    let found: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM events AS e
-         JOIN unnest($1::uuid[], $2::bytea[]) AS own (event_id, window_bytes) USING (event_id)
-         WHERE position(own.window_bytes IN e.record) > 0",
-    )
-    .bind(&ids)
-    .bind(&windows)
-    .fetch_one(&pool)
-    .await
-    .unwrap();
-    assert_eq!(
-        found, 0,
-        "a piece of a sample record is stored in the clear"
-    );
+    assert_sealed_at_rest(&stack, &expected).await;
 
     // Sealed, yet every record reads back byte for byte.
     assert_eq!(records_through_the_api(&stack).await, expected);

@@ -143,6 +143,11 @@ pub struct ServerSettings {
     pub per_caller_requests_per_second: f64,
     pub per_caller_burst: u32,
     pub per_caller_concurrency: usize,
+    /// A plaintext listener serving only gRPC health checking (`grpc.health.v1`), for probes
+    /// that cannot speak TLS (Kubernetes' gRPC probes). Off unless given.
+    pub health_listen: Option<String>,
+    /// An HTTP listener serving Prometheus metrics at `/metrics`. Off unless given.
+    pub metrics_listen: Option<String>,
 }
 
 impl Default for ServerSettings {
@@ -154,6 +159,8 @@ impl Default for ServerSettings {
             per_caller_requests_per_second: 200.0,
             per_caller_burst: 400,
             per_caller_concurrency: 64,
+            health_listen: None,
+            metrics_listen: None,
         }
     }
 }
@@ -215,6 +222,14 @@ pub struct AuthSettings {
 pub struct EncryptionSettings {
     /// The keyring file of master keys (0600; `orgtrail-aggregator keys init --keyring PATH`).
     pub keyring: Option<PathBuf>,
+    /// An AWS KMS key (id, ARN, alias name or alias ARN) that wraps the data keys (envelope
+    /// encryption: `GenerateDataKey` for a new data key, `Decrypt` at start). With a keyring
+    /// too, new data keys are wrapped by KMS and the keyring unwraps the older ones.
+    pub kms_key_id: Option<String>,
+    /// The region of the KMS key; by default the AWS SDK's (AWS_REGION, the profile).
+    pub kms_region: Option<String>,
+    /// A KMS endpoint instead of AWS's public one (a VPC endpoint, a test server).
+    pub kms_endpoint: Option<String>,
     /// Store records in the clear. Only for trials: a warning is logged at every start.
     pub plaintext: bool,
     /// Rows rewritten per transaction when re-encrypting under a new data key.
@@ -224,9 +239,22 @@ pub struct EncryptionSettings {
 /// Where records' master keys come from.
 #[derive(Clone, Debug)]
 pub enum RecordProtection {
-    Keyring(PathBuf),
+    /// Sealed: data keys wrapped by KMS when it is given (and unwrapped by the keyring when
+    /// they were wrapped by it); at least one of the two is there.
+    Sealed {
+        keyring: Option<PathBuf>,
+        kms: Option<KmsSettings>,
+    },
     /// In the clear, chosen on purpose.
     Plaintext,
+}
+
+/// The AWS KMS key that wraps data keys.
+#[derive(Clone, Debug)]
+pub struct KmsSettings {
+    pub key_id: String,
+    pub region: Option<String>,
+    pub endpoint: Option<String>,
 }
 
 /// How the server speaks to its callers.
@@ -258,6 +286,8 @@ pub struct ConfigOverrides {
 #[derive(Clone, Debug)]
 pub struct AggregatorConfig {
     pub listen: SocketAddr,
+    pub health_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub database_url: SecretString,
     pub database: DatabaseSettings,
     pub ingest: IngestSettings,
@@ -287,6 +317,12 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
     MissingDatabaseUrl,
+    #[error("{field} {value:?} is not an IP address and port: {source}")]
+    InvalidAddress {
+        field: &'static str,
+        value: String,
+        source: std::net::AddrParseError,
+    },
     #[error("listen address {value:?} is not an IP address and port: {source}")]
     InvalidListen {
         value: String,
@@ -310,10 +346,12 @@ pub enum ConfigError {
     UnknownFloorCategory(String),
     #[error("TLS is required: give tls.cert and tls.key (the server's certificate and key, PEM; tls.client_ca for client certificates), or serve plaintext on purpose with --insecure or tls.insecure = true")]
     MissingTls,
-    #[error("records must be encrypted at rest: give encryption.keyring (make one with `orgtrail-aggregator keys init --keyring PATH`), or store them in the clear on purpose with encryption.plaintext = true")]
+    #[error("records must be encrypted at rest: give encryption.keyring (make one with `orgtrail-aggregator keys init --keyring PATH`) or encryption.kms_key_id (an AWS KMS key), or store them in the clear on purpose with encryption.plaintext = true")]
     MissingEncryption,
-    #[error("encryption.plaintext is set and a keyring is given too: choose one")]
+    #[error("encryption.plaintext is set and a keyring or KMS key is given too: choose one")]
     PlaintextWithKeyring,
+    #[error("encryption.{0} is given without encryption.kms_key_id")]
+    KmsSettingWithoutKey(&'static str),
     #[error("plaintext is asked for (--insecure or tls.insecure) and TLS files are given too: choose one")]
     InsecureWithTls,
     #[error("tls.{0} is given without tls.{1}")]
@@ -365,6 +403,9 @@ impl RawAggregatorConfig {
                 source,
             })?;
         let database_url = self.database_url.ok_or(ConfigError::MissingDatabaseUrl)?;
+        let health_listen = optional_address("server.health_listen", &self.server.health_listen)?;
+        let metrics_listen =
+            optional_address("server.metrics_listen", &self.server.metrics_listen)?;
         let positive = [
             ("ingest.max_request_bytes", self.ingest.max_request_bytes),
             ("ingest.max_record_bytes", self.ingest.max_record_bytes),
@@ -450,13 +491,28 @@ impl RawAggregatorConfig {
                 field: "server.per_caller_requests_per_second",
             });
         }
-        let protection = match (self.encryption.keyring, self.encryption.plaintext) {
-            (Some(_), true) => return Err(ConfigError::PlaintextWithKeyring),
-            (Some(keyring), false) => RecordProtection::Keyring(keyring),
-            (None, true) => RecordProtection::Plaintext,
-            (None, false) => return Err(ConfigError::MissingEncryption),
+        let encryption = self.encryption;
+        let kms = match encryption.kms_key_id.filter(|id| !id.trim().is_empty()) {
+            Some(key_id) => Some(KmsSettings {
+                key_id: key_id.trim().to_string(),
+                region: encryption.kms_region,
+                endpoint: encryption.kms_endpoint,
+            }),
+            None if encryption.kms_region.is_some() => {
+                return Err(ConfigError::KmsSettingWithoutKey("kms_region"))
+            }
+            None if encryption.kms_endpoint.is_some() => {
+                return Err(ConfigError::KmsSettingWithoutKey("kms_endpoint"))
+            }
+            None => None,
         };
-        let reencrypt_batch_size = self.encryption.reencrypt_batch_size.unwrap_or(1000);
+        let protection = match (encryption.keyring, kms, encryption.plaintext) {
+            (None, None, true) => RecordProtection::Plaintext,
+            (_, _, true) => return Err(ConfigError::PlaintextWithKeyring),
+            (None, None, false) => return Err(ConfigError::MissingEncryption),
+            (keyring, kms, false) => RecordProtection::Sealed { keyring, kms },
+        };
+        let reencrypt_batch_size = encryption.reencrypt_batch_size.unwrap_or(1000);
         if reencrypt_batch_size == 0 {
             return Err(ConfigError::Zero {
                 field: "encryption.reencrypt_batch_size",
@@ -472,6 +528,8 @@ impl RawAggregatorConfig {
         }
         Ok(AggregatorConfig {
             listen,
+            health_listen,
+            metrics_listen,
             database_url,
             database: self.database,
             ingest: self.ingest,
@@ -484,6 +542,22 @@ impl RawAggregatorConfig {
             log: self.log,
         })
     }
+}
+
+fn optional_address(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    value
+        .as_ref()
+        .map(|value| {
+            value.parse().map_err(|source| ConfigError::InvalidAddress {
+                field,
+                value: value.clone(),
+                source,
+            })
+        })
+        .transpose()
 }
 
 #[cfg(test)]

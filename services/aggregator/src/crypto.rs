@@ -2,7 +2,8 @@
 //! AES-256-GCM under a data key, with a random 96-bit nonce and the event's id and the key's
 //! id as associated data (a record moved to another row, or relabelled with another key, does
 //! not open). Data keys live in PostgreSQL (`data_keys`) only wrapped by a master key: from
-//! the local keyring file (`orgtrail-aggregator keys init`), never in the database.
+//! the local keyring file (`orgtrail-aggregator keys init`) or AWS KMS ([`crate::kms`]), never
+//! in the database.
 //!
 //! Stored form of a record: `[1][nonce: 12][ciphertext][tag: 16]`.
 
@@ -17,6 +18,8 @@ use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
+
+use crate::kms::{self, KmsMaster};
 
 const FORMAT_VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
@@ -45,6 +48,20 @@ pub enum CryptoError {
     MissingMasterKey { key_id: i32, master: String },
     #[error("data key {key_id} does not unwrap with master key {master:?}: the keyring holds a different key under that id")]
     WrongMasterKey { key_id: i32, master: String },
+    #[error("data key {key_id} is wrapped by {master}, and {missing} is not set: {hint}")]
+    UnconfiguredMaster {
+        key_id: i32,
+        master: String,
+        missing: &'static str,
+        hint: &'static str,
+    },
+    #[error("AWS KMS {operation} with key {key} failed: {detail}{hint}")]
+    Kms {
+        operation: &'static str,
+        key: String,
+        detail: String,
+        hint: String,
+    },
     #[error("no data key {0} is loaded")]
     UnknownDataKey(i32),
     #[error("the record of event {0} does not decrypt: it was altered, moved, or sealed with another key")]
@@ -161,17 +178,55 @@ fn associated_data(event_id: Uuid, key_id: i32) -> [u8; 20] {
     data
 }
 
-/// Where the master keys are.
+/// Where the master keys are: a keyring, AWS KMS, or both (while moving from the keyring to
+/// KMS: new data keys are made by KMS, the keyring still opens the ones it wrapped).
 #[derive(Debug)]
-pub enum MasterKeys {
-    Keyring(Keyring),
+pub struct MasterKeys {
+    keyring: Option<Keyring>,
+    kms: Option<KmsMaster>,
 }
 
 impl MasterKeys {
-    /// Wraps a data key; returns the wrapped bytes and the master key's name.
-    pub async fn wrap(&self, data_key: &[u8; 32]) -> Result<(Vec<u8>, String), CryptoError> {
-        match self {
-            MasterKeys::Keyring(keyring) => keyring.wrap(data_key),
+    pub fn keyring(keyring: Keyring) -> MasterKeys {
+        MasterKeys {
+            keyring: Some(keyring),
+            kms: None,
+        }
+    }
+
+    pub fn new(keyring: Option<Keyring>, kms: Option<KmsMaster>) -> MasterKeys {
+        MasterKeys { keyring, kms }
+    }
+
+    /// Where new data keys are wrapped, for logs.
+    pub fn describe(&self) -> String {
+        match (&self.kms, &self.keyring) {
+            (Some(kms), None) => format!("AWS KMS key {}", kms.key_id()),
+            (Some(kms), Some(keyring)) => format!(
+                "AWS KMS key {} (the keyring {} opens older data keys)",
+                kms.key_id(),
+                keyring.path.display()
+            ),
+            (None, Some(keyring)) => format!("the keyring {}", keyring.path.display()),
+            (None, None) => "no master key".into(),
+        }
+    }
+
+    /// A new data key: its plaintext, its wrapped form, and the name of its master key.
+    pub async fn new_data_key(&self) -> Result<([u8; 32], Vec<u8>, String), CryptoError> {
+        if let Some(kms) = &self.kms {
+            return kms.generate_data_key().await;
+        }
+        match &self.keyring {
+            Some(keyring) => {
+                let data_key = random_key()?;
+                let (wrapped, master) = keyring.wrap(&data_key)?;
+                Ok((data_key, wrapped, master))
+            }
+            None => Err(CryptoError::KeyringInvalid {
+                path: PathBuf::new(),
+                reason: "neither a keyring nor a KMS key is configured".into(),
+            }),
         }
     }
 
@@ -181,8 +236,25 @@ impl MasterKeys {
         wrapped: &[u8],
         master: &str,
     ) -> Result<[u8; 32], CryptoError> {
-        match self {
-            MasterKeys::Keyring(keyring) => keyring.unwrap(key_id, wrapped, master),
+        if let Some(arn) = master.strip_prefix(kms::WRAPPED_BY_PREFIX) {
+            return match &self.kms {
+                Some(kms) => kms.decrypt(key_id, wrapped, arn).await,
+                None => Err(CryptoError::UnconfiguredMaster {
+                    key_id,
+                    master: format!("the AWS KMS key {arn}"),
+                    missing: "encryption.kms_key_id",
+                    hint: "give the KMS key new data keys are made under (and its kms_region); older data keys are opened with the key that wrapped them",
+                }),
+            };
+        }
+        match &self.keyring {
+            Some(keyring) => keyring.unwrap(key_id, wrapped, master),
+            None => Err(CryptoError::UnconfiguredMaster {
+                key_id,
+                master: format!("the keyring master key {master:?}"),
+                missing: "encryption.keyring",
+                hint: "give the keyring this database was encrypted with (beside the KMS key, until `orgtrail keys rotate --reencrypt` has moved every row to a KMS data key)",
+            }),
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod crypto;
 pub mod drain;
 pub mod grpc;
 pub mod ingest;
+pub mod kms;
 pub mod limits;
 pub mod lookup;
 pub mod retention;

@@ -27,6 +27,7 @@ use crate::grpc::{
     SourcesAdapter, TokensAdapter,
 };
 use crate::ingest::{IngestLimits, IngestService};
+use crate::kms::KmsMaster;
 use crate::limits::{CallerLimits, LimitLayer};
 use crate::lookup::EventLookup;
 use crate::retention::RetentionService;
@@ -88,10 +89,18 @@ pub async fn serve(
     // So is the keyring: a missing or exposed one stops the start before the database.
     let tls = server_tls(&config.transport)?;
     let master = match &config.protection {
-        RecordProtection::Keyring(path) => Some((
-            MasterKeys::Keyring(Keyring::load(path).map_err(EncryptionError::from)?),
-            path,
-        )),
+        RecordProtection::Sealed { keyring, kms } => {
+            let keyring = keyring
+                .as_deref()
+                .map(Keyring::load)
+                .transpose()
+                .map_err(EncryptionError::from)?;
+            let kms = match kms {
+                Some(settings) => Some(KmsMaster::connect(settings).await),
+                None => None,
+            };
+            Some(MasterKeys::new(keyring, kms))
+        }
         RecordProtection::Plaintext => {
             tracing::warn!("storing records in the clear (encryption.plaintext = true): anyone who can read the database can read the events");
             None
@@ -100,9 +109,10 @@ pub async fn serve(
     let store = PgStore::connect(&config).await?;
     store.migrate().await?;
     let store = match master {
-        Some((master, path)) => {
+        Some(master) => {
+            let masters = master.describe();
             let store = store.with_encryption(master, &runner_name()).await?;
-            tracing::info!(keyring = %path.display(), "records are encrypted at rest");
+            tracing::info!(master_keys = %masters, "records are encrypted at rest");
             store
         }
         None => store,

@@ -63,6 +63,7 @@ pub async fn run_keys(settings: &ClientSettings, command: KeysCommand) -> anyhow
                                 "createdBy": key.created_by,
                                 "active": key.active,
                                 "events": key.events,
+                                "retired": key.retired,
                             })
                         })
                         .collect();
@@ -82,7 +83,14 @@ pub async fn run_keys(settings: &ClientSettings, command: KeysCommand) -> anyhow
                         .map(|key| {
                             vec![
                                 key.key_id.to_string(),
-                                if key.active { "yes" } else { "" }.to_string(),
+                                if key.active {
+                                    "yes"
+                                } else if key.retired {
+                                    "retired"
+                                } else {
+                                    ""
+                                }
+                                .to_string(),
                                 key.events.to_string(),
                                 key.wrapped_by.clone(),
                                 format_time(key.created_at.as_ref()),

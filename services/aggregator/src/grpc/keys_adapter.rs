@@ -65,7 +65,15 @@ impl pb::key_service_server::KeyService for KeysAdapter {
             let batch = self.reencrypt_batch;
             tokio::spawn(async move {
                 match store.reencrypt_all(batch).await {
-                    Ok(rows) => tracing::info!(rows, key_id, "re-encryption done"),
+                    Ok(rows) => {
+                        tracing::info!(rows, key_id, "re-encryption done");
+                        match store.retire_unused_data_keys(&actor).await {
+                            Ok(retired) => tracing::info!(?retired, "unused data keys retired"),
+                            Err(error) => {
+                                tracing::warn!(error = %super::status::error_chain(&error), "retiring unused data keys failed; the next re-encryption tries again")
+                            }
+                        }
+                    }
                     Err(error) => {
                         tracing::warn!(error = %super::status::error_chain(&error), "re-encryption stopped; rotate again with --reencrypt to finish it")
                     }
@@ -104,6 +112,7 @@ impl pb::key_service_server::KeyService for KeysAdapter {
                     created_by: key.created_by.clone(),
                     active: Some(key.key_id) == newest,
                     events: count_of(Some(key.key_id)),
+                    retired: key.retired_at.is_some(),
                 })
                 .collect(),
             plaintext_events: count_of(None),

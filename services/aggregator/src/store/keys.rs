@@ -26,7 +26,17 @@ pub struct StoredDataKey {
     pub wrapped_by: String,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
+    /// Set once no row is sealed with it any more: its master key is not needed at start.
+    pub retired_at: Option<DateTime<Utc>>,
 }
+
+const DATA_KEY_COLUMNS: &str =
+    "key_id, wrapped_key, wrapped_by, created_at, created_by, retired_at";
+
+/// A rotation settles this long before the keys it replaced may be retired: every replica has
+/// picked up the new active key by then (they look every 10 s), so none still seals with an
+/// old one.
+const RETIRE_SETTLE: std::time::Duration = std::time::Duration::from_secs(25);
 
 /// The outcome of re-encrypting one batch.
 pub struct ReencryptBatch {
@@ -38,22 +48,23 @@ pub struct ReencryptBatch {
 
 impl PgStore {
     pub async fn data_keys(&self) -> Result<Vec<StoredDataKey>, StoreError> {
-        sqlx::query_as(
-            "SELECT key_id, wrapped_key, wrapped_by, created_at, created_by FROM data_keys ORDER BY key_id",
-        )
+        sqlx::query_as(&format!(
+            "SELECT {DATA_KEY_COLUMNS} FROM data_keys ORDER BY key_id"
+        ))
         .fetch_all(self.pool())
         .await
         .map_err(convert_sqlx_error)
     }
 
-    /// Stores a wrapped data key. With `first_only`, only when there is none yet (and then the
-    /// existing newest key is returned instead).
+    /// Stores a wrapped data key. With `keep_newest`, only when there is no key yet or the
+    /// newest one fails it (and then that newest key is returned instead): two replicas
+    /// starting at once make one key, not two.
     pub async fn create_data_key(
         &self,
         actor: &str,
         wrapped_key: &[u8],
         wrapped_by: &str,
-        first_only: bool,
+        keep_newest: Option<&(dyn Fn(&StoredDataKey) -> bool + Sync)>,
     ) -> Result<StoredDataKey, StoreError> {
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -61,20 +72,20 @@ impl PgStore {
             .execute(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
-        if first_only {
-            let existing: Option<StoredDataKey> = sqlx::query_as(
-                "SELECT key_id, wrapped_key, wrapped_by, created_at, created_by FROM data_keys ORDER BY key_id DESC LIMIT 1",
-            )
+        if let Some(keep_newest) = keep_newest {
+            let existing: Option<StoredDataKey> = sqlx::query_as(&format!(
+                "SELECT {DATA_KEY_COLUMNS} FROM data_keys ORDER BY key_id DESC LIMIT 1"
+            ))
             .fetch_optional(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
-            if let Some(existing) = existing {
+            if let Some(existing) = existing.filter(|newest| keep_newest(newest)) {
                 return Ok(existing);
             }
         }
         let key: StoredDataKey = sqlx::query_as(
             "INSERT INTO data_keys (wrapped_key, wrapped_by, created_by) VALUES ($1, $2, $3)
-             RETURNING key_id, wrapped_key, wrapped_by, created_at, created_by",
+             RETURNING key_id, wrapped_key, wrapped_by, created_at, created_by, retired_at",
         )
         .bind(wrapped_key)
         .bind(wrapped_by)
@@ -170,6 +181,109 @@ impl PgStore {
             rewritten: updated.rows_affected(),
         })
     }
+
+    /// Re-encrypts up to `limit` kept quarantine contents after quarantine id `after` that are
+    /// not under the cipher's active key, in one transaction. Returns the last id read (`None`
+    /// when done) and the rows rewritten.
+    async fn reencrypt_quarantine_batch(
+        &self,
+        after: i64,
+        cipher: &RecordCipher,
+        limit: i64,
+    ) -> Result<(Option<i64>, u64), StoreError> {
+        let active = cipher.active();
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        let rows: Vec<(i64, Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(
+            "SELECT quarantine_id, seal_id, key_id, content FROM quarantine
+             WHERE quarantine_id > $1 AND content IS NOT NULL AND key_id IS DISTINCT FROM $2
+             ORDER BY quarantine_id LIMIT $3 FOR UPDATE",
+        )
+        .bind(after)
+        .bind(active)
+        .bind(limit)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        let Some(last) = rows.last().map(|row| row.0) else {
+            return Ok((None, 0));
+        };
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut contents = Vec::with_capacity(rows.len());
+        for (quarantine_id, seal_id, key_id, stored) in rows {
+            let plaintext = match key_id {
+                None => stored,
+                Some(key_id) => cipher
+                    .open(key_id, seal_id, &stored)
+                    .map_err(|error| StoreError::CorruptRow(error.to_string()))?,
+            };
+            let (_, sealed) = cipher
+                .seal(seal_id, &plaintext)
+                .map_err(|error| StoreError::CorruptRow(error.to_string()))?;
+            ids.push(quarantine_id);
+            contents.push(sealed);
+        }
+        let updated = sqlx::query(
+            "UPDATE quarantine AS q SET content = u.content, key_id = $3
+             FROM UNNEST($1::bigint[], $2::bytea[]) AS u (quarantine_id, content)
+             WHERE q.quarantine_id = u.quarantine_id",
+        )
+        .bind(&ids)
+        .bind(&contents)
+        .bind(active)
+        .execute(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        Ok((Some(last), updated.rows_affected()))
+    }
+
+    /// Retires the data keys older than the active one that no event and no quarantined
+    /// content is sealed with any more (checked after the rotation has settled), so their
+    /// master keys are no longer needed. Returns the keys retired.
+    pub async fn retire_unused_data_keys(&self, actor: &str) -> Result<Vec<i32>, StoreError> {
+        let keys = self.data_keys().await?;
+        let Some(active) = keys.last() else {
+            return Ok(Vec::new());
+        };
+        let settled_at = active.created_at
+            + chrono::Duration::from_std(RETIRE_SETTLE)
+                .unwrap_or_else(|_| chrono::Duration::zero());
+        if let Ok(wait) = (settled_at - Utc::now()).to_std() {
+            tokio::time::sleep(wait.min(RETIRE_SETTLE)).await;
+        }
+        let mut retired = Vec::new();
+        for key in keys
+            .iter()
+            .filter(|key| key.key_id < active.key_id && key.retired_at.is_none())
+        {
+            let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+            let updated = sqlx::query(
+                "UPDATE data_keys SET retired_at = now()
+                 WHERE key_id = $1 AND retired_at IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM events WHERE key_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM quarantine WHERE key_id = $1)",
+            )
+            .bind(key.key_id)
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+            if updated.rows_affected() == 1 {
+                append_audit(
+                    &mut transaction,
+                    actor,
+                    "key.retire",
+                    &format!("data key {}", key.key_id),
+                    None,
+                    Some(&json!({ "keyId": key.key_id, "wrappedBy": key.wrapped_by })),
+                    None,
+                )
+                .await?;
+                retired.push(key.key_id);
+            }
+            transaction.commit().await.map_err(convert_sqlx_error)?;
+        }
+        Ok(retired)
+    }
 }
 
 /// Records sealed at rest: the master keys that unwrap the data keys, and the cipher holding
@@ -189,23 +303,27 @@ pub enum EncryptionError {
 
 impl PgStore {
     /// Turns record encryption on: unwraps every data key (a wrong or missing master key fails
-    /// here, at start, never later with garbage), making the first one if there is none.
+    /// here, at start, never later with garbage), then makes a data key with the configured
+    /// master key, kept as the new active key unless the newest stored one was wrapped by that
+    /// same master. So the master key is used at every start (a KMS key that does not exist,
+    /// is disabled or is not allowed fails the start), and new writes go under a changed master
+    /// key (another keyring primary, another KMS key, KMS over a keyring) at once.
     pub async fn with_encryption(
         mut self,
         master: MasterKeys,
         actor: &str,
     ) -> Result<PgStore, EncryptionError> {
-        let encryption = Arc::new(Encryption {
+        self.encryption = Some(Arc::new(Encryption {
             master,
             cipher: RecordCipher::new(),
-        });
-        if self.data_keys().await?.is_empty() {
-            let data_key = crate::crypto::random_key()?;
-            let (wrapped, wrapped_by) = encryption.master.wrap(&data_key).await?;
-            self.create_data_key(actor, &wrapped, &wrapped_by, true)
+        }));
+        self.refresh_data_keys().await?;
+        if let Some(encryption) = &self.encryption {
+            let (_, wrapped, wrapped_by) = encryption.master.new_data_key().await?;
+            let same_master = |newest: &StoredDataKey| newest.wrapped_by == wrapped_by;
+            self.create_data_key(actor, &wrapped, &wrapped_by, Some(&same_master))
                 .await?;
         }
-        self.encryption = Some(encryption);
         self.refresh_data_keys().await?;
         Ok(self)
     }
@@ -221,7 +339,9 @@ impl PgStore {
             return Ok(());
         };
         let keys = self.data_keys().await?;
-        for key in &keys {
+        // A retired key seals nothing: its master key may be gone (a replaced keyring or KMS
+        // key), and it is not needed.
+        for key in keys.iter().filter(|key| key.retired_at.is_none()) {
             if !encryption.cipher.holds(key.key_id) {
                 let data_key = encryption
                     .master
@@ -243,10 +363,9 @@ impl PgStore {
                 "record encryption (it is off: encryption.plaintext = true)".into(),
             )));
         };
-        let data_key = crate::crypto::random_key()?;
-        let (wrapped, wrapped_by) = encryption.master.wrap(&data_key).await?;
+        let (data_key, wrapped, wrapped_by) = encryption.master.new_data_key().await?;
         let key = self
-            .create_data_key(actor, &wrapped, &wrapped_by, false)
+            .create_data_key(actor, &wrapped, &wrapped_by, None)
             .await?;
         encryption.cipher.install(key.key_id, &data_key);
         encryption.cipher.set_active(key.key_id);
@@ -279,6 +398,14 @@ impl PgStore {
                     None => break,
                 }
             }
+        }
+        let mut after = 0;
+        while let (Some(last), count) = self
+            .reencrypt_quarantine_batch(after, &encryption.cipher, batch)
+            .await?
+        {
+            rewritten += count;
+            after = last;
         }
         Ok(rewritten)
     }
