@@ -55,3 +55,24 @@ pub async fn send_all(
     .unwrap_or_else(|_| panic!("the files were not all answered within {bound:?}"));
     results
 }
+
+/// A bare HTTP GET of a metrics listener on loopback (bounded by 10 s); the answer, which must
+/// be 200.
+pub fn scrape_metrics(port: u16) -> String {
+    use std::io::{Read, Write};
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = std::net::TcpStream::connect_timeout(&address, WAIT)
+        .unwrap_or_else(|error| panic!("cannot reach the metrics listener {address}: {error}"));
+    let bound = Some(std::time::Duration::from_secs(10));
+    let _ = stream.set_read_timeout(bound);
+    let _ = stream.set_write_timeout(bound);
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")
+        .unwrap_or_else(|error| panic!("metrics request: {error}"));
+    let mut answer = String::new();
+    stream
+        .read_to_string(&mut answer)
+        .unwrap_or_else(|error| panic!("metrics answer: {error}"));
+    assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    answer
+}

@@ -18,7 +18,8 @@ use orgtrail_tests::organization::{
     MANAGEMENT_ACCOUNT,
 };
 use orgtrail_tests::samples::expected_event;
-use orgtrail_tests::{TestStack, WAIT};
+use orgtrail_tests::stack::free_port;
+use orgtrail_tests::{scrape_metrics, TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(300);
 
@@ -466,4 +467,66 @@ async fn two_collectors_over_the_same_sources_read_every_file_once() {
         .collect();
     assert_eq!(stack.stored_event_ids().await, want);
     assert_eq!(ledger_rows(&stack).await as u64, files);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_collector_serves_plaintext_health_and_metrics() {
+    let moto = MotoServer::start();
+    let organization = SampleOrganization::seed(&moto).await;
+    let stack = TestStack::start().await;
+    let (health_port, metrics_port) = (free_port(), free_port());
+    let config = format!(
+        "health_listen = \"127.0.0.1:{health_port}\"\nmetrics_listen = \"127.0.0.1:{metrics_port}\"\n{}",
+        organization.collector_config("collector-a", &stack.endpoint(), &[])
+    );
+    let mut collector = CollectorProcess::spawn(&config, &BaseCredentials::default(), &[]);
+    let files = 2 * organization.files.len();
+
+    // Every file arrives, and the metrics say so once the passes are done (bounded wait).
+    let committed = format!("orgtrail_collector_files_total{{outcome=\"committed\"}} {files}");
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let ready = ledger_rows(&stack).await as usize == files
+            && scrape_metrics(metrics_port)
+                .lines()
+                .any(|line| line == committed);
+        if ready {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{committed:?} not reached:\n{}\n{}",
+            scrape_metrics(metrics_port),
+            collector.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let metrics = scrape_metrics(metrics_port);
+    assert!(
+        metrics.lines().any(
+            |line| line.starts_with("orgtrail_collector_source_passes_total{result=\"read\"} ")
+        ),
+        "{metrics}"
+    );
+
+    // Health in plaintext, as Kubernetes' gRPC probe asks.
+    let probe = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{health_port}"))
+        .unwrap()
+        .connect_timeout(WAIT)
+        .connect()
+        .await
+        .unwrap();
+    let answer = tonic_health::pb::health_client::HealthClient::new(probe)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        answer.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    collector.signal("TERM");
+    assert_eq!(collector.wait(WAIT), Some(0), "{}", collector.log());
 }

@@ -1,7 +1,13 @@
 //! The aggregator serves gRPC health checking for each of its services and server reflection
-//! of its whole API.
+//! of its whole API; its probe listeners serve plaintext health checking and Prometheus
+//! metrics, and nothing else.
 
-use orgtrail_tests::TestStack;
+use orgtrail_api::v1 as pb;
+use orgtrail_api::v1::event_service_client::EventServiceClient;
+use orgtrail_tests::samples::sample_files;
+use orgtrail_tests::sealing::expected_records;
+use orgtrail_tests::stack::free_port;
+use orgtrail_tests::{ingest_sample_files, scrape_metrics, StackOptions, TestStack, WAIT};
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -90,4 +96,77 @@ async fn reflection_lists_and_describes_the_api() {
         panic!("not a file descriptor: {described:?}");
     };
     assert!(!files.file_descriptor_proto.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn probe_listeners_serve_plaintext_health_and_metrics_and_nothing_else() {
+    let (health_port, metrics_port) = (free_port(), free_port());
+    let stack = TestStack::start_with(StackOptions {
+        environment: vec![
+            (
+                "ORGTRAIL_SERVER__HEALTH_LISTEN".into(),
+                format!("127.0.0.1:{health_port}"),
+            ),
+            (
+                "ORGTRAIL_SERVER__METRICS_LISTEN".into(),
+                format!("127.0.0.1:{metrics_port}"),
+            ),
+        ],
+        ..Default::default()
+    })
+    .await;
+
+    // Plaintext, without any credentials, as Kubernetes' gRPC probe asks.
+    let probe = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{health_port}"))
+        .unwrap()
+        .connect_timeout(WAIT)
+        .connect()
+        .await
+        .unwrap();
+    let answer = HealthClient::new(probe.clone())
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.status, ServingStatus::Serving as i32);
+    // The probe port carries no API.
+    let refused = EventServiceClient::new(probe)
+        .lookup_events(pb::LookupEventsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unimplemented, "{refused:?}");
+
+    // Metrics count what happened: files and records ingested, refused calls.
+    let files = sample_files();
+    ingest_sample_files(&stack, &files).await;
+    let anonymous = orgtrail_client::connect(
+        &stack.client_settings_with(orgtrail_tests::pki::anonymous_transport(), None),
+    )
+    .await
+    .unwrap();
+    let refused = EventServiceClient::new(anonymous)
+        .lookup_events(pb::LookupEventsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let metrics = scrape_metrics(metrics_port);
+    for line in [
+        format!(
+            "orgtrail_ingest_files_total{{outcome=\"committed\"}} {}",
+            files.len()
+        ),
+        format!(
+            "orgtrail_ingest_records_total{{result=\"stored\"}} {}",
+            expected_records(&files).len()
+        ),
+        "orgtrail_calls_refused_total{code=\"Unauthenticated\"} 1".to_string(),
+        "# TYPE orgtrail_ingest_files_total counter".to_string(),
+    ] {
+        assert!(
+            metrics.lines().any(|have| have == line),
+            "{line:?} not in:\n{metrics}"
+        );
+    }
 }

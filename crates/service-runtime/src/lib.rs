@@ -1,5 +1,8 @@
 //! What orgtrail's long-running services (the aggregator, the collector) share: the `[log]`
-//! settings and the logging they set up, and the signals that stop them.
+//! settings and the logging they set up, the signals that stop them, and the plaintext probe
+//! listeners (gRPC health for Kubernetes, Prometheus metrics).
+
+pub mod metrics;
 
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
@@ -70,5 +73,26 @@ pub async fn shutdown_signal() {
     tokio::select! {
         () = terminate => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// Serves only gRPC health checking (`grpc.health.v1`), in plaintext, on a listener of its
+/// own: Kubernetes' gRPC probes cannot speak TLS, and this port carries no data.
+pub async fn serve_health(
+    listener: tokio::net::TcpListener,
+    health: tonic_health::pb::health_server::HealthServer<
+        impl tonic_health::pb::health_server::Health,
+    >,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let served = tonic::transport::Server::builder()
+        .add_service(health)
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener),
+            shutdown,
+        )
+        .await;
+    if let Err(error) = served {
+        tracing::error!(%error, "the health listener stopped");
     }
 }

@@ -460,12 +460,14 @@ where
                 }
                 Err(refusal) => {
                     tracing::warn!(method, reason = %refusal, "call refused");
+                    let status = refusal.status();
+                    crate::metrics::call_refused(&format!("{:?}", status.code()));
                     if !matches!(refusal, Refusal::Store(_)) {
                         authenticator
                             .record_refusal(&refusal, &method, address)
                             .await;
                     }
-                    Ok(refusal.status().into_http())
+                    Ok(status.into_http())
                 }
             }
         })

@@ -453,6 +453,15 @@ impl OpenFile {
                 FileOutcome::Committed
             }
         };
+        crate::metrics::file_finished(
+            match outcome {
+                FileOutcome::Committed => "committed",
+                FileOutcome::AlreadyIngested { .. } => "already_ingested",
+            },
+            u64::from(self.counts.accepted),
+            u64::from(self.counts.duplicates),
+            u64::from(self.counts.rejected),
+        );
         self.rejections.truncate(MAX_REPORTED_REJECTIONS);
         Ok(FileReport {
             file_seq: self.file_seq,

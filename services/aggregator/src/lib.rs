@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod kms;
 pub mod limits;
 pub mod lookup;
+pub mod metrics;
 pub mod retention;
 pub mod server;
 pub mod sources;

@@ -484,6 +484,11 @@ impl RetentionService {
                 }),
             )
             .await?;
+        crate::metrics::retention_run(
+            status,
+            u64::try_from(report.deletions.values().sum::<i64>()).unwrap_or(0),
+            report.partitions_dropped.len() as u64,
+        );
         tracing::info!(
             run_id,
             status,

@@ -126,12 +126,7 @@ pub async fn serve(
         .await?;
     tracing::info!(partitions, "database ready");
 
-    let listener = TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| ServeError::Bind {
-            address: config.listen,
-            source,
-        })?;
+    let listener = bind(config.listen).await?;
     let address = listener.local_addr().map_err(|source| ServeError::Bind {
         address: config.listen,
         source,
@@ -140,6 +135,25 @@ pub async fn serve(
     let drain = Drain::new(config.shutdown_grace());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
+    // The probe listeners: bound now, so a taken port fails the start.
+    if let Some(health_address) = config.health_listen {
+        let listener = bind(health_address).await?;
+        tracing::info!(address = %health_address, "health listener (plaintext, grpc.health.v1 only)");
+        // Kept up while draining (answering NOT_SERVING), until the process ends.
+        tokio::spawn(orgtrail_service_runtime::serve_health(
+            listener,
+            health_service.clone(),
+            std::future::pending(),
+        ));
+    }
+    if let Some(metrics_address) = config.metrics_listen {
+        let listener = bind(metrics_address).await?;
+        tracing::info!(address = %metrics_address, "metrics listener (GET /metrics)");
+        tokio::spawn(orgtrail_service_runtime::metrics::serve(
+            listener,
+            std::future::pending(),
+        ));
+    }
 
     tokio::spawn(refresh_data_keys(store.clone(), drain.clone()));
     tokio::spawn(maintain_partitions(
@@ -328,7 +342,15 @@ const SERVICE_NAMES: [&str; 8] = [
     <pb::quarantine_service_server::QuarantineServiceServer<QuarantineAdapter> as NamedService>::NAME,
 ];
 
+async fn bind(address: SocketAddr) -> Result<TcpListener, ServeError> {
+    TcpListener::bind(address)
+        .await
+        .map_err(|source| ServeError::Bind { address, source })
+}
+
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    // "" is the server as a whole: what Kubernetes' probes ask.
+    reporter.set_service_status("", status).await;
     for name in SERVICE_NAMES {
         reporter.set_service_status(name, status).await;
     }

@@ -114,6 +114,7 @@ impl Collector {
                 .cloned()
                 .collect();
             for (source, outcome) in self.visit_sources(due, cancel).await {
+                crate::metrics::source_visited(&source.name, &outcome);
                 match outcome {
                     SourceOutcome::Failed(error) if !matches!(error, SourceError::Cancelled) => {
                         let failures = next_attempt

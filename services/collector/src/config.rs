@@ -3,6 +3,7 @@
 //! member accounts are expanded here into one source per account.
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -36,6 +37,11 @@ pub struct RawCollectorConfig {
     /// Sources read at the same time.
     #[serde(default = "default_max_concurrent_sources")]
     pub max_concurrent_sources: usize,
+    /// A plaintext listener serving only gRPC health checking (for Kubernetes' probes):
+    /// SERVING while passes run. Off unless given.
+    pub health_listen: Option<String>,
+    /// An HTTP listener serving Prometheus metrics at `/metrics`. Off unless given.
+    pub metrics_listen: Option<String>,
     pub aggregator: RawAggregatorSettings,
     #[serde(default)]
     pub aws: AwsSettings,
@@ -45,8 +51,10 @@ pub struct RawCollectorConfig {
     pub sources: Vec<RawSource>,
 }
 
-const TOP_LEVEL_KEYS: [&str; 9] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "collector_id",
+    "health_listen",
+    "metrics_listen",
     "poll_interval_seconds",
     "lease_seconds",
     "trailing_window_days",
@@ -135,6 +143,8 @@ pub struct CollectorConfig {
     pub lease_seconds: u32,
     pub trailing_window_days: u32,
     pub max_concurrent_sources: usize,
+    pub health_listen: Option<SocketAddr>,
+    pub metrics_listen: Option<SocketAddr>,
     pub aggregator: ClientSettings,
     pub streams: usize,
     pub aws: AwsSettings,
@@ -177,6 +187,28 @@ pub enum ConfigError {
     Endpoint(String),
     #[error("aggregator: {0}")]
     Transport(String),
+    #[error("{field} {value:?} is not an IP address and port: {source}")]
+    InvalidAddress {
+        field: &'static str,
+        value: String,
+        source: std::net::AddrParseError,
+    },
+}
+
+fn optional_address(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<SocketAddr>, ConfigError> {
+    value
+        .as_ref()
+        .map(|value| {
+            value.parse().map_err(|source| ConfigError::InvalidAddress {
+                field,
+                value: value.clone(),
+                source,
+            })
+        })
+        .transpose()
 }
 
 /// Reads the file and the environment and validates the result.
@@ -267,6 +299,8 @@ impl RawCollectorConfig {
             lease_seconds: self.lease_seconds,
             trailing_window_days: self.trailing_window_days,
             max_concurrent_sources: self.max_concurrent_sources,
+            health_listen: optional_address("health_listen", &self.health_listen)?,
+            metrics_listen: optional_address("metrics_listen", &self.metrics_listen)?,
             aggregator,
             streams: raw_aggregator.streams,
             aws: self.aws,
