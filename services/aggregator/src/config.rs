@@ -710,6 +710,79 @@ mod tests {
         });
     }
 
+    #[test]
+    fn records_are_sealed_by_a_keyring_kms_or_both_and_never_silently_in_the_clear() {
+        let base = "database_url = \"postgres://h/db\"\n[tls]\ninsecure = true\n[encryption]\n";
+        let config = |extra: &str| toml_like(&format!("{base}{extra}")).unwrap().validate();
+        match config("kms_key_id = \"alias/a\"\nkms_region = \"eu-west-1\"")
+            .unwrap()
+            .protection
+        {
+            RecordProtection::Sealed {
+                keyring: None,
+                kms: Some(kms),
+            } => {
+                assert_eq!(kms.key_id, "alias/a");
+                assert_eq!(kms.region.as_deref(), Some("eu-west-1"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            config("keyring = \"/k\"\nkms_key_id = \"k\"")
+                .unwrap()
+                .protection,
+            RecordProtection::Sealed {
+                keyring: Some(_),
+                kms: Some(_)
+            }
+        ));
+        for (extra, wanted) in [
+            ("", "records must be encrypted at rest"),
+            ("kms_key_id = \"  \"", "records must be encrypted at rest"),
+            ("kms_key_id = \"k\"\nplaintext = true", "choose one"),
+            (
+                "kms_region = \"eu-west-1\"",
+                "encryption.kms_region is given without encryption.kms_key_id",
+            ),
+            (
+                "keyring = \"/k\"\nkms_endpoint = \"http://x\"",
+                "encryption.kms_endpoint is given without",
+            ),
+        ] {
+            let error = config(extra).unwrap_err().to_string();
+            assert!(error.contains(wanted), "{extra:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn probe_listeners_are_addresses() {
+        let base = "database_url = \"postgres://h/db\"\n[tls]\ninsecure = true\n[encryption]\nplaintext = true\n[server]\n";
+        let config = toml_like(&format!(
+            "{base}health_listen = \"0.0.0.0:8081\"\nmetrics_listen = \"127.0.0.1:9090\""
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(
+            config.health_listen.map(|address| address.port()),
+            Some(8081)
+        );
+        assert_eq!(
+            config.metrics_listen.map(|address| address.port()),
+            Some(9090)
+        );
+        let error = toml_like(&format!("{base}health_listen = \"8081\""))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("server.health_listen \"8081\" is not an IP address and port"),
+            "{error}"
+        );
+    }
+
     fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {
         Figment::new().merge(Toml::string(text)).extract()
     }
