@@ -418,3 +418,49 @@ async fn a_caller_over_its_rate_is_refused_and_the_others_are_not() {
         .await
         .expect("another caller is not limited by the reader's calls");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_refused_calls_does_not_flood_the_audit_log() {
+    let stack = TestStack::start().await;
+    let anonymous = connect(&stack.client_settings_with(pki::anonymous_transport(), None))
+        .await
+        .unwrap();
+    let mut events = EventServiceClient::new(anonymous);
+    const FLOOD: usize = 400;
+    for _ in 0..FLOOD {
+        let refused = events.lookup_events(lookup()).await.unwrap_err();
+        assert_eq!(refused.code(), Code::Unauthenticated);
+    }
+    // Every call was refused, but the audit log holds the burst and what the rate refilled
+    // meanwhile (5 per second), not the flood; the count of the rest rides on the next entry.
+    let pool = stack.pool().await;
+    let audited: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'call.refused'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert!(
+        (50..FLOOD as i64 / 2).contains(&audited),
+        "{audited} entries"
+    );
+    // After a pause the address is heard again, and the entry says how many were left out.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let refused = events.lookup_events(lookup()).await.unwrap_err();
+    assert_eq!(refused.code(), Code::Unauthenticated);
+    let (suppressed_total,): (Option<i64>,) = sqlx::query_as(
+        "SELECT sum((details::jsonb ->> 'suppressedBefore')::bigint)::bigint FROM audit_log WHERE action = 'call.refused'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let audited_now: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM audit_log WHERE action = 'call.refused'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        audited_now + suppressed_total.unwrap_or(0),
+        FLOOD as i64 + 1,
+        "every refusal is either written or counted"
+    );
+}

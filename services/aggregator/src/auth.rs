@@ -209,6 +209,7 @@ pub struct Authenticator {
     store: PgStore,
     /// Certificate names (lower case) → role.
     certificate_roles: BTreeMap<String, Role>,
+    refusal_audit: crate::limits::RefusalAuditLimit,
 }
 
 /// The bound on writing a refusal to the audit log before answering.
@@ -219,6 +220,7 @@ impl Authenticator {
         Authenticator {
             store,
             certificate_roles,
+            refusal_audit: crate::limits::RefusalAuditLimit::default(),
         }
     }
 
@@ -284,8 +286,15 @@ impl Authenticator {
         Err(Refusal::UnmappedCertificate(names.join(", ")))
     }
 
-    /// Writes a refusal to the audit log (bounded; a failure to write is logged).
+    /// Writes a refusal to the audit log (bounded in time and in rate per address; a failure
+    /// to write is logged).
     async fn record_refusal(&self, refusal: &Refusal, method: &str, address: Option<SocketAddr>) {
+        let Some(suppressed) = self
+            .refusal_audit
+            .admit(address.map(|address| address.ip()))
+        else {
+            return;
+        };
         let actor = match refusal {
             Refusal::RoleTooLow { identity, .. } => identity.clone(),
             Refusal::RevokedToken(name) | Refusal::ExpiredToken(name) => format!("token:{name}"),
@@ -295,7 +304,10 @@ impl Authenticator {
             Some(address) => format!("{actor} ({address})"),
             None => actor,
         };
-        let details = json!({ "method": method, "reason": refusal.to_string(), "code": format!("{:?}", refusal.status().code()) });
+        let mut details = json!({ "method": method, "reason": refusal.to_string(), "code": format!("{:?}", refusal.status().code()) });
+        if suppressed > 0 {
+            details["suppressedBefore"] = json!(suppressed);
+        }
         let write = self.store.audit(&actor, "call.refused", method, &details);
         match tokio::time::timeout(AUDIT_WRITE_BOUND, write).await {
             Ok(Ok(())) => {}

@@ -81,6 +81,115 @@ impl LimitState {
     }
 }
 
+/// A token bucket: `rate` per second sustained, `burst` at once.
+#[derive(Clone, Copy, Debug)]
+struct Bucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn full(burst: f64, now: Instant) -> Bucket {
+        Bucket {
+            tokens: burst,
+            updated: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant, rate: f64, burst: f64) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * rate).min(burst);
+        self.updated = now;
+    }
+}
+
+/// How many refused calls are written to the audit log: every one, up to a rate per remote
+/// address and overall, so that a flood of unauthenticated calls cannot flood the audit log
+/// (or the database's disk). What is not written is counted, and the count goes into the next
+/// entry written (`suppressedBefore`); the metrics count every refusal.
+pub struct RefusalAuditLimit {
+    state: Mutex<RefusalBuckets>,
+}
+
+struct RefusalBuckets {
+    overall: Bucket,
+    per_address: HashMap<std::net::IpAddr, Bucket>,
+    suppressed: u64,
+}
+
+/// Per remote address, and overall.
+const REFUSAL_AUDIT_RATE: f64 = 5.0;
+const REFUSAL_AUDIT_BURST: f64 = 50.0;
+const REFUSAL_AUDIT_OVERALL_RATE: f64 = 50.0;
+const REFUSAL_AUDIT_OVERALL_BURST: f64 = 500.0;
+/// Addresses remembered at most; beyond it, those whose bucket is full again are forgotten.
+const REFUSAL_AUDIT_ADDRESSES: usize = 10_000;
+
+impl Default for RefusalAuditLimit {
+    fn default() -> Self {
+        RefusalAuditLimit {
+            state: Mutex::new(RefusalBuckets {
+                overall: Bucket::full(REFUSAL_AUDIT_OVERALL_BURST, Instant::now()),
+                per_address: HashMap::new(),
+                suppressed: 0,
+            }),
+        }
+    }
+}
+
+impl RefusalAuditLimit {
+    /// Whether a refusal from `address` is written now; if so, how many were not written
+    /// since the last one that was.
+    pub fn admit(&self, address: Option<std::net::IpAddr>) -> Option<u64> {
+        self.admit_at(address, Instant::now())
+    }
+
+    fn admit_at(&self, address: Option<std::net::IpAddr>, now: Instant) -> Option<u64> {
+        let mut state = match self.state.lock() {
+            Ok(state) => state,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let state = &mut *state;
+        state
+            .overall
+            .refill(now, REFUSAL_AUDIT_OVERALL_RATE, REFUSAL_AUDIT_OVERALL_BURST);
+        if state.per_address.len() >= REFUSAL_AUDIT_ADDRESSES {
+            state.per_address.retain(|_, bucket| {
+                bucket.refill(now, REFUSAL_AUDIT_RATE, REFUSAL_AUDIT_BURST);
+                bucket.tokens < REFUSAL_AUDIT_BURST
+            });
+        }
+        let per_address = match address {
+            Some(address)
+                if state.per_address.len() < REFUSAL_AUDIT_ADDRESSES
+                    || state.per_address.contains_key(&address) =>
+            {
+                let bucket = state
+                    .per_address
+                    .entry(address)
+                    .or_insert_with(|| Bucket::full(REFUSAL_AUDIT_BURST, now));
+                bucket.refill(now, REFUSAL_AUDIT_RATE, REFUSAL_AUDIT_BURST);
+                Some(bucket)
+            }
+            // Unknown address, or too many addresses still busy: the overall bucket decides.
+            _ => None,
+        };
+        let admitted = state.overall.tokens >= 1.0
+            && per_address
+                .as_ref()
+                .is_none_or(|bucket| bucket.tokens >= 1.0);
+        if !admitted {
+            state.suppressed += 1;
+            return None;
+        }
+        state.overall.tokens -= 1.0;
+        if let Some(bucket) = per_address {
+            bucket.tokens -= 1.0;
+        }
+        Some(std::mem::take(&mut state.suppressed))
+    }
+}
+
 #[derive(Clone)]
 pub struct LimitLayer {
     state: Arc<LimitState>,
@@ -175,6 +284,35 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn refusals_are_audited_up_to_a_rate_per_address_and_the_rest_counted() {
+        let limit = RefusalAuditLimit::default();
+        let start = Instant::now();
+        let flood: std::net::IpAddr = [10, 0, 0, 1].into();
+        let written = (0..1000)
+            .filter(|_| limit.admit_at(Some(flood), start).is_some())
+            .count();
+        assert_eq!(written, REFUSAL_AUDIT_BURST as usize);
+        // Another address is not silenced by the first one's flood.
+        assert_eq!(limit.admit_at(Some([10, 0, 0, 2].into()), start), Some(950));
+        // A second later the flooding address gets its rate back, and the next entry carries
+        // the count of what was not written.
+        let later = start + Duration::from_secs(1);
+        assert_eq!(limit.admit_at(Some(flood), later), Some(0));
+        let written = (0..100)
+            .filter(|_| limit.admit_at(Some(flood), later).is_some())
+            .count();
+        assert_eq!(written, REFUSAL_AUDIT_RATE as usize - 1);
+        // Many addresses at once: the overall rate bounds them together.
+        let many = (0..5000u32)
+            .filter(|index| {
+                let address = std::net::IpAddr::from(index.to_be_bytes());
+                limit.admit_at(Some(address), later).is_some()
+            })
+            .count();
+        assert!(many < REFUSAL_AUDIT_OVERALL_BURST as usize, "{many}");
+    }
 
     fn state(rate: f64, burst: f64, concurrency: usize) -> LimitState {
         LimitState {
