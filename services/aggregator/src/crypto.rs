@@ -269,7 +269,7 @@ pub fn random_key() -> Result<[u8; 32], CryptoError> {
 }
 
 /// The keyring file: master keys by id, one of them primary (new data keys are wrapped by it).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringFile {
     version: u32,
@@ -277,7 +277,7 @@ struct KeyringFile {
     keys: Vec<KeyringEntry>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyringEntry {
     id: String,
@@ -331,7 +331,30 @@ impl Keyring {
     }
 
     pub fn load(path: &Path) -> Result<Keyring, CryptoError> {
-        let file = read_keyring_file(path)?;
+        Keyring::from_file(path, read_keyring_file(path)?)
+    }
+
+    /// Copies a keyring from where it may not be private (a Kubernetes Secret volume, whose
+    /// files are group-readable under `fsGroup`) to `destination`, readable by its owner only,
+    /// after checking it is a valid keyring. Returns its primary master key's id.
+    pub fn install(source: &Path, destination: &Path) -> Result<String, CryptoError> {
+        let text = std::fs::read_to_string(source).map_err(|source_error| {
+            CryptoError::KeyringUnreadable {
+                path: source.to_path_buf(),
+                source: source_error,
+            }
+        })?;
+        let file: KeyringFile =
+            serde_json::from_str(&text).map_err(|error| CryptoError::KeyringInvalid {
+                path: source.to_path_buf(),
+                reason: error.to_string(),
+            })?;
+        let primary = Keyring::from_file(source, file.clone())?.primary;
+        write_keyring(destination, &file, false)?;
+        Ok(primary)
+    }
+
+    fn from_file(path: &Path, file: KeyringFile) -> Result<Keyring, CryptoError> {
         let invalid = |reason: String| CryptoError::KeyringInvalid {
             path: path.to_path_buf(),
             reason,
@@ -583,6 +606,29 @@ mod tests {
             Keyring::load(&path),
             Err(CryptoError::KeyringExposed { .. })
         ));
+
+        // Installed from there (as from a Secret volume): a private copy, the same keys; an
+        // invalid source installs nothing.
+        let installed = dir.join("installed.json");
+        assert_eq!(Keyring::install(&path, &installed).unwrap(), second);
+        assert_eq!(
+            std::fs::metadata(&installed).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        let copy = Keyring::load(&installed).unwrap();
+        assert_eq!(copy.unwrap(1, &wrapped, &first).unwrap(), data_key);
+        let broken = dir.join("broken.json");
+        std::fs::write(
+            &broken,
+            "{\"version\": 1, \"primary\": \"x\", \"keys\": []}",
+        )
+        .unwrap();
+        let refused = dir.join("refused.json");
+        assert!(matches!(
+            Keyring::install(&broken, &refused),
+            Err(CryptoError::KeyringInvalid { .. })
+        ));
+        assert!(!refused.exists());
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

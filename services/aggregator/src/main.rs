@@ -74,6 +74,15 @@ enum KeysCommand {
         #[arg(long)]
         keyring: PathBuf,
     },
+    /// Copy a keyring from a place where it may not be private (a Kubernetes Secret volume) to
+    /// one readable by this user only (mode 0600), checking it first: the init step of a pod
+    /// whose keyring comes from a Secret.
+    Install {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        to: PathBuf,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -86,6 +95,15 @@ fn main() -> anyhow::Result<()> {
                 eprintln!(
                     "keyring {} created (mode 0600) with master key {id}; back it up apart from the database: without it the stored records cannot be read",
                     keyring.display()
+                );
+                Ok(())
+            }
+            KeysCommand::Install { from, to } => {
+                let primary = Keyring::install(from, to)?;
+                eprintln!(
+                    "keyring {} installed at {} (mode 0600), primary master key {primary}",
+                    from.display(),
+                    to.display()
                 );
                 Ok(())
             }
