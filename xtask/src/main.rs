@@ -1,8 +1,10 @@
 //! `cargo xtask`: the developer and CI tasks.
 //!
 //! - `cargo xtask test [ARGS…]`: prepares the test environment (the binaries, moto's server in
-//!   a venv, a throwaway PostgreSQL), runs every test of the workspace against it
-//!   (`cargo test --workspace ARGS…`), tears it down.
+//!   a venv, a throwaway PostgreSQL), runs the deploy checks, runs every test of the workspace
+//!   against it (`cargo test --workspace ARGS…`), tears it down.
+//! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
+//!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
@@ -12,11 +14,13 @@
 mod bench;
 mod bench_retention;
 mod demo;
+mod deploy_checks;
 mod moto;
 mod pki;
 mod postgres;
 mod prerequisites;
 mod processes;
+mod python_venv;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -33,6 +37,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
+  check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
   demo            run orgtrail on a local sample organization and show the consolidated view
   bench ingest    measure ingest through gRPC against a plain COPY of the same rows
   bench collect   measure one collector pass over a generated organization in moto
@@ -51,6 +56,10 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
     let interrupted = keep_running_on_interrupt()?;
     match arguments.first().map(String::as_str) {
         Some("test") => test(&arguments[1..], &interrupted),
+        Some("check-deploy") => {
+            let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
+            deploy_checks::check_deploy(&bin_dir)
+        }
         Some("demo") => demo::run_demo(&interrupted),
         Some("pki") => pki::run_pki(&arguments[1..], &pki_dir()),
         Some("bench") => match arguments.get(1).map(String::as_str) {
@@ -71,6 +80,12 @@ pub fn pki_dir() -> PathBuf {
 fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     // The end-to-end tests run the real binaries.
     let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
+    // Fast (once its tools are installed) and offline, so first; a failure is reported again
+    // after the tests, which run all the same.
+    let deploy_checks = deploy_checks::check_deploy(&bin_dir);
+    if let Err(error) = &deploy_checks {
+        eprintln!("xtask: {error:#}; running the tests all the same");
+    }
     let moto_server = moto::ensure_moto_server()?;
     let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
@@ -90,10 +105,11 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
     if interrupted.load(Ordering::SeqCst) {
         bail!("interrupted");
     }
-    if !status.success() {
-        bail!("tests failed");
+    match (status.success(), deploy_checks) {
+        (true, result) => result,
+        (false, Ok(())) => bail!("tests failed"),
+        (false, Err(error)) => bail!("tests failed, and {error:#}"),
     }
-    Ok(())
 }
 
 /// Ctrl-C and SIGTERM reach the children (tests, servers) directly; xtask itself keeps
