@@ -76,3 +76,27 @@ pub fn scrape_metrics(port: u16) -> String {
     assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
     answer
 }
+
+/// A plaintext channel to a probe listener on loopback, as Kubernetes' gRPC probe connects.
+pub async fn probe_channel(port: u16) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap_or_else(|error| panic!("probe endpoint: {error}"))
+        .connect_timeout(WAIT)
+        .timeout(WAIT)
+        .connect()
+        .await
+        .unwrap_or_else(|error| panic!("cannot reach the health listener on {port}: {error}"))
+}
+
+/// The serving status (`grpc.health.v1`) of the server as a whole (service `""`) on a plaintext
+/// probe listener.
+pub async fn probe_health(channel: tonic::transport::Channel) -> i32 {
+    tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap_or_else(|status| panic!("health check: {status}"))
+        .into_inner()
+        .status
+}

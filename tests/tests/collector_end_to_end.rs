@@ -19,7 +19,7 @@ use orgtrail_tests::organization::{
 };
 use orgtrail_tests::samples::expected_event;
 use orgtrail_tests::stack::free_port;
-use orgtrail_tests::{scrape_metrics, TestStack, WAIT};
+use orgtrail_tests::{probe_channel, probe_health, scrape_metrics, TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(300);
 
@@ -510,21 +510,8 @@ async fn a_running_collector_serves_plaintext_health_and_metrics() {
     );
 
     // Health in plaintext, as Kubernetes' gRPC probe asks.
-    let probe = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{health_port}"))
-        .unwrap()
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .unwrap();
-    let answer = tonic_health::pb::health_client::HealthClient::new(probe)
-        .check(tonic_health::pb::HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
     assert_eq!(
-        answer.status,
+        probe_health(probe_channel(health_port).await).await,
         tonic_health::pb::health_check_response::ServingStatus::Serving as i32
     );
     collector.signal("TERM");

@@ -7,7 +7,9 @@ use orgtrail_api::v1::event_service_client::EventServiceClient;
 use orgtrail_tests::samples::sample_files;
 use orgtrail_tests::sealing::expected_records;
 use orgtrail_tests::stack::free_port;
-use orgtrail_tests::{ingest_sample_files, scrape_metrics, StackOptions, TestStack, WAIT};
+use orgtrail_tests::{
+    ingest_sample_files, probe_channel, probe_health, scrape_metrics, StackOptions, TestStack,
+};
 use tokio_stream::StreamExt;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -117,20 +119,11 @@ async fn probe_listeners_serve_plaintext_health_and_metrics_and_nothing_else() {
     .await;
 
     // Plaintext, without any credentials, as Kubernetes' gRPC probe asks.
-    let probe = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{health_port}"))
-        .unwrap()
-        .connect_timeout(WAIT)
-        .connect()
-        .await
-        .unwrap();
-    let answer = HealthClient::new(probe.clone())
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(answer.status, ServingStatus::Serving as i32);
+    let probe = probe_channel(health_port).await;
+    assert_eq!(
+        probe_health(probe.clone()).await,
+        ServingStatus::Serving as i32
+    );
     // The probe port carries no API.
     let refused = EventServiceClient::new(probe)
         .lookup_events(pb::LookupEventsRequest::default())

@@ -6,13 +6,17 @@ use std::time::Duration;
 
 use aws_sdk_kms::primitives::Blob;
 use orgtrail_aggregator::crypto::RecordCipher;
+use orgtrail_api::v1 as pb;
+use orgtrail_api::v1::quarantine_service_client::QuarantineServiceClient;
+use orgtrail_client::SenderSettings;
 use orgtrail_tests::cli_process::run_orgtrail;
+use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
 use orgtrail_tests::moto::MotoServer;
 use orgtrail_tests::samples::sample_files;
 use orgtrail_tests::sealing::{
     assert_sealed_at_rest, expected_records, kms_client, records_through_the_api, KmsKey,
 };
-use orgtrail_tests::{ingest_sample_files, StackOptions, TestStack, WAIT};
+use orgtrail_tests::{ingest_sample_files, send_all, StackOptions, TestStack, WAIT};
 use sqlx::PgPool;
 
 const BOUND: Duration = Duration::from_secs(60);
@@ -141,6 +145,26 @@ async fn a_keyring_database_moves_to_kms_without_losing_an_event() {
     let pool = stack.pool().await;
     let keyring_master = data_keys(&pool).await[0].2.clone();
     assert!(!keyring_master.starts_with("kms:"), "{keyring_master}");
+    // A refused record, kept sealed in the quarantine under the keyring's data key too.
+    let sender = stack.ingest_sender(SenderSettings::default()).await;
+    let refused = r#"{"eventVersion":"1.08","eventName":"QuarantineMarkerWithoutEventId"}"#;
+    let sent = send_all(
+        &sender,
+        vec![MemoryLogFile::shared(
+            "kms-bucket",
+            "AWSLogs/123837392027/CloudTrail/us-east-1/2024/01/01/refused.json.gz",
+            gzip(&log_file_json(&[refused])),
+        )],
+    )
+    .await;
+    assert!(sent[0].result.is_ok(), "{:?}", sent[0].result);
+    let (quarantine_id, quarantine_key): (i64, Option<i32>) = sqlx::query_as(
+        "SELECT quarantine_id, key_id FROM quarantine WHERE object_key LIKE '%/refused.json.gz'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(quarantine_key, Some(1));
 
     // KMS beside the keyring: at start a KMS data key becomes the active one at once.
     for (name, value) in kms.environment() {
@@ -216,9 +240,22 @@ async fn a_keyring_database_moves_to_kms_without_losing_an_event() {
         .map(|key| key["retired"].as_bool().unwrap())
         .collect();
     assert_eq!(retired, [true, true, false], "{listed}");
+    // The quarantine's kept contents were re-encrypted too.
+    let quarantine_keys: Vec<Option<i32>> =
+        sqlx::query_scalar("SELECT DISTINCT key_id FROM quarantine WHERE content IS NOT NULL")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(quarantine_keys, [Some(3)]);
     // The keyring is no longer needed.
     stack.set_aggregator_environment("ORGTRAIL_ENCRYPTION__KEYRING", None);
     stack.restart_aggregator();
+    let shown = QuarantineServiceClient::new(stack.channel().await)
+        .get_quarantined(pb::GetQuarantinedRequest { quarantine_id })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(String::from_utf8_lossy(&shown.content), refused);
     assert_eq!(records_through_the_api(&stack).await, expected);
 }
 

@@ -96,3 +96,29 @@ pub async fn serve_health(
         tracing::error!(%error, "the health listener stopped");
     }
 }
+
+/// An address in a service's configuration that is not `IP:port`.
+#[derive(Debug, thiserror::Error)]
+#[error("{field} {value:?} is not an IP address and port: {source}")]
+pub struct InvalidAddress {
+    pub field: &'static str,
+    pub value: String,
+    pub source: std::net::AddrParseError,
+}
+
+/// An optional listen address of a configuration (`field` names it in the error).
+pub fn optional_address(
+    field: &'static str,
+    value: &Option<String>,
+) -> Result<Option<std::net::SocketAddr>, InvalidAddress> {
+    value
+        .as_ref()
+        .map(|value| {
+            value.parse().map_err(|source| InvalidAddress {
+                field,
+                value: value.clone(),
+                source,
+            })
+        })
+        .transpose()
+}

@@ -317,12 +317,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
     MissingDatabaseUrl,
-    #[error("{field} {value:?} is not an IP address and port: {source}")]
-    InvalidAddress {
-        field: &'static str,
-        value: String,
-        source: std::net::AddrParseError,
-    },
+    #[error(transparent)]
+    InvalidAddress(#[from] orgtrail_service_runtime::InvalidAddress),
     #[error("listen address {value:?} is not an IP address and port: {source}")]
     InvalidListen {
         value: String,
@@ -403,9 +399,14 @@ impl RawAggregatorConfig {
                 source,
             })?;
         let database_url = self.database_url.ok_or(ConfigError::MissingDatabaseUrl)?;
-        let health_listen = optional_address("server.health_listen", &self.server.health_listen)?;
-        let metrics_listen =
-            optional_address("server.metrics_listen", &self.server.metrics_listen)?;
+        let health_listen = orgtrail_service_runtime::optional_address(
+            "server.health_listen",
+            &self.server.health_listen,
+        )?;
+        let metrics_listen = orgtrail_service_runtime::optional_address(
+            "server.metrics_listen",
+            &self.server.metrics_listen,
+        )?;
         let positive = [
             ("ingest.max_request_bytes", self.ingest.max_request_bytes),
             ("ingest.max_record_bytes", self.ingest.max_record_bytes),
@@ -542,22 +543,6 @@ impl RawAggregatorConfig {
             log: self.log,
         })
     }
-}
-
-fn optional_address(
-    field: &'static str,
-    value: &Option<String>,
-) -> Result<Option<SocketAddr>, ConfigError> {
-    value
-        .as_ref()
-        .map(|value| {
-            value.parse().map_err(|source| ConfigError::InvalidAddress {
-                field,
-                value: value.clone(),
-                source,
-            })
-        })
-        .transpose()
 }
 
 #[cfg(test)]

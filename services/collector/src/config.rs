@@ -187,28 +187,8 @@ pub enum ConfigError {
     Endpoint(String),
     #[error("aggregator: {0}")]
     Transport(String),
-    #[error("{field} {value:?} is not an IP address and port: {source}")]
-    InvalidAddress {
-        field: &'static str,
-        value: String,
-        source: std::net::AddrParseError,
-    },
-}
-
-fn optional_address(
-    field: &'static str,
-    value: &Option<String>,
-) -> Result<Option<SocketAddr>, ConfigError> {
-    value
-        .as_ref()
-        .map(|value| {
-            value.parse().map_err(|source| ConfigError::InvalidAddress {
-                field,
-                value: value.clone(),
-                source,
-            })
-        })
-        .transpose()
+    #[error(transparent)]
+    InvalidAddress(#[from] orgtrail_service_runtime::InvalidAddress),
 }
 
 /// Reads the file and the environment and validates the result.
@@ -299,8 +279,14 @@ impl RawCollectorConfig {
             lease_seconds: self.lease_seconds,
             trailing_window_days: self.trailing_window_days,
             max_concurrent_sources: self.max_concurrent_sources,
-            health_listen: optional_address("health_listen", &self.health_listen)?,
-            metrics_listen: optional_address("metrics_listen", &self.metrics_listen)?,
+            health_listen: orgtrail_service_runtime::optional_address(
+                "health_listen",
+                &self.health_listen,
+            )?,
+            metrics_listen: orgtrail_service_runtime::optional_address(
+                "metrics_listen",
+                &self.metrics_listen,
+            )?,
             aggregator,
             streams: raw_aggregator.streams,
             aws: self.aws,

@@ -149,18 +149,12 @@ impl PgStore {
         let mut tids = Vec::with_capacity(rows.len());
         let mut records = Vec::with_capacity(rows.len());
         for row in &rows {
-            let event_id: Uuid = row.get("event_id");
-            let key_id: Option<i32> = row.get("key_id");
-            let stored: Vec<u8> = row.get("record");
-            let plaintext = match key_id {
-                None => stored,
-                Some(key_id) => cipher
-                    .open(key_id, event_id, &stored)
-                    .map_err(|error| StoreError::CorruptRow(error.to_string()))?,
-            };
-            let (_, sealed) = cipher
-                .seal(event_id, &plaintext)
-                .map_err(|error| StoreError::CorruptRow(error.to_string()))?;
+            let sealed = reseal(
+                cipher,
+                row.get("event_id"),
+                row.get("key_id"),
+                row.get("record"),
+            )?;
             tids.push(row.get::<String, _>("tid"));
             records.push(sealed);
         }
@@ -210,17 +204,8 @@ impl PgStore {
         let mut ids = Vec::with_capacity(rows.len());
         let mut contents = Vec::with_capacity(rows.len());
         for (quarantine_id, seal_id, key_id, stored) in rows {
-            let plaintext = match key_id {
-                None => stored,
-                Some(key_id) => cipher
-                    .open(key_id, seal_id, &stored)
-                    .map_err(|error| StoreError::CorruptRow(error.to_string()))?,
-            };
-            let (_, sealed) = cipher
-                .seal(seal_id, &plaintext)
-                .map_err(|error| StoreError::CorruptRow(error.to_string()))?;
             ids.push(quarantine_id);
-            contents.push(sealed);
+            contents.push(reseal(cipher, seal_id, key_id, stored)?);
         }
         let updated = sqlx::query(
             "UPDATE quarantine AS q SET content = u.content, key_id = $3
@@ -409,6 +394,22 @@ impl PgStore {
         }
         Ok(rewritten)
     }
+}
+
+/// Opens stored bytes sealed for `seal_id` under `key_id` (`None`: in the clear) and seals them
+/// again under the cipher's active key.
+fn reseal(
+    cipher: &RecordCipher,
+    seal_id: Uuid,
+    key_id: Option<i32>,
+    stored: Vec<u8>,
+) -> Result<Vec<u8>, StoreError> {
+    let corrupt = |error: crate::crypto::CryptoError| StoreError::CorruptRow(error.to_string());
+    let plaintext = match key_id {
+        None => stored,
+        Some(key_id) => cipher.open(key_id, seal_id, &stored).map_err(corrupt)?,
+    };
+    Ok(cipher.seal(seal_id, &plaintext).map_err(corrupt)?.1)
 }
 
 fn is_undefined_table(error: &StoreError) -> bool {
