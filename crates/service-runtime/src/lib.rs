@@ -76,25 +76,49 @@ pub async fn shutdown_signal() {
     }
 }
 
-/// Serves only gRPC health checking (`grpc.health.v1`), in plaintext, on a listener of its
-/// own: Kubernetes' gRPC probes cannot speak TLS, and this port carries no data.
-pub async fn serve_health(
-    listener: tokio::net::TcpListener,
+/// A probe listener's address that cannot be bound.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot listen on {address}: {source}")]
+pub struct ListenError {
+    pub address: std::net::SocketAddr,
+    pub source: std::io::Error,
+}
+
+/// Binds the probe listeners that are configured (so a taken port fails the start) and serves
+/// them until the process ends, draining included: `health` alone, in plaintext, on
+/// `health_listen` (Kubernetes' gRPC probes cannot speak TLS, and this port carries no data),
+/// and the Prometheus metrics on `metrics_listen`.
+pub async fn serve_probes(
+    health_listen: Option<std::net::SocketAddr>,
     health: tonic_health::pb::health_server::HealthServer<
         impl tonic_health::pb::health_server::Health,
     >,
-    shutdown: impl std::future::Future<Output = ()> + Send,
-) {
-    let served = tonic::transport::Server::builder()
-        .add_service(health)
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener),
-            shutdown,
-        )
-        .await;
-    if let Err(error) = served {
-        tracing::error!(%error, "the health listener stopped");
+    metrics_listen: Option<std::net::SocketAddr>,
+) -> Result<(), ListenError> {
+    let bind = |address| async move {
+        tokio::net::TcpListener::bind(address)
+            .await
+            .map_err(|source| ListenError { address, source })
+    };
+    if let Some(address) = health_listen {
+        let listener = bind(address).await?;
+        tracing::info!(%address, "health listener (plaintext, grpc.health.v1 only)");
+        tokio::spawn(async move {
+            let served = tonic::transport::Server::builder()
+                .add_service(health)
+                .serve_with_incoming(tonic::transport::server::TcpIncoming::from(listener))
+                .await;
+            if let Err(error) = served {
+                tracing::error!(%error, "the health listener stopped");
+            }
+        });
     }
+    if let Some(address) = metrics_listen {
+        let listener = bind(address).await?;
+        tracing::info!(%address, "metrics listener (GET /metrics)");
+        tokio::spawn(metrics::serve(listener));
+    }
+    Ok(())
 }
 
 /// An address in a service's configuration that is not `IP:port`.

@@ -4,7 +4,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -131,24 +130,13 @@ fn render_labels(labels: &[(&str, &str)]) -> String {
 const MAX_REQUEST_BYTES: usize = 8192;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Binds the metrics listener (so a taken port fails the start, not later).
-pub async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(address).await
-}
-
-/// Serves `GET /metrics` from the global registry until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, shutdown: impl std::future::Future<Output = ()>) {
-    tokio::pin!(shutdown);
+/// Serves `GET /metrics` from the global registry.
+pub async fn serve(listener: TcpListener) {
     loop {
-        tokio::select! {
-            () = &mut shutdown => return,
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    tokio::spawn(async move {
-                        let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream)).await;
-                    });
-                }
-            }
+        if let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let _ = tokio::time::timeout(REQUEST_TIMEOUT, answer(stream)).await;
+            });
         }
     }
 }

@@ -239,11 +239,13 @@ pub struct EncryptionSettings {
 /// Where records' master keys come from.
 #[derive(Clone, Debug)]
 pub enum RecordProtection {
-    /// Sealed: data keys wrapped by KMS when it is given (and unwrapped by the keyring when
-    /// they were wrapped by it); at least one of the two is there.
-    Sealed {
+    /// Data keys wrapped by the keyring's primary master key.
+    Keyring(PathBuf),
+    /// Data keys wrapped by KMS; a keyring beside it opens the data keys it wrapped (while
+    /// moving from the keyring to KMS).
+    Kms {
+        kms: KmsSettings,
         keyring: Option<PathBuf>,
-        kms: Option<KmsSettings>,
     },
     /// In the clear, chosen on purpose.
     Plaintext,
@@ -511,7 +513,8 @@ impl RawAggregatorConfig {
             (None, None, true) => RecordProtection::Plaintext,
             (_, _, true) => return Err(ConfigError::PlaintextWithKeyring),
             (None, None, false) => return Err(ConfigError::MissingEncryption),
-            (keyring, kms, false) => RecordProtection::Sealed { keyring, kms },
+            (keyring, Some(kms), false) => RecordProtection::Kms { kms, keyring },
+            (Some(keyring), None, false) => RecordProtection::Keyring(keyring),
         };
         let reencrypt_batch_size = encryption.reencrypt_batch_size.unwrap_or(1000);
         if reencrypt_batch_size == 0 {
@@ -703,10 +706,7 @@ mod tests {
             .unwrap()
             .protection
         {
-            RecordProtection::Sealed {
-                keyring: None,
-                kms: Some(kms),
-            } => {
+            RecordProtection::Kms { kms, keyring: None } => {
                 assert_eq!(kms.key_id, "alias/a");
                 assert_eq!(kms.region.as_deref(), Some("eu-west-1"));
             }
@@ -716,9 +716,9 @@ mod tests {
             config("keyring = \"/k\"\nkms_key_id = \"k\"")
                 .unwrap()
                 .protection,
-            RecordProtection::Sealed {
+            RecordProtection::Kms {
                 keyring: Some(_),
-                kms: Some(_)
+                ..
             }
         ));
         for (extra, wanted) in [

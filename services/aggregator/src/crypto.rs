@@ -178,55 +178,51 @@ fn associated_data(event_id: Uuid, key_id: i32) -> [u8; 20] {
     data
 }
 
-/// Where the master keys are: a keyring, AWS KMS, or both (while moving from the keyring to
-/// KMS: new data keys are made by KMS, the keyring still opens the ones it wrapped).
+/// Where the master keys are: a keyring, or AWS KMS (with a keyring beside it while moving from
+/// the keyring to KMS: new data keys are made by KMS, the keyring still opens the ones it
+/// wrapped).
 #[derive(Debug)]
-pub struct MasterKeys {
-    keyring: Option<Keyring>,
-    kms: Option<KmsMaster>,
+pub enum MasterKeys {
+    Keyring(Keyring),
+    Kms {
+        kms: KmsMaster,
+        keyring: Option<Keyring>,
+    },
 }
 
 impl MasterKeys {
-    pub fn keyring(keyring: Keyring) -> MasterKeys {
-        MasterKeys {
-            keyring: Some(keyring),
-            kms: None,
-        }
-    }
-
-    pub fn new(keyring: Option<Keyring>, kms: Option<KmsMaster>) -> MasterKeys {
-        MasterKeys { keyring, kms }
-    }
-
     /// Where new data keys are wrapped, for logs.
     pub fn describe(&self) -> String {
-        match (&self.kms, &self.keyring) {
-            (Some(kms), None) => format!("AWS KMS key {}", kms.key_id()),
-            (Some(kms), Some(keyring)) => format!(
+        match self {
+            MasterKeys::Keyring(keyring) => format!("the keyring {}", keyring.path.display()),
+            MasterKeys::Kms { kms, keyring: None } => format!("AWS KMS key {}", kms.key_id()),
+            MasterKeys::Kms {
+                kms,
+                keyring: Some(keyring),
+            } => format!(
                 "AWS KMS key {} (the keyring {} opens older data keys)",
                 kms.key_id(),
                 keyring.path.display()
             ),
-            (None, Some(keyring)) => format!("the keyring {}", keyring.path.display()),
-            (None, None) => "no master key".into(),
+        }
+    }
+
+    fn keyring_part(&self) -> Option<&Keyring> {
+        match self {
+            MasterKeys::Keyring(keyring) => Some(keyring),
+            MasterKeys::Kms { keyring, .. } => keyring.as_ref(),
         }
     }
 
     /// A new data key: its plaintext, its wrapped form, and the name of its master key.
     pub async fn new_data_key(&self) -> Result<([u8; 32], Vec<u8>, String), CryptoError> {
-        if let Some(kms) = &self.kms {
-            return kms.generate_data_key().await;
-        }
-        match &self.keyring {
-            Some(keyring) => {
+        match self {
+            MasterKeys::Kms { kms, .. } => kms.generate_data_key().await,
+            MasterKeys::Keyring(keyring) => {
                 let data_key = random_key()?;
                 let (wrapped, master) = keyring.wrap(&data_key)?;
                 Ok((data_key, wrapped, master))
             }
-            None => Err(CryptoError::KeyringInvalid {
-                path: PathBuf::new(),
-                reason: "neither a keyring nor a KMS key is configured".into(),
-            }),
         }
     }
 
@@ -237,9 +233,9 @@ impl MasterKeys {
         master: &str,
     ) -> Result<[u8; 32], CryptoError> {
         if let Some(arn) = master.strip_prefix(kms::WRAPPED_BY_PREFIX) {
-            return match &self.kms {
-                Some(kms) => kms.decrypt(key_id, wrapped, arn).await,
-                None => Err(CryptoError::UnconfiguredMaster {
+            return match self {
+                MasterKeys::Kms { kms, .. } => kms.decrypt(key_id, wrapped, arn).await,
+                MasterKeys::Keyring(_) => Err(CryptoError::UnconfiguredMaster {
                     key_id,
                     master: format!("the AWS KMS key {arn}"),
                     missing: "encryption.kms_key_id",
@@ -247,7 +243,7 @@ impl MasterKeys {
                 }),
             };
         }
-        match &self.keyring {
+        match self.keyring_part() {
             Some(keyring) => keyring.unwrap(key_id, wrapped, master),
             None => Err(CryptoError::UnconfiguredMaster {
                 key_id,
@@ -338,17 +334,7 @@ impl Keyring {
     /// files are group-readable under `fsGroup`) to `destination`, readable by its owner only,
     /// after checking it is a valid keyring. Returns its primary master key's id.
     pub fn install(source: &Path, destination: &Path) -> Result<String, CryptoError> {
-        let text = std::fs::read_to_string(source).map_err(|source_error| {
-            CryptoError::KeyringUnreadable {
-                path: source.to_path_buf(),
-                source: source_error,
-            }
-        })?;
-        let file: KeyringFile =
-            serde_json::from_str(&text).map_err(|error| CryptoError::KeyringInvalid {
-                path: source.to_path_buf(),
-                reason: error.to_string(),
-            })?;
+        let file = parse_keyring_file(source)?;
         let primary = Keyring::from_file(source, file.clone())?.primary;
         write_keyring(destination, &file, false)?;
         Ok(primary)
@@ -493,7 +479,15 @@ fn read_keyring_file(path: &Path) -> Result<KeyringFile, CryptoError> {
             mode,
         });
     }
-    let text = std::fs::read_to_string(path).map_err(unreadable)?;
+    parse_keyring_file(path)
+}
+
+/// Reads and parses a keyring file, whoever may read it.
+fn parse_keyring_file(path: &Path) -> Result<KeyringFile, CryptoError> {
+    let text = std::fs::read_to_string(path).map_err(|source| CryptoError::KeyringUnreadable {
+        path: path.to_path_buf(),
+        source,
+    })?;
     serde_json::from_str(&text).map_err(|error| CryptoError::KeyringInvalid {
         path: path.to_path_buf(),
         reason: error.to_string(),

@@ -89,18 +89,17 @@ pub async fn serve(
     // So is the keyring: a missing or exposed one stops the start before the database.
     let tls = server_tls(&config.transport)?;
     let master = match &config.protection {
-        RecordProtection::Sealed { keyring, kms } => {
-            let keyring = keyring
+        RecordProtection::Keyring(path) => Some(MasterKeys::Keyring(
+            Keyring::load(path).map_err(EncryptionError::from)?,
+        )),
+        RecordProtection::Kms { kms, keyring } => Some(MasterKeys::Kms {
+            keyring: keyring
                 .as_deref()
                 .map(Keyring::load)
                 .transpose()
-                .map_err(EncryptionError::from)?;
-            let kms = match kms {
-                Some(settings) => Some(KmsMaster::connect(settings).await),
-                None => None,
-            };
-            Some(MasterKeys::new(keyring, kms))
-        }
+                .map_err(EncryptionError::from)?,
+            kms: KmsMaster::connect(kms).await,
+        }),
         RecordProtection::Plaintext => {
             tracing::warn!("storing records in the clear (encryption.plaintext = true): anyone who can read the database can read the events");
             None
@@ -135,25 +134,16 @@ pub async fn serve(
     let drain = Drain::new(config.shutdown_grace());
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
     set_health(&health_reporter, ServingStatus::Serving).await;
-    // The probe listeners: bound now, so a taken port fails the start.
-    if let Some(health_address) = config.health_listen {
-        let listener = bind(health_address).await?;
-        tracing::info!(address = %health_address, "health listener (plaintext, grpc.health.v1 only)");
-        // Kept up while draining (answering NOT_SERVING), until the process ends.
-        tokio::spawn(orgtrail_service_runtime::serve_health(
-            listener,
-            health_service.clone(),
-            std::future::pending(),
-        ));
-    }
-    if let Some(metrics_address) = config.metrics_listen {
-        let listener = bind(metrics_address).await?;
-        tracing::info!(address = %metrics_address, "metrics listener (GET /metrics)");
-        tokio::spawn(orgtrail_service_runtime::metrics::serve(
-            listener,
-            std::future::pending(),
-        ));
-    }
+    orgtrail_service_runtime::serve_probes(
+        config.health_listen,
+        health_service.clone(),
+        config.metrics_listen,
+    )
+    .await
+    .map_err(|error| ServeError::Bind {
+        address: error.address,
+        source: error.source,
+    })?;
 
     tokio::spawn(refresh_data_keys(store.clone(), drain.clone()));
     tokio::spawn(maintain_partitions(

@@ -79,50 +79,21 @@ fn run() -> anyhow::Result<ExitCode> {
         if matches!(config.aggregator.transport, orgtrail_client::Transport::Insecure) {
             tracing::warn!("plaintext gRPC to the aggregator (insecure): the records cross the network in the clear");
         }
-        let health_listen = config.health_listen;
-        let metrics_listen = config.metrics_listen;
+        let (health_listen, metrics_listen) = (config.health_listen, config.metrics_listen);
         let collector = Collector::new(config).await.context("invalid aggregator settings")?;
-        let health = match health_listen {
-            Some(address) => {
-                let listener = tokio::net::TcpListener::bind(address)
-                    .await
-                    .with_context(|| format!("cannot listen on health_listen {address}"))?;
-                let (reporter, service) = tonic_health::server::health_reporter();
-                tracing::info!(%address, "health listener (plaintext, grpc.health.v1 only)");
-                tokio::spawn(orgtrail_service_runtime::serve_health(
-                    listener,
-                    service,
-                    std::future::pending(),
-                ));
-                Some(reporter)
-            }
-            None => None,
-        };
-        if let Some(address) = metrics_listen {
-            let listener = orgtrail_service_runtime::metrics::bind(address)
-                .await
-                .with_context(|| format!("cannot listen on metrics_listen {address}"))?;
-            tracing::info!(%address, "metrics listener (GET /metrics)");
-            tokio::spawn(orgtrail_service_runtime::metrics::serve(
-                listener,
-                std::future::pending(),
-            ));
-        }
-        if let Some(reporter) = &health {
-            reporter
-                .set_service_status("", tonic_health::ServingStatus::Serving)
-                .await;
-        }
+        let (health, health_service) = tonic_health::server::health_reporter();
+        orgtrail_service_runtime::serve_probes(health_listen, health_service, metrics_listen).await?;
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
         if arguments.once {
             let outcomes = collector.run_once(&cancel).await;
             Ok(print_summary(&outcomes, cancel.is_cancelled()))
         } else {
             collector.run(&cancel).await;
-            if let Some(reporter) = &health {
-                reporter
-                    .set_service_status("", tonic_health::ServingStatus::NotServing)
-                    .await;
-            }
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
             tracing::info!("collector stopped");
             Ok(ExitCode::SUCCESS)
         }
