@@ -46,26 +46,22 @@ pub fn ensure_venv(
         .find(|python| command_exists(python))
         .context("Python 3 not found: install it with `apt-get install -y python3 python3-venv`")?;
     eprintln!("xtask: installing {description} into {}", venv.display());
-    let _ = std::fs::remove_dir_all(&venv);
-    let created = Command::new(python)
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|status| status.success());
-    if !created {
+    let create_venv = || {
+        let _ = std::fs::remove_dir_all(&venv);
+        Command::new(python)
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if !create_venv() {
         if is_root() && command_exists("apt-get") {
             let _ = Command::new("apt-get")
                 .args(["install", "-y", "python3-venv"])
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .status();
         }
-        let _ = std::fs::remove_dir_all(&venv);
-        let retried = Command::new(python)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .is_ok_and(|status| status.success());
-        if !retried {
+        if !create_venv() {
             bail!("cannot create a Python venv: install it with `apt-get install -y python3-venv`");
         }
     }
