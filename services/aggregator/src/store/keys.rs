@@ -93,16 +93,7 @@ impl PgStore {
         .fetch_one(&mut *transaction)
         .await
         .map_err(convert_sqlx_error)?;
-        append_audit(
-            &mut transaction,
-            actor,
-            "key.create",
-            &format!("data key {}", key.key_id),
-            None,
-            Some(&json!({ "keyId": key.key_id, "wrappedBy": key.wrapped_by })),
-            None,
-        )
-        .await?;
+        audit_data_key(&mut transaction, actor, "key.create", &key).await?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(key)
     }
@@ -253,16 +244,7 @@ impl PgStore {
             .await
             .map_err(convert_sqlx_error)?;
             if updated.rows_affected() == 1 {
-                append_audit(
-                    &mut transaction,
-                    actor,
-                    "key.retire",
-                    &format!("data key {}", key.key_id),
-                    None,
-                    Some(&json!({ "keyId": key.key_id, "wrappedBy": key.wrapped_by })),
-                    None,
-                )
-                .await?;
+                audit_data_key(&mut transaction, actor, "key.retire", key).await?;
                 retired.push(key.key_id);
             }
             transaction.commit().await.map_err(convert_sqlx_error)?;
@@ -394,6 +376,25 @@ impl PgStore {
         }
         Ok(rewritten)
     }
+}
+
+/// A data key's creation or retirement in the audit log, in the change's transaction.
+async fn audit_data_key(
+    transaction: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    actor: &str,
+    action: &str,
+    key: &StoredDataKey,
+) -> Result<(), StoreError> {
+    append_audit(
+        transaction,
+        actor,
+        action,
+        &format!("data key {}", key.key_id),
+        None,
+        Some(&json!({ "keyId": key.key_id, "wrappedBy": key.wrapped_by })),
+        None,
+    )
+    .await
 }
 
 /// Opens stored bytes sealed for `seal_id` under `key_id` (`None`: in the clear) and seals them
