@@ -2,6 +2,7 @@
 //! S3 key layouts and lookups. Pure: no network, no database, no files — readers are passed in.
 
 pub mod event;
+pub mod json_text;
 pub mod log_file;
 pub mod lookup;
 pub mod record;
@@ -10,6 +11,7 @@ pub mod s3_key;
 pub mod username;
 
 pub use event::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
+pub use json_text::compact_json;
 pub use log_file::{
     read_log_file, LogFileFault, LogFileItem, LogFileOrigin, LogFileRead, ReadLimits,
 };

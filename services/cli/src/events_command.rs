@@ -8,6 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::event_service_client::EventServiceClient;
 use orgtrail_client::{connect, ClientSettings};
+use orgtrail_domain::compact_json;
 use orgtrail_domain::lookup::LookupAttributeKey;
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -68,7 +69,11 @@ pub async fn run_lookup(
         for event in page.events {
             printed += 1;
             match arguments.output {
-                OutputFormat::Jsonl => writeln!(out, "{}", event.cloud_trail_event)?,
+                // JSON Lines: one record per line, whatever its log file looked like.
+                OutputFormat::Jsonl => {
+                    let record = original_record(&event)?;
+                    writeln!(out, "{}", compact_json(record.get()))?
+                }
                 OutputFormat::Table | OutputFormat::Json => collected.push(event),
             }
         }
@@ -351,10 +356,14 @@ impl<'a> EventJson<'a> {
                 .collect(),
             shared_event_id: &event.shared_event_id,
             request_id: &event.request_id,
-            cloud_trail_event: RawValue::from_string(event.cloud_trail_event.clone())
-                .with_context(|| {
-                    format!("event {} carries a record that is not JSON", event.event_id)
-                })?,
+            cloud_trail_event: original_record(event)?,
         })
     }
+}
+
+/// The event's original record, checked to be JSON (an aggregator answers only what it stored
+/// from valid JSON; a client does not print what it cannot vouch for).
+fn original_record(event: &pb::Event) -> anyhow::Result<Box<RawValue>> {
+    RawValue::from_string(event.cloud_trail_event.clone())
+        .with_context(|| format!("event {} carries a record that is not JSON", event.event_id))
 }
