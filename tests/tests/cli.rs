@@ -71,6 +71,106 @@ async fn a_backfill_then_jsonl_prints_every_matching_original_record_across_page
     assert_eq!(printed, expected);
 }
 
+/// The record without any whitespace at all: equal for two texts that differ only in
+/// whitespace outside strings, once their parsed values are equal too (which pins the
+/// whitespace inside strings).
+fn without_whitespace(text: &str) -> String {
+    text.chars().filter(|c| !c.is_ascii_whitespace()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jsonl_prints_pretty_printed_records_one_per_line_losslessly() {
+    let stack = TestStack::start().await;
+    let endpoint = stack.endpoint();
+    let stratus = data_dir().join("stratus-red-team-detonation-logs");
+    let output = run_orgtrail(
+        &[
+            "--endpoint",
+            &endpoint,
+            "ingest",
+            &stratus.to_string_lossy(),
+        ],
+        BOUND,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let records: BTreeMap<String, String> = sample_files_of("stratus-red-team-detonation-logs")
+        .iter()
+        .flat_map(|file| &file.records)
+        .map(|record| {
+            (
+                expected_event(record, None).unwrap().event_id,
+                record.clone(),
+            )
+        })
+        .collect();
+    assert!(
+        records
+            .values()
+            .filter(|record| record.contains('\n'))
+            .count()
+            > 100,
+        "the Stratus Red Team files hold pretty-printed records"
+    );
+
+    let output = run_orgtrail(
+        &[
+            "--endpoint",
+            &endpoint,
+            "events",
+            "lookup",
+            "--output",
+            "jsonl",
+        ],
+        BOUND,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let stdout = text(&output.stdout);
+    assert_eq!(
+        stdout.lines().count(),
+        records.len(),
+        "exactly one line per event"
+    );
+    for line in stdout.lines() {
+        let printed: Value = serde_json::from_str(line).expect("each line is one JSON record");
+        let event_id = printed["eventID"].as_str().unwrap();
+        let original = &records[event_id];
+        assert_eq!(
+            printed,
+            serde_json::from_str::<Value>(original).unwrap(),
+            "{event_id}: every key and value as stored"
+        );
+        assert_eq!(
+            without_whitespace(line),
+            without_whitespace(original),
+            "{event_id}: nothing but insignificant whitespace removed (keys in order, numbers as written)"
+        );
+    }
+
+    let output = run_orgtrail(
+        &[
+            "--endpoint",
+            &endpoint,
+            "events",
+            "lookup",
+            "--max",
+            "5",
+            "--output",
+            "json",
+        ],
+        BOUND,
+    );
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let events: Vec<Value> = serde_json::from_slice(&output.stdout).expect("valid JSON");
+    assert_eq!(events.len(), 5);
+    for event in &events {
+        let original = &records[event["eventId"].as_str().unwrap()];
+        assert_eq!(
+            event["cloudTrailEvent"],
+            serde_json::from_str::<Value>(original).unwrap()
+        );
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lookups_print_tables_and_json_and_refuse_unknown_keys() {
     let stack = TestStack::start().await;
