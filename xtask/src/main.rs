@@ -79,7 +79,7 @@ pub fn pki_dir() -> PathBuf {
 
 fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     // The end-to-end tests run the real binaries.
-    let bin_dir = processes::build_binaries(processes::Profile::Debug)?;
+    let bin_dir = processes::build_binaries_and_tests()?;
     // Fast (once its tools are installed) and offline, so first; a failure is reported again
     // after the tests, which run all the same.
     let deploy_checks = deploy_checks::check_deploy(&bin_dir);

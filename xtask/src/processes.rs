@@ -19,10 +19,21 @@ pub enum Profile {
 
 /// Builds every binary of the workspace and returns the directory they are in.
 pub fn build_binaries(profile: Profile) -> anyhow::Result<PathBuf> {
+    build(profile, "--bins")
+}
+
+/// Builds every target of the workspace — the binaries with the features the tests resolve
+/// (dev-dependencies unify features), so that `cargo test --workspace` afterwards builds
+/// nothing twice — and returns the directory of the binaries.
+pub fn build_binaries_and_tests() -> anyhow::Result<PathBuf> {
+    build(Profile::Debug, "--all-targets")
+}
+
+fn build(profile: Profile, targets: &str) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo());
     command
         .current_dir(workspace_root())
-        .args(["build", "--workspace", "--bins"]);
+        .args(["build", "--workspace", targets]);
     if profile == Profile::Release {
         command.arg("--release");
     }
