@@ -15,6 +15,19 @@ pub mod stack;
 
 pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};
 
+use chrono::{DateTime, Utc};
+
+/// "Now" for every aggregator under test (`clock.frozen_at`) and for every expectation the
+/// tests compute: nothing a test checks depends on the day it runs.
+pub const TEST_NOW: &str = "2026-11-30T12:00:00Z";
+
+/// [`TEST_NOW`] as a time.
+pub fn test_now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(TEST_NOW)
+        .map(|time| time.with_timezone(&Utc))
+        .unwrap_or_else(|error| panic!("TEST_NOW is not RFC 3339: {error}"))
+}
+
 use orgtrail_client::{FileResult, IngestSender, LogFileReader};
 use std::sync::Arc;
 

@@ -12,6 +12,7 @@ use futures::StreamExt;
 use crate::memory_file::gzip;
 use crate::moto::MotoServer;
 use crate::samples::{expected_event, sample_files, ExpectedStore, SampleFile};
+use crate::test_now;
 
 pub const ORGANIZATION_ID: &str = "o-orgtrail001";
 pub const ORGANIZATION_BUCKET: &str = "organization-trail";
@@ -142,7 +143,7 @@ impl SampleOrganization {
         let account_ids: Vec<String> = (0..accounts)
             .map(|number| format!("{:012}", 200_000_000_000u64 + number as u64 * 7_919))
             .collect();
-        let delivered = Utc::now() - chrono::Duration::hours(1);
+        let delivered = test_now() - chrono::Duration::hours(1);
         let mut files = Vec::new();
         for account in &account_ids {
             for region in regions {

@@ -241,6 +241,24 @@ impl TestStack {
         }
     }
 
+    /// Sends SIGTERM to the aggregator and waits (bounded) until it has started draining:
+    /// from then on no new file is taken.
+    pub async fn terminate_aggregator_and_wait_for_drain(&self) {
+        self.terminate_aggregator();
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !self
+            .aggregator_log()
+            .contains("\"shutting down: draining\"")
+        {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the aggregator did not start draining within {WAIT:?}:\n{}",
+                self.aggregator_log()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Waits (bounded) for the aggregator to exit and returns its exit code.
     pub fn wait_for_aggregator_exit(&mut self, bound: Duration) -> Option<i32> {
         let aggregator = self.aggregator.as_mut()?;
@@ -525,6 +543,8 @@ fn aggregator_command(
         ])
         .env("ORGTRAIL_LOG__FORMAT", "json")
         .env("ORGTRAIL_LOG__LEVEL", "info")
+        // Every test runs at the same moment, whatever the day (a test may set another).
+        .env("ORGTRAIL_CLOCK__FROZEN_AT", crate::TEST_NOW)
         .stdout(Stdio::null())
         .stderr(log);
     if options.insecure {

@@ -7,7 +7,6 @@ use std::collections::BTreeMap;
 use std::process::Output;
 use std::time::Duration;
 
-use chrono::Utc;
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::source_service_client::SourceServiceClient;
 use orgtrail_tests::cli_process::run_orgtrail;
@@ -19,7 +18,7 @@ use orgtrail_tests::organization::{
 };
 use orgtrail_tests::samples::expected_event;
 use orgtrail_tests::stack::free_port;
-use orgtrail_tests::{probe_channel, probe_health, scrape_metrics, TestStack, WAIT};
+use orgtrail_tests::{probe_channel, probe_health, scrape_metrics, test_now, TestStack, WAIT};
 
 const BOUND: Duration = Duration::from_secs(300);
 
@@ -224,12 +223,12 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
     let later = new_log_file(
         account,
         region,
-        Utc::now(),
-        fresh_records(30, Some(Utc::now())),
+        test_now(),
+        fresh_records(30, Some(test_now())),
     );
     let late_time = chrono::DateTime::parse_from_rfc3339("2023-07-10T00:05:00Z")
         .unwrap()
-        .with_timezone(&Utc);
+        .with_timezone(&chrono::Utc);
     let late = new_log_file(
         account,
         region,
@@ -348,7 +347,7 @@ async fn a_collector_killed_mid_file_loses_nothing_and_stores_nothing_twice_when
     let big = new_log_file(
         "974349055189",
         "us-east-1",
-        Utc::now(),
+        test_now(),
         fresh_records(40_000, None),
     );
     organization

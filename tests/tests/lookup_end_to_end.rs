@@ -13,7 +13,7 @@ use orgtrail_tests::samples::{
     expected_store, record_event_id, sample_files, values_by_frequency, ExpectedEvent,
     ExpectedStore,
 };
-use orgtrail_tests::{ingest_sample_files, TestStack};
+use orgtrail_tests::{ingest_sample_files, test_now, TestStack};
 use tonic::Code;
 
 type Predicate = Box<dyn Fn(&ExpectedEvent) -> bool>;
@@ -383,7 +383,7 @@ async fn invalid_lookups_are_refused_with_the_reason() {
         .unwrap()
         .into_inner();
     assert!(!first.next_token.is_empty());
-    let now = Utc::now();
+    let now = test_now();
     let cases = [
         (
             pb::LookupEventsRequest {

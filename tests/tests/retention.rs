@@ -18,7 +18,7 @@ use orgtrail_tests::organization::fresh_records;
 use orgtrail_tests::samples::{
     expected_event, expected_store, sample_files, ExpectedEvent, ExpectedStore,
 };
-use orgtrail_tests::{ingest_sample_files, send_all, StackOptions, TestStack, WAIT};
+use orgtrail_tests::{ingest_sample_files, send_all, test_now, StackOptions, TestStack, WAIT};
 use tonic::Code;
 
 /// The aggregator's default retention in these tests.
@@ -253,7 +253,7 @@ async fn enforcement_deletes_exactly_what_expired_keeps_held_events_and_matches_
         .unwrap()
         .into_inner();
     create(&mut client, name, short_reads, days).await;
-    let now = Utc::now();
+    let now = test_now();
     let rules: Vec<(pb::RetentionScope, u32)> = policies
         .iter()
         .map(|(_, scope, days)| (scope.clone(), *days))
@@ -340,7 +340,7 @@ async fn enforcement_deletes_exactly_what_expired_keeps_held_events_and_matches_
         .await
         .unwrap()
         .into_inner();
-    let now_deleted = expected_deleted(&store, &rules, &[], Utc::now());
+    let now_deleted = expected_deleted(&store, &rules, &[], test_now());
     assert_eq!(
         second.events_deleted as usize,
         now_deleted.len() - deleted.len()
@@ -576,7 +576,7 @@ async fn ingest_running_during_enforcement_loses_nothing() {
     }
 
     // Fresh events of the samples' shapes, in 150 files, sent while enforcement runs.
-    let now = Utc::now();
+    let now = test_now();
     let fresh: Vec<Vec<String>> = (0..150).map(|_| fresh_records(20, Some(now))).collect();
     let files: Vec<Arc<dyn LogFileReader>> = fresh
         .iter()
@@ -699,7 +699,7 @@ async fn replicas_never_run_enforcement_at_once_and_a_crashed_run_is_finished_by
         "runs overlapped: {intervals:?}"
     );
 
-    let deleted = expected_deleted(&store, &rules, &[], Utc::now());
+    let deleted = expected_deleted(&store, &rules, &[], test_now());
     let remaining: HashSet<String> = store
         .events
         .keys()
@@ -760,7 +760,7 @@ async fn a_partition_left_detached_by_a_crash_is_dropped_by_the_next_run() {
         .await
         .unwrap();
     assert!(!leftover);
-    let deleted = expected_deleted(&store, &[], &[], Utc::now());
+    let deleted = expected_deleted(&store, &[], &[], test_now());
     let remaining: HashSet<String> = store
         .events
         .keys()

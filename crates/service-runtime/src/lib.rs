@@ -1,8 +1,14 @@
 //! What orgtrail's long-running services (the aggregator, the collector) share: the `[log]`
 //! settings and the logging they set up, the signals that stop them, and the plaintext probe
-//! listeners (gRPC health for Kubernetes, Prometheus metrics).
+//! listeners (gRPC health for Kubernetes, Prometheus metrics); the clock a service is given
+//! ([`Clock`]) and the one-line error chains of its logs.
 
+pub mod clock;
+mod error_chain;
 pub mod metrics;
+
+pub use clock::{Clock, FrozenClock, SharedClock, SystemClock};
+pub use error_chain::error_chain;
 
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;

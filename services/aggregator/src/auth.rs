@@ -1,74 +1,23 @@
-//! Who may call what. Every call but health checking needs a role; [`AuthLayer`] — one tower
-//! layer in front of every service — finds the caller (a bearer token, else the client
-//! certificate's names mapped by `auth.certificate_roles`), checks the role the method needs,
-//! hands the [`Caller`] to the handler in the request's extensions, and refuses the rest with
-//! UNAUTHENTICATED or PERMISSION_DENIED, each refusal written to the audit log.
+//! Who may call what. Every call but health checking needs a role: [`Authenticator`] finds the
+//! caller of what a request presents (a bearer token, else the client certificate's names
+//! mapped by `auth.certificate_roles`), [`required_access`] is the one table of method → role,
+//! and a refusal says why and is written to the audit log (up to a rate). The tower layer
+//! that applies this to every call, and the gRPC codes of refusals, are `grpc::auth_layer`.
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::future::Future;
 use std::net::SocketAddr;
-use std::pin::Pin;
-use std::str::FromStr;
-use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
-use chrono::{DateTime, Utc};
+use orgtrail_service_runtime::{error_chain, SharedClock};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use tonic::transport::server::{TcpConnectInfo, TlsConnectInfo};
-use tonic::transport::CertificateDer;
-use tower::{Layer, Service};
 use uuid::Uuid;
 
+use crate::rate_limits::RefusalAuditLimit;
+use crate::role::Role;
 use crate::store::{PgStore, StoreError, StoredToken};
-
-/// What a caller may do. An admin may do everything; a reader reads; ingest is what collectors
-/// (and backfills) need: send files and keep their sources' bookkeeping.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Role {
-    Ingest,
-    Reader,
-    Admin,
-}
-
-impl Role {
-    pub fn allows(self, required: Role) -> bool {
-        self == required || self == Role::Admin
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Ingest => "ingest",
-            Role::Reader => "reader",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0:?} is not a role: use ingest, reader or admin")]
-pub struct UnknownRole(pub String);
-
-impl FromStr for Role {
-    type Err = UnknownRole;
-    fn from_str(text: &str) -> Result<Role, UnknownRole> {
-        match text.to_ascii_lowercase().as_str() {
-            "ingest" => Ok(Role::Ingest),
-            "reader" => Ok(Role::Reader),
-            "admin" => Ok(Role::Admin),
-            _ => Err(UnknownRole(text.to_string())),
-        }
-    }
-}
 
 /// The authenticated caller of a request, in its extensions.
 #[derive(Clone, Debug)]
@@ -153,14 +102,12 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn status(&self) -> tonic::Status {
-        match self {
-            Refusal::RoleTooLow { .. } | Refusal::UnmappedCertificate(_) => {
-                tonic::Status::permission_denied(self.to_string())
-            }
-            Refusal::Store(_) => tonic::Status::unavailable(self.to_string()),
-            _ => tonic::Status::unauthenticated(self.to_string()),
-        }
+    /// Whether the caller is known and lacks the role (else it is not known at all).
+    pub fn is_permission(&self) -> bool {
+        matches!(
+            self,
+            Refusal::RoleTooLow { .. } | Refusal::UnmappedCertificate(_)
+        )
     }
 }
 
@@ -204,31 +151,67 @@ fn constant_time_equal(left: &[u8], right: &[u8]) -> bool {
             == 0
 }
 
+/// The longest life of a token, in days.
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+/// Why a token cannot be made as asked.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenRequestError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A token's name: 1–64 letters, digits, `-`, `_`, `.`, `@`.
+pub fn validate_token_name(name: &str) -> Result<(), String> {
+    if name.is_empty() || name.len() > 64 {
+        return Err("a token name has 1 to 64 characters".into());
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+    {
+        return Err(format!(
+            "token name {name:?} may hold only letters, digits, '-', '_', '.' and '@'"
+        ));
+    }
+    Ok(())
+}
+
 /// Finds callers and their roles.
 pub struct Authenticator {
     store: PgStore,
     /// Certificate names (lower case) → role.
     certificate_roles: BTreeMap<String, Role>,
-    refusal_audit: crate::limits::RefusalAuditLimit,
+    refusal_audit: RefusalAuditLimit,
+    clock: SharedClock,
 }
 
 /// The bound on writing a refusal to the audit log before answering.
 const AUDIT_WRITE_BOUND: Duration = Duration::from_secs(2);
 
 impl Authenticator {
-    pub fn new(store: PgStore, certificate_roles: BTreeMap<String, Role>) -> Authenticator {
+    pub fn new(
+        store: PgStore,
+        certificate_roles: BTreeMap<String, Role>,
+        clock: SharedClock,
+    ) -> Authenticator {
         Authenticator {
             store,
             certificate_roles,
-            refusal_audit: crate::limits::RefusalAuditLimit::default(),
+            refusal_audit: RefusalAuditLimit::default(),
+            clock,
         }
     }
 
     /// The caller of a request, or why there is none.
     pub async fn authenticate(&self, presented: Presented) -> Result<Caller, Refusal> {
         let address = presented.address;
-        if let Some(value) = &presented.authorization {
-            let text = value.to_str().map_err(|_| Refusal::MalformedToken)?;
+        if let Some(header) = &presented.authorization {
+            let Authorization::Text(text) = header else {
+                return Err(Refusal::MalformedToken);
+            };
             let token = text
                 .strip_prefix("Bearer ")
                 .or_else(|| text.strip_prefix("bearer "))
@@ -250,7 +233,7 @@ impl Authenticator {
             }
             if credential
                 .expires_at
-                .is_some_and(|expires_at| expires_at <= Utc::now())
+                .is_some_and(|expires_at| expires_at <= self.clock.now())
             {
                 return Err(Refusal::ExpiredToken(credential.name));
             }
@@ -266,11 +249,7 @@ impl Authenticator {
                 address,
             });
         }
-        let Some(certificate) = presented
-            .certificates
-            .as_ref()
-            .and_then(|chain| chain.first())
-        else {
+        let Some(certificate) = presented.certificate.as_deref() else {
             return Err(Refusal::NoCredentials);
         };
         let names = certificate_names(certificate).ok_or(Refusal::UnreadableCertificate)?;
@@ -286,9 +265,37 @@ impl Authenticator {
         Err(Refusal::UnmappedCertificate(names.join(", ")))
     }
 
+    /// The caller of `method`, if it has the role the method needs.
+    pub async fn authorize(
+        &self,
+        method: &str,
+        required: Role,
+        presented: Presented,
+    ) -> Result<Caller, Refusal> {
+        let caller = self.authenticate(presented).await?;
+        if caller.role.allows(required) {
+            Ok(caller)
+        } else {
+            Err(Refusal::RoleTooLow {
+                identity: caller.identity,
+                role: caller.role,
+                required,
+                method: method.to_string(),
+            })
+        }
+    }
+
     /// Writes a refusal to the audit log (bounded in time and in rate per address; a failure
-    /// to write is logged).
-    async fn record_refusal(&self, refusal: &Refusal, method: &str, address: Option<SocketAddr>) {
+    /// to write is logged). Refusals for want of the database are not written: it is down.
+    pub async fn record_refusal(
+        &self,
+        refusal: &Refusal,
+        method: &str,
+        address: Option<SocketAddr>,
+    ) {
+        if matches!(refusal, Refusal::Store(_)) {
+            return;
+        }
         let Some(suppressed) = self
             .refusal_audit
             .admit(address.map(|address| address.ip()))
@@ -304,7 +311,12 @@ impl Authenticator {
             Some(address) => format!("{actor} ({address})"),
             None => actor,
         };
-        let mut details = json!({ "method": method, "reason": refusal.to_string(), "code": format!("{:?}", refusal.status().code()) });
+        let code = if refusal.is_permission() {
+            "PermissionDenied"
+        } else {
+            "Unauthenticated"
+        };
+        let mut details = json!({ "method": method, "reason": refusal.to_string(), "code": code });
         if suppressed > 0 {
             details["suppressedBefore"] = json!(suppressed);
         }
@@ -312,19 +324,29 @@ impl Authenticator {
         match tokio::time::timeout(AUDIT_WRITE_BOUND, write).await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
-                tracing::warn!(error = %crate::grpc::status::error_chain(&error), method, "cannot audit a refused call")
+                tracing::warn!(error = %error_chain(&error), method, "cannot audit a refused call")
             }
             Err(_) => tracing::warn!(method, "cannot audit a refused call in time"),
         }
     }
 
+    /// Makes a token that expires `expires_in_days` from now (0: never); the secret is in
+    /// the returned text only.
     pub async fn create_token(
         &self,
         actor: &str,
         name: &str,
         role: Role,
-        expires_at: Option<DateTime<Utc>>,
-    ) -> Result<(StoredToken, String), StoreError> {
+        expires_in_days: u32,
+    ) -> Result<(StoredToken, String), TokenRequestError> {
+        validate_token_name(name).map_err(TokenRequestError::Invalid)?;
+        if expires_in_days > MAX_TOKEN_DAYS {
+            return Err(TokenRequestError::Invalid(format!(
+                "expires_in_days is over the limit of {MAX_TOKEN_DAYS}"
+            )));
+        }
+        let expires_at = (expires_in_days > 0)
+            .then(|| self.clock.now() + chrono::Duration::days(i64::from(expires_in_days)));
         let issued = issue_token().map_err(|error| StoreError::Encryption(error.to_string()))?;
         let stored = self
             .store
@@ -341,37 +363,19 @@ impl Authenticator {
     }
 }
 
-/// What a request presents: its authorization header, its client certificate chain, where it
-/// comes from.
+/// The `authorization` header as a request presents it.
+pub enum Authorization {
+    Text(String),
+    /// Bytes that are not visible ASCII: no token.
+    NotText,
+}
+
+/// What a request presents: its authorization header, its client certificate (the leaf, DER),
+/// where it comes from.
 pub struct Presented {
-    authorization: Option<http::HeaderValue>,
-    certificates: Option<Arc<Vec<CertificateDer<'static>>>>,
-    address: Option<SocketAddr>,
-}
-
-impl Presented {
-    pub fn of<B>(request: &http::Request<B>) -> Presented {
-        Presented {
-            authorization: request.headers().get(http::header::AUTHORIZATION).cloned(),
-            certificates: request
-                .extensions()
-                .get::<TlsConnectInfo<TcpConnectInfo>>()
-                .and_then(|info| info.peer_certs()),
-            address: remote_address(request),
-        }
-    }
-}
-
-fn remote_address<B>(request: &http::Request<B>) -> Option<SocketAddr> {
-    let extensions = request.extensions();
-    extensions
-        .get::<TlsConnectInfo<TcpConnectInfo>>()
-        .and_then(|info| info.get_ref().remote_addr())
-        .or_else(|| {
-            extensions
-                .get::<TcpConnectInfo>()
-                .and_then(TcpConnectInfo::remote_addr)
-        })
+    pub authorization: Option<Authorization>,
+    pub certificate: Option<Vec<u8>>,
+    pub address: Option<SocketAddr>,
 }
 
 /// The subject's common name, then the DNS names of the subject alternative names.
@@ -391,99 +395,6 @@ fn certificate_names(certificate: &[u8]) -> Option<Vec<String>> {
     }
     names.dedup();
     Some(names)
-}
-
-/// The layer of [`AuthService`].
-#[derive(Clone)]
-pub struct AuthLayer {
-    authenticator: Arc<Authenticator>,
-}
-
-impl AuthLayer {
-    pub fn new(authenticator: Arc<Authenticator>) -> AuthLayer {
-        AuthLayer { authenticator }
-    }
-}
-
-impl<S> Layer<S> for AuthLayer {
-    type Service = AuthService<S>;
-    fn layer(&self, inner: S) -> AuthService<S> {
-        AuthService {
-            inner,
-            authenticator: self.authenticator.clone(),
-        }
-    }
-}
-
-/// Authenticates and authorises every call before it reaches a service.
-#[derive(Clone)]
-pub struct AuthService<S> {
-    inner: S,
-    authenticator: Arc<Authenticator>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for AuthService<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    RequestBody: Send + 'static,
-    ResponseBody: Default,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, mut request: http::Request<RequestBody>) -> Self::Future {
-        // The service that was polled ready serves this call; its clone waits for the next.
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        let authenticator = self.authenticator.clone();
-        Box::pin(async move {
-            let method = request.uri().path().to_string();
-            let required = match required_access(&method) {
-                Access::Public => return inner.call(request).await,
-                Access::Needs(role) => role,
-            };
-            let presented = Presented::of(&request);
-            let address = presented.address;
-            let outcome = match authenticator.authenticate(presented).await {
-                Ok(caller) if caller.role.allows(required) => Ok(caller),
-                Ok(caller) => Err(Refusal::RoleTooLow {
-                    identity: caller.identity,
-                    role: caller.role,
-                    required,
-                    method: method.clone(),
-                }),
-                Err(refusal) => Err(refusal),
-            };
-            match outcome {
-                Ok(caller) => {
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await
-                }
-                Err(refusal) => {
-                    tracing::warn!(method, reason = %refusal, "call refused");
-                    let status = refusal.status();
-                    crate::metrics::call_refused(&format!("{:?}", status.code()));
-                    if !matches!(refusal, Refusal::Store(_)) {
-                        authenticator
-                            .record_refusal(&refusal, &method, address)
-                            .await;
-                    }
-                    Ok(status.into_http())
-                }
-            }
-        })
-    }
 }
 
 #[cfg(test)]

@@ -13,7 +13,7 @@ use orgtrail_service_runtime::LogSettings;
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
-use crate::auth::Role;
+use crate::role::{Role, UnknownRole};
 
 /// The file and environment as written, before validation.
 #[derive(Debug, Deserialize)]
@@ -39,13 +39,16 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub encryption: EncryptionSettings,
     #[serde(default)]
+    pub clock: ClockSettings,
+    #[serde(default)]
     pub log: LogSettings,
 }
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 10] = [
+const TOP_LEVEL_KEYS: [&str; 11] = [
     "listen",
+    "clock",
     "encryption",
     "tls",
     "auth",
@@ -91,18 +94,6 @@ pub enum SslMode {
     Require,
     VerifyCa,
     VerifyFull,
-}
-
-impl From<SslMode> for sqlx::postgres::PgSslMode {
-    fn from(mode: SslMode) -> Self {
-        match mode {
-            SslMode::Disable => sqlx::postgres::PgSslMode::Disable,
-            SslMode::Prefer => sqlx::postgres::PgSslMode::Prefer,
-            SslMode::Require => sqlx::postgres::PgSslMode::Require,
-            SslMode::VerifyCa => sqlx::postgres::PgSslMode::VerifyCa,
-            SslMode::VerifyFull => sqlx::postgres::PgSslMode::VerifyFull,
-        }
-    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -216,6 +207,16 @@ pub struct AuthSettings {
     pub certificate_roles: BTreeMap<String, String>,
 }
 
+/// The clock the aggregator decides by (retention cutoffs, expiries, partitions ahead, settle
+/// delays). The system's unless frozen — for tests and drills that replay a known moment; a
+/// warning is logged at every start when it is.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClockSettings {
+    /// Read this instant (RFC 3339) as "now", always.
+    pub frozen_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
 /// Encryption of stored records. Required unless `plaintext` says otherwise, on purpose.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -300,6 +301,8 @@ pub struct AggregatorConfig {
     pub reencrypt_batch_size: u32,
     /// Certificate names (lower case) → roles.
     pub certificate_roles: BTreeMap<String, Role>,
+    /// `Some` only when frozen on purpose (`clock.frozen_at`).
+    pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
 }
 
@@ -355,10 +358,7 @@ pub enum ConfigError {
     #[error("tls.{0} is given without tls.{1}")]
     HalfTls(&'static str, &'static str),
     #[error("auth.certificate_roles[{name:?}]: {source}")]
-    InvalidRole {
-        name: String,
-        source: crate::auth::UnknownRole,
-    },
+    InvalidRole { name: String, source: UnknownRole },
     #[error("database.max_connections ({connections}) must exceed ingest.max_concurrent_files ({files}): each file in flight holds a connection")]
     PoolTooSmall { connections: u32, files: usize },
 }
@@ -543,6 +543,7 @@ impl RawAggregatorConfig {
             protection,
             reencrypt_batch_size,
             certificate_roles,
+            clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })
     }
@@ -608,6 +609,39 @@ mod tests {
             error.to_string().contains("\"root\" is not a role"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn the_clock_is_the_systems_unless_frozen_in_the_file_or_the_environment() {
+        let base = "database_url = \"postgres://h/db\"\n[encryption]\nplaintext = true\n[tls]\ninsecure = true\n";
+        let config = toml_like(base).unwrap().validate().unwrap();
+        assert_eq!(config.clock_frozen_at, None);
+        let config = toml_like(&format!(
+            "{base}[clock]\nfrozen_at = \"2026-11-30T12:00:00Z\""
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert_eq!(
+            config.clock_frozen_at.map(|time| time.to_rfc3339()),
+            Some("2026-11-30T12:00:00+00:00".to_string())
+        );
+        let refused: Result<RawAggregatorConfig, _> =
+            toml_like(&format!("{base}[clock]\nfrozen_at = \"yesterday\""));
+        assert!(refused.is_err());
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORGTRAIL_DATABASE_URL", "postgres://env/db");
+            jail.set_env("ORGTRAIL_TLS__INSECURE", "true");
+            jail.set_env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true");
+            jail.set_env("ORGTRAIL_CLOCK__FROZEN_AT", "2027-01-22T08:30:00Z");
+            let config = load_config(None, &ConfigOverrides::default())
+                .map_err(|error| error.to_string())?;
+            assert_eq!(
+                config.clock_frozen_at.map(|time| time.to_rfc3339()),
+                Some("2027-01-22T08:30:00+00:00".to_string())
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -19,7 +19,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::kms::{self, KmsMaster};
+use crate::kms::{self, KmsError, KmsMaster};
 
 const FORMAT_VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
@@ -55,19 +55,26 @@ pub enum CryptoError {
         missing: &'static str,
         hint: &'static str,
     },
-    #[error("AWS KMS {operation} with key {key} failed: {detail}{hint}")]
-    Kms {
-        operation: &'static str,
-        key: String,
-        detail: String,
-        hint: String,
-    },
+    #[error(transparent)]
+    Kms(KmsError),
     #[error("no data key {0} is loaded")]
     UnknownDataKey(i32),
     #[error("the record of event {0} does not decrypt: it was altered, moved, or sealed with another key")]
     Tampered(Uuid),
     #[error("the system random generator failed")]
     Random,
+}
+
+impl From<KmsError> for CryptoError {
+    fn from(error: KmsError) -> CryptoError {
+        match error {
+            KmsError::WrongKey { key_id, arn } => CryptoError::WrongMasterKey {
+                key_id,
+                master: format!("{}{arn}", kms::WRAPPED_BY_PREFIX),
+            },
+            other => CryptoError::Kms(other),
+        }
+    }
 }
 
 /// The record cipher: every data key this replica has unwrapped, and the one new records use.
@@ -217,7 +224,7 @@ impl MasterKeys {
     /// A new data key: its plaintext, its wrapped form, and the name of its master key.
     pub async fn new_data_key(&self) -> Result<([u8; 32], Vec<u8>, String), CryptoError> {
         match self {
-            MasterKeys::Kms { kms, .. } => kms.generate_data_key().await,
+            MasterKeys::Kms { kms, .. } => kms.generate_data_key().await.map_err(CryptoError::from),
             MasterKeys::Keyring(keyring) => {
                 let data_key = random_key()?;
                 let (wrapped, master) = keyring.wrap(&data_key)?;
@@ -234,7 +241,9 @@ impl MasterKeys {
     ) -> Result<[u8; 32], CryptoError> {
         if let Some(arn) = master.strip_prefix(kms::WRAPPED_BY_PREFIX) {
             return match self {
-                MasterKeys::Kms { kms, .. } => kms.decrypt(key_id, wrapped, arn).await,
+                MasterKeys::Kms { kms, .. } => {
+                    kms.decrypt(key_id, wrapped, arn).await.map_err(CryptoError::from)
+                }
                 MasterKeys::Keyring(_) => Err(CryptoError::UnconfiguredMaster {
                     key_id,
                     master: format!("the AWS KMS key {arn}"),

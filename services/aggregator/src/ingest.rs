@@ -438,10 +438,9 @@ impl OpenFile {
                 )
                 .await
                 .map_err(store_error)?;
-                transaction
-                    .commit()
+                PgStore::commit_file_transaction(transaction)
                     .await
-                    .map_err(|error| store_error(store::convert_sqlx_error(error)))?;
+                    .map_err(store_error)?;
                 tracing::info!(
                     file = %self.origin,
                     source = %self.origin.source,

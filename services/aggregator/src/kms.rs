@@ -17,7 +17,21 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::DataKeySpec;
 
 use crate::config::KmsSettings;
-use crate::crypto::CryptoError;
+
+/// What went wrong with KMS.
+#[derive(Debug, thiserror::Error)]
+pub enum KmsError {
+    #[error("AWS KMS {operation} with key {key} failed: {detail}{hint}")]
+    Call {
+        operation: &'static str,
+        key: String,
+        detail: String,
+        hint: String,
+    },
+    /// The ciphertext does not open under the key KMS holds for it.
+    #[error("data key {key_id} does not open with the KMS key {arn}")]
+    WrongKey { key_id: i32, arn: String },
+}
 
 /// The encryption context of every data key: bound into the ciphertext, required to open it,
 /// and usable in key policies (`kms:EncryptionContext:orgtrail`).
@@ -91,7 +105,7 @@ impl KmsMaster {
 
     /// A new data key: its plaintext, its ciphertext, and `kms:<key ARN>` (the ARN KMS
     /// answered, so an alias moved later still finds the key that wrapped it).
-    pub async fn generate_data_key(&self) -> Result<([u8; 32], Vec<u8>, String), CryptoError> {
+    pub async fn generate_data_key(&self) -> Result<([u8; 32], Vec<u8>, String), KmsError> {
         let output = self
             .client
             .generate_data_key()
@@ -101,7 +115,7 @@ impl KmsMaster {
             .send()
             .await
             .map_err(|error| self.failure("GenerateDataKey", &self.key_id, error))?;
-        let malformed = |what: &str| CryptoError::Kms {
+        let malformed = |what: &str| KmsError::Call {
             operation: "GenerateDataKey",
             key: self.key_id.clone(),
             detail: format!("the answer {what}"),
@@ -127,7 +141,7 @@ impl KmsMaster {
         key_id: i32,
         wrapped: &[u8],
         arn: &str,
-    ) -> Result<[u8; 32], CryptoError> {
+    ) -> Result<[u8; 32], KmsError> {
         let output = self
             .client
             .decrypt()
@@ -142,9 +156,9 @@ impl KmsMaster {
                     code.as_str(),
                     "InvalidCiphertextException" | "IncorrectKeyException"
                 ) {
-                    CryptoError::WrongMasterKey {
+                    KmsError::WrongKey {
                         key_id,
-                        master: format!("{WRAPPED_BY_PREFIX}{arn}"),
+                        arn: arn.to_string(),
                     }
                 } else {
                     self.failure("Decrypt", arn, error)
@@ -153,18 +167,13 @@ impl KmsMaster {
         output
             .plaintext()
             .and_then(|blob| <[u8; 32]>::try_from(blob.as_ref()).ok())
-            .ok_or(CryptoError::WrongMasterKey {
+            .ok_or(KmsError::WrongKey {
                 key_id,
-                master: format!("{WRAPPED_BY_PREFIX}{arn}"),
+                arn: arn.to_string(),
             })
     }
 
-    fn failure<E, R>(
-        &self,
-        operation: &'static str,
-        key: &str,
-        error: SdkError<E, R>,
-    ) -> CryptoError
+    fn failure<E, R>(&self, operation: &'static str, key: &str, error: SdkError<E, R>) -> KmsError
     where
         E: ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -190,7 +199,7 @@ impl KmsMaster {
             }
             _ => String::new(),
         };
-        CryptoError::Kms {
+        KmsError::Call {
             operation,
             key: key.to_string(),
             detail: DisplayErrorContext(&error).to_string(),

@@ -5,13 +5,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orgtrail_aggregator::auth::{Authenticator, Role};
+use orgtrail_aggregator::auth::Authenticator;
 use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides};
 use orgtrail_aggregator::crypto::Keyring;
-use orgtrail_aggregator::grpc::tokens_adapter::validate_token_name;
+use orgtrail_aggregator::role::Role;
 use orgtrail_aggregator::server;
 use orgtrail_aggregator::store::PgStore;
-use orgtrail_service_runtime::{init_logging, shutdown_signal};
+use orgtrail_service_runtime::clock::clock_from_settings;
+use orgtrail_service_runtime::{init_logging, shutdown_signal, SharedClock};
 
 /// The orgtrail aggregator: stores and serves the consolidated CloudTrail view of an AWS
 /// Organization over gRPC.
@@ -130,12 +131,16 @@ fn main() -> anyhow::Result<()> {
 }
 
 async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
+    let clock: SharedClock = clock_from_settings(config.clock_frozen_at);
+    if let Some(frozen_at) = config.clock_frozen_at {
+        tracing::warn!(%frozen_at, "the clock is frozen (clock.frozen_at): retention, expiries and partitions go by that instant, not by today");
+    }
     match command {
-        Command::Serve => server::serve(config, shutdown_signal())
+        Command::Serve => server::serve(config, clock, shutdown_signal())
             .await
             .map_err(anyhow::Error::from),
         Command::Migrate => {
-            let store = PgStore::connect(&config).await?;
+            let store = PgStore::connect(&config.database_url, &config.database).await?;
             store.migrate().await?;
             store.close().await;
             tracing::info!("migrations applied");
@@ -151,19 +156,16 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
             role,
             expires_in_days,
         } => {
-            validate_token_name(&name).map_err(anyhow::Error::msg)?;
-            let store = PgStore::connect(&config).await?;
+            let store = PgStore::connect(&config.database_url, &config.database).await?;
             store.migrate().await?;
-            let authenticator = Authenticator::new(store.clone(), Default::default());
+            let authenticator = Authenticator::new(store.clone(), Default::default(), clock);
             let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-            let expires_at = (expires_in_days > 0)
-                .then(|| chrono::Utc::now() + chrono::Duration::days(i64::from(expires_in_days)));
             let (token, secret) = authenticator
                 .create_token(
                     &format!("orgtrail-aggregator create-token ({user})"),
                     &name,
                     role,
-                    expires_at,
+                    expires_in_days,
                 )
                 .await
                 .with_context(|| format!("cannot create token {name:?}"))?;

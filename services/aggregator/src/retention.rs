@@ -13,6 +13,7 @@ use orgtrail_domain::retention::{
     RetentionFloors, RetentionPolicy, RetentionScope,
 };
 use orgtrail_domain::EventId;
+use orgtrail_service_runtime::SharedClock;
 use serde_json::json;
 
 use crate::config::RetentionSettings;
@@ -94,15 +95,22 @@ pub struct RetentionService {
     floors: RetentionFloors,
     /// Names this replica in run records.
     runner: String,
+    clock: SharedClock,
 }
 
 impl RetentionService {
-    pub fn new(store: PgStore, settings: RetentionSettings, runner: String) -> RetentionService {
+    pub fn new(
+        store: PgStore,
+        settings: RetentionSettings,
+        runner: String,
+        clock: SharedClock,
+    ) -> RetentionService {
         RetentionService {
             floors: RetentionFloors(settings.floors.clone()),
             store,
             settings,
             runner,
+            clock,
         }
     }
 
@@ -198,7 +206,7 @@ impl RetentionService {
         &self,
         policy: Option<RetentionPolicy>,
     ) -> Result<(RetentionRules, String, bool), RetentionServiceError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         let loaded = self.store.load_rules(now).await?;
         let mut policies = loaded.policies;
         let mut replaces_existing = false;
@@ -270,7 +278,7 @@ impl RetentionService {
         );
         let holds = self
             .store
-            .list_holds(false)
+            .list_holds(false, rules.now)
             .await?
             .into_iter()
             .filter(|stored| decision.held_by.contains(&stored.hold.hold_id))
@@ -296,7 +304,7 @@ impl RetentionService {
                 "a hold needs a reason of at most 4096 bytes".into(),
             ));
         }
-        if expires_at.is_some_and(|expiry| expiry <= Utc::now()) {
+        if expires_at.is_some_and(|expiry| expiry <= self.clock.now()) {
             return Err(RetentionServiceError::InvalidRequest(
                 "the hold's expiry is in the past".into(),
             ));
@@ -326,7 +334,10 @@ impl RetentionService {
         &self,
         include_inactive: bool,
     ) -> Result<Vec<StoredHold>, RetentionServiceError> {
-        Ok(self.store.list_holds(include_inactive).await?)
+        Ok(self
+            .store
+            .list_holds(include_inactive, self.clock.now())
+            .await?)
     }
 
     pub async fn list_audit(
@@ -456,7 +467,7 @@ impl RetentionService {
         }
 
         let deletions = self.store.finish_run(run_id, status).await?;
-        let finished_at = Utc::now();
+        let finished_at = self.clock.now();
         let report = EnforcementReport {
             run_id,
             started_at,

@@ -15,7 +15,7 @@ use crate::aggregator_client::AggregatorClient;
 use crate::aws_access::AwsAccess;
 use crate::config::{CollectorConfig, SourceConfig};
 use crate::source_error::SourceError;
-use crate::source_pass::{read_source, PassContext, SourcePassReport};
+use crate::source_pass::{read_source, PassContext, SourceOutcome};
 
 /// Attempts per source in a `--once` pass for errors that may pass by themselves.
 const ONCE_ATTEMPTS: u32 = 3;
@@ -23,15 +23,6 @@ const ONCE_ATTEMPTS: u32 = 3;
 const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// …up to this.
 const BACKOFF_MAX: Duration = Duration::from_secs(600);
-
-/// How a visit to a source ended.
-#[derive(Debug)]
-pub enum SourceOutcome {
-    Read(SourcePassReport),
-    Failed(SourceError),
-    /// Another collector holds the source's lease.
-    LeasedElsewhere(String),
-}
 
 pub struct Collector {
     config: CollectorConfig,

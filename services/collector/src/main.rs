@@ -22,8 +22,9 @@ use orgtrail_client::table::render_table;
 use orgtrail_service_runtime::{init_logging, shutdown_signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::collector::{Collector, SourceOutcome};
+use crate::collector::Collector;
 use crate::config::load_config;
+use crate::source_pass::SourceOutcome;
 
 /// The orgtrail collector: assumes a role into each member account and region, reads the
 /// CloudTrail log files there and streams them to the aggregator.

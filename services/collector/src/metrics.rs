@@ -3,7 +3,7 @@
 
 use orgtrail_service_runtime::metrics::Registry;
 
-use crate::collector::SourceOutcome;
+use crate::source_pass::SourceOutcome;
 
 /// Counts the outcome of one source's pass.
 pub fn source_visited(source: &str, outcome: &SourceOutcome) {

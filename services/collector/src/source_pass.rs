@@ -46,6 +46,15 @@ pub struct RegionOutcome {
     pub errors: Vec<String>,
 }
 
+/// How a visit to a source ended.
+#[derive(Debug)]
+pub enum SourceOutcome {
+    Read(SourcePassReport),
+    Failed(SourceError),
+    /// Another collector holds the source's lease.
+    LeasedElsewhere(String),
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct SourcePassReport {
     pub counts: PassCounts,

@@ -4,7 +4,8 @@
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::convert::{event_count_to_proto, event_to_proto, from_timestamp};
+use super::convert::events::{event_count_to_proto, event_to_proto};
+use super::convert::from_timestamp;
 use super::status::lookup_error_status;
 use crate::lookup::{EventLookup, LookupRequest};
 

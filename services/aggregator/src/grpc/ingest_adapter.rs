@@ -8,6 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Code, Request, Response, Status, Streaming};
 
+use super::convert::ingest::limits_to_proto;
 use super::status::ingest_error_status;
 use crate::drain::Drain;
 use crate::ingest::{FileChunk, IngestService, IngestStream};
@@ -52,11 +53,7 @@ impl pb::ingest_service_server::IngestService for IngestAdapter {
         &self,
         _request: Request<pb::GetIngestLimitsRequest>,
     ) -> Result<Response<pb::IngestLimits>, Status> {
-        let limits = self.service.limits();
-        Ok(Response::new(pb::IngestLimits {
-            max_request_bytes: limits.max_request_bytes as u64,
-            max_record_bytes: limits.max_record_bytes as u64,
-        }))
+        Ok(Response::new(limits_to_proto(&self.service.limits())))
     }
 }
 

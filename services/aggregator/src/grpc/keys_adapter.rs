@@ -6,8 +6,9 @@ use std::sync::Arc;
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::convert::to_timestamp;
-use super::tokens_adapter::actor;
+use super::convert::admin::data_key_to_proto;
+use super::convert::authenticated_actor;
+use super::status::key_error_status;
 use crate::store::{EncryptionError, PgStore, StoreError};
 
 pub struct KeysAdapter {
@@ -27,25 +28,13 @@ impl KeysAdapter {
     }
 }
 
-fn key_error_status(error: &EncryptionError) -> Status {
-    match error {
-        EncryptionError::Store(StoreError::NotFound(what)) => {
-            Status::failed_precondition(format!("{what} does not exist"))
-        }
-        other => {
-            tracing::error!(error = %super::status::error_chain(other), "key operation failed");
-            Status::internal(format!("key operation failed: {other}"))
-        }
-    }
-}
-
 #[tonic::async_trait]
 impl pb::key_service_server::KeyService for KeysAdapter {
     async fn rotate_data_key(
         &self,
         request: Request<pb::RotateDataKeyRequest>,
     ) -> Result<Response<pb::RotateDataKeyResponse>, Status> {
-        let actor = actor(&request);
+        let actor = authenticated_actor(&request);
         let key_id = self
             .store
             .rotate_data_key(&actor)
@@ -70,12 +59,12 @@ impl pb::key_service_server::KeyService for KeysAdapter {
                         match store.retire_unused_data_keys(&actor).await {
                             Ok(retired) => tracing::info!(?retired, "unused data keys retired"),
                             Err(error) => {
-                                tracing::warn!(error = %super::status::error_chain(&error), "retiring unused data keys failed; the next re-encryption tries again")
+                                tracing::warn!(error = %orgtrail_service_runtime::error_chain(&error), "retiring unused data keys failed; the next re-encryption tries again")
                             }
                         }
                     }
                     Err(error) => {
-                        tracing::warn!(error = %super::status::error_chain(&error), "re-encryption stopped; rotate again with --reencrypt to finish it")
+                        tracing::warn!(error = %orgtrail_service_runtime::error_chain(&error), "re-encryption stopped; rotate again with --reencrypt to finish it")
                     }
                 }
                 flag.store(false, Ordering::SeqCst);
@@ -105,14 +94,8 @@ impl pb::key_service_server::KeyService for KeysAdapter {
         Ok(Response::new(pb::ListDataKeysResponse {
             keys: keys
                 .iter()
-                .map(|key| pb::DataKey {
-                    key_id: key.key_id,
-                    wrapped_by: key.wrapped_by.clone(),
-                    created_at: Some(to_timestamp(key.created_at)),
-                    created_by: key.created_by.clone(),
-                    active: Some(key.key_id) == newest,
-                    events: count_of(Some(key.key_id)),
-                    retired: key.retired_at.is_some(),
+                .map(|key| {
+                    data_key_to_proto(key, Some(key.key_id) == newest, count_of(Some(key.key_id)))
                 })
                 .collect(),
             plaintext_events: count_of(None),

@@ -3,9 +3,10 @@
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::convert::{decode_id_token, encode_id_token, page_size, to_timestamp};
+use super::convert::admin::quarantine_entry_to_proto;
+use super::convert::{decode_id_token, encode_id_token, page_size};
 use super::status::quarantine_error_status;
-use crate::store::{PgStore, QuarantineEntry};
+use crate::store::PgStore;
 
 pub struct QuarantineAdapter {
     store: PgStore,
@@ -14,21 +15,6 @@ pub struct QuarantineAdapter {
 impl QuarantineAdapter {
     pub fn new(store: PgStore) -> QuarantineAdapter {
         QuarantineAdapter { store }
-    }
-}
-
-fn entry_to_proto(entry: QuarantineEntry) -> pb::QuarantineEntry {
-    pb::QuarantineEntry {
-        quarantine_id: entry.quarantine_id,
-        received_at: Some(to_timestamp(entry.received_at)),
-        source: entry.source,
-        bucket: entry.bucket,
-        object_key: entry.object_key,
-        etag: entry.etag,
-        record_index: entry.record_index.unwrap_or(-1),
-        reason: entry.reason,
-        content_bytes: entry.content_bytes,
-        content: entry.content.unwrap_or_default(),
     }
 }
 
@@ -56,7 +42,7 @@ impl pb::quarantine_service_server::QuarantineService for QuarantineAdapter {
             String::new()
         };
         Ok(Response::new(pb::ListQuarantineResponse {
-            entries: entries.into_iter().map(entry_to_proto).collect(),
+            entries: entries.into_iter().map(quarantine_entry_to_proto).collect(),
             next_token,
         }))
     }
@@ -70,6 +56,6 @@ impl pb::quarantine_service_server::QuarantineService for QuarantineAdapter {
             .quarantine_entry(request.into_inner().quarantine_id)
             .await
             .map_err(|error| quarantine_error_status(&error))?;
-        Ok(Response::new(entry_to_proto(entry)))
+        Ok(Response::new(quarantine_entry_to_proto(entry)))
     }
 }

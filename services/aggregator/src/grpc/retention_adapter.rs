@@ -1,39 +1,17 @@
-//! `RetentionService` and `AuditService` over gRPC. Changes are attributed to the caller
-//! (see [`caller`]).
+//! `RetentionService` and `AuditService` over gRPC. Changes are attributed to the caller and
+//! the person the client says it acts for (`convert::stated_actor`).
 
 use orgtrail_api::v1 as pb;
 use orgtrail_domain::EventId;
 use tonic::{Request, Response, Status};
 
-use super::convert::{
-    audit_entry_to_proto, decode_id_token, encode_id_token, from_timestamp, hold_to_proto,
-    page_size, policy_to_proto, scope_from_proto, tallies_to_proto, to_timestamp,
+use super::convert::retention::{
+    audit_entry_to_proto, enforcement_report_to_proto, explanation_to_proto, hold_to_proto,
+    policy_content_from_proto, policy_to_proto, scope_from_proto, tallies_to_proto,
 };
+use super::convert::{decode_id_token, encode_id_token, from_timestamp, page_size, stated_actor};
 use super::status::retention_error_status;
 use crate::retention::{PolicyChange, RetentionService, RetentionServiceError};
-use crate::store::PolicyContent;
-
-/// Who made a request: the authenticated caller (see `auth`), and the person the client says
-/// it acts for (`x-orgtrail-actor`: the CLI sends user@host), marked as stated.
-pub fn caller<T>(request: &Request<T>) -> String {
-    let identity = super::tokens_adapter::actor(request);
-    let stated = request
-        .metadata()
-        .get("x-orgtrail-actor")
-        .and_then(|value| value.to_str().ok())
-        .map(|value| {
-            value
-                .chars()
-                .filter(|c| !c.is_control())
-                .take(128)
-                .collect::<String>()
-        })
-        .filter(|value| !value.is_empty());
-    match stated {
-        Some(stated) => format!("{identity} [stated: {stated}]"),
-        None => identity,
-    }
-}
 
 /// Unary calls are bounded by the request timeout of the server's limit layer.
 pub struct RetentionAdapter {
@@ -53,31 +31,19 @@ impl RetentionAdapter {
     }
 }
 
-fn content(
-    description: String,
-    scope: Option<pb::RetentionScope>,
-    retain_days: u32,
-) -> PolicyContent {
-    PolicyContent {
-        description,
-        scope: scope_from_proto(scope),
-        retain_days,
-    }
-}
-
 #[tonic::async_trait]
 impl pb::retention_service_server::RetentionService for RetentionAdapter {
     async fn create_policy(
         &self,
         request: Request<pb::CreatePolicyRequest>,
     ) -> Result<Response<pb::RetentionPolicy>, Status> {
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let request = request.into_inner();
         let created = self
             .answer(self.service.create_policy(
                 &actor,
                 &request.name,
-                content(request.description, request.scope, request.retain_days),
+                policy_content_from_proto(request.description, request.scope, request.retain_days),
             ))
             .await?;
         Ok(Response::new(policy_to_proto(created)))
@@ -121,7 +87,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         &self,
         request: Request<pb::UpdatePolicyRequest>,
     ) -> Result<Response<pb::RetentionPolicy>, Status> {
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let request = request.into_inner();
         let change = PolicyChange {
             description: request.description,
@@ -142,7 +108,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         &self,
         request: Request<pb::DeletePolicyRequest>,
     ) -> Result<Response<pb::DeletePolicyResponse>, Status> {
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let deleted = self
             .answer(
                 self.service
@@ -162,7 +128,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let preview = self
             .answer(self.service.preview(
                 &request.name,
-                content(request.description, request.scope, request.retain_days),
+                policy_content_from_proto(request.description, request.scope, request.retain_days),
             ))
             .await?;
         let total = preview
@@ -185,25 +151,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         let event_id = EventId::from_cloudtrail(&request.event_id)
             .ok_or_else(|| Status::invalid_argument("event_id is empty"))?;
         let explanation = self.answer(self.service.explain(event_id)).await?;
-        let decision = explanation.decision;
-        Ok(Response::new(pb::ExplainRetentionResponse {
-            event_id: explanation.event_id.to_string(),
-            event_time: Some(to_timestamp(explanation.event_time)),
-            matched: decision
-                .matched
-                .into_iter()
-                .map(|(name, version, retain_days)| pb::MatchedPolicy {
-                    name,
-                    version,
-                    retain_days,
-                })
-                .collect(),
-            winning_policy: decision.winning.unwrap_or_default(),
-            retain_days: decision.retain_days,
-            expires_at: Some(to_timestamp(decision.expires_at)),
-            holds: explanation.holds.into_iter().map(hold_to_proto).collect(),
-            deleted_by_next_run: explanation.deleted_by_next_run,
-        }))
+        Ok(Response::new(explanation_to_proto(explanation)))
     }
 
     async fn run_enforcement(
@@ -211,37 +159,20 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         request: Request<pb::RunEnforcementRequest>,
     ) -> Result<Response<pb::EnforcementReport>, Status> {
         // A run takes as long as the deletions take: no request timeout here.
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let report = self
             .service
             .run_now(&actor)
             .await
             .map_err(|error| retention_error_status(&error))?;
-        Ok(Response::new(pb::EnforcementReport {
-            run_id: report.run_id,
-            started_at: Some(to_timestamp(report.started_at)),
-            finished_at: Some(to_timestamp(report.finished_at)),
-            status: report.status,
-            events_deleted: report
-                .deletions
-                .values()
-                .map(|events| u64::try_from(*events).unwrap_or(0))
-                .sum(),
-            deletions: tallies_to_proto(report.deletions),
-            partitions_dropped: report
-                .partitions_dropped
-                .iter()
-                .map(ToString::to_string)
-                .collect(),
-            interrupted_runs: report.interrupted_runs,
-        }))
+        Ok(Response::new(enforcement_report_to_proto(report)))
     }
 
     async fn create_legal_hold(
         &self,
         request: Request<pb::CreateLegalHoldRequest>,
     ) -> Result<Response<pb::LegalHold>, Status> {
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let request = request.into_inner();
         let expires_at = request
             .expires_at
@@ -277,7 +208,7 @@ impl pb::retention_service_server::RetentionService for RetentionAdapter {
         &self,
         request: Request<pb::ReleaseLegalHoldRequest>,
     ) -> Result<Response<pb::LegalHold>, Status> {
-        let actor = caller(&request);
+        let actor = stated_actor(&request);
         let request = request.into_inner();
         let hold = self
             .answer(

@@ -3,10 +3,12 @@
 use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
-use super::convert::to_timestamp;
+use super::convert::sources::{
+    checkpoint_to_proto, lease_to_proto, listed_file_from_proto, listed_file_to_proto,
+    report_from_proto, source_status_to_proto,
+};
 use super::status::sources_error_status;
-use crate::sources::{ReportedOutcome, SourceRegistry};
-use crate::store::ListedFile;
+use crate::sources::SourceRegistry;
 
 pub struct SourcesAdapter {
     registry: SourceRegistry,
@@ -16,26 +18,6 @@ impl SourcesAdapter {
     pub fn new(registry: SourceRegistry) -> SourcesAdapter {
         SourcesAdapter { registry }
     }
-}
-
-fn listed_file(file: pb::StoredFile) -> ListedFile {
-    ListedFile {
-        bucket: file.bucket,
-        object_key: file.object_key,
-        etag: file.etag,
-    }
-}
-
-fn stored_file(file: ListedFile) -> pb::StoredFile {
-    pb::StoredFile {
-        bucket: file.bucket,
-        object_key: file.object_key,
-        etag: file.etag,
-    }
-}
-
-fn non_empty(text: String) -> Option<String> {
-    (!text.is_empty()).then_some(text)
 }
 
 #[tonic::async_trait]
@@ -48,7 +30,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .into_inner()
             .files
             .into_iter()
-            .map(listed_file)
+            .map(listed_file_from_proto)
             .collect();
         let new_files = self
             .registry
@@ -56,7 +38,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .await
             .map_err(|error| sources_error_status(&error))?;
         Ok(Response::new(pb::FilterNewFilesResponse {
-            new_files: new_files.into_iter().map(stored_file).collect(),
+            new_files: new_files.into_iter().map(listed_file_to_proto).collect(),
         }))
     }
 
@@ -71,13 +53,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .await
             .map_err(|error| sources_error_status(&error))?;
         Ok(Response::new(pb::GetCheckpointsResponse {
-            checkpoints: checkpoints
-                .into_iter()
-                .map(|(prefix, newest)| pb::Checkpoint {
-                    prefix,
-                    newest_object_key: newest.unwrap_or_default(),
-                })
-                .collect(),
+            checkpoints: checkpoints.into_iter().map(checkpoint_to_proto).collect(),
         }))
     }
 
@@ -91,11 +67,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .acquire_lease(&request.source, &request.holder, request.lease_seconds)
             .await
             .map_err(|error| sources_error_status(&error))?;
-        Ok(Response::new(pb::AcquireSourceLeaseResponse {
-            granted: lease.granted,
-            holder: lease.holder,
-            expires_at: Some(to_timestamp(lease.expires_at)),
-        }))
+        Ok(Response::new(lease_to_proto(lease)))
     }
 
     async fn release_source_lease(
@@ -115,16 +87,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
         &self,
         request: Request<pb::ReportSourceStatusRequest>,
     ) -> Result<Response<pb::ReportSourceStatusResponse>, Status> {
-        let request = request.into_inner();
-        let report = ReportedOutcome {
-            source: request.source,
-            account_id: request.account_id,
-            aws_region: request.aws_region,
-            collector: request.collector,
-            error: non_empty(request.error),
-            files_taken: request.files_taken,
-            newest_object_key: non_empty(request.newest_object_key),
-        };
+        let report = report_from_proto(request.into_inner());
         self.registry
             .report(report)
             .await
@@ -142,22 +105,7 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .await
             .map_err(|error| sources_error_status(&error))?;
         Ok(Response::new(pb::ListSourcesResponse {
-            sources: rows
-                .into_iter()
-                .map(|row| pb::SourceStatus {
-                    source: row.source,
-                    account_id: row.account_id,
-                    aws_region: row.aws_region,
-                    collector: row.collector,
-                    last_object_key: row.last_object_key.unwrap_or_default(),
-                    last_delivery_time: row.last_delivery_time.map(to_timestamp),
-                    last_success_at: row.last_success_at.map(to_timestamp),
-                    last_error: row.last_error.unwrap_or_default(),
-                    last_error_at: row.last_error_at.map(to_timestamp),
-                    lag_seconds: row.lag_seconds.map_or(0, |lag| lag.max(0.0) as i64),
-                    lease_holder: row.lease_holder.unwrap_or_default(),
-                })
-                .collect(),
+            sources: rows.into_iter().map(source_status_to_proto).collect(),
         }))
     }
 }

@@ -10,7 +10,10 @@
 //! | retention: version moved on, released    | FAILED_PRECONDITION |
 //! | retention: another run did not end       | UNAVAILABLE       |
 //! | token: bad name, role, unknown, taken  | INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS |
-//! | no credentials / too low a role        | UNAUTHENTICATED / PERMISSION_DENIED (`auth`) |
+//! | keys: no such key (rotate, re-encrypt)   | FAILED_PRECONDITION |
+//! | keys: anything else                      | INTERNAL          |
+//! | no credentials / too low a role        | UNAUTHENTICATED / PERMISSION_DENIED |
+//! | credentials not checkable now            | UNAVAILABLE       |
 //! | stream protocol misuse                   | INVALID_ARGUMENT  |
 //! | store unavailable, conflict, closing     | UNAVAILABLE       |
 //! | anything else in the store               | INTERNAL          |
@@ -19,11 +22,14 @@
 
 use tonic::Status;
 
+use orgtrail_service_runtime::error_chain;
+
+use crate::auth::{Refusal, TokenRequestError};
 use crate::ingest::IngestError;
 use crate::lookup::LookupServiceError;
 use crate::retention::RetentionServiceError;
 use crate::sources::SourcesError;
-use crate::store::StoreError;
+use crate::store::{EncryptionError, StoreError};
 
 pub fn ingest_error_status(error: &IngestError) -> Status {
     match error {
@@ -77,6 +83,35 @@ pub fn quarantine_error_status(error: &StoreError) -> Status {
     }
 }
 
+/// A call refused by `auth`: UNAUTHENTICATED when the caller is not known, PERMISSION_DENIED
+/// when it lacks the role, UNAVAILABLE when the credentials cannot be checked now.
+pub fn refusal_status(refusal: &Refusal) -> Status {
+    match refusal {
+        Refusal::Store(_) => Status::unavailable(refusal.to_string()),
+        _ if refusal.is_permission() => Status::permission_denied(refusal.to_string()),
+        _ => Status::unauthenticated(refusal.to_string()),
+    }
+}
+
+pub fn token_request_status(error: &TokenRequestError) -> Status {
+    match error {
+        TokenRequestError::Invalid(_) => Status::invalid_argument(error.to_string()),
+        TokenRequestError::Store(source) => token_error_status(source),
+    }
+}
+
+pub fn key_error_status(error: &EncryptionError) -> Status {
+    match error {
+        EncryptionError::Store(StoreError::NotFound(what)) => {
+            Status::failed_precondition(format!("{what} does not exist"))
+        }
+        other => {
+            tracing::error!(error = %error_chain(other), "key operation failed");
+            Status::internal(format!("key operation failed: {other}"))
+        }
+    }
+}
+
 pub fn token_error_status(error: &StoreError) -> Status {
     match error {
         StoreError::NotFound(_) => Status::not_found(error.to_string()),
@@ -94,16 +129,4 @@ fn store_error_status(context: &str, error: &StoreError) -> Status {
         tracing::error!(error = %chain, "{context}");
         Status::internal(format!("{context}: internal error"))
     }
-}
-
-/// `error: source: source…`, for logs.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut chain = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        chain.push_str(": ");
-        chain.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    chain
 }

@@ -216,7 +216,7 @@ impl PgStore {
             .map_err(convert_sqlx_error)?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
         let holds = self
-            .list_holds(false)
+            .list_holds(false, now)
             .await?
             .into_iter()
             .map(|stored| stored.hold)

@@ -221,12 +221,18 @@ impl PgStore {
         let Some(active) = keys.last() else {
             return Ok(Vec::new());
         };
-        let settled_at = active.created_at
-            + chrono::Duration::from_std(RETIRE_SETTLE)
-                .unwrap_or_else(|_| chrono::Duration::zero());
-        if let Ok(wait) = (settled_at - Utc::now()).to_std() {
-            tokio::time::sleep(wait.min(RETIRE_SETTLE)).await;
-        }
+        // Measured on PostgreSQL's clock, which stamped the key's creation and which every
+        // replica shares: a duration between replicas, not a date.
+        let wait_seconds: f64 = sqlx::query_scalar(
+            "SELECT GREATEST(0, EXTRACT(EPOCH FROM $1::timestamptz + make_interval(secs => $2) - now()))::float8",
+        )
+        .bind(active.created_at)
+        .bind(RETIRE_SETTLE.as_secs_f64())
+        .fetch_one(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        let wait = std::time::Duration::try_from_secs_f64(wait_seconds).unwrap_or_default();
+        tokio::time::sleep(wait.min(RETIRE_SETTLE)).await;
         let mut retired = Vec::new();
         for key in keys
             .iter()

@@ -13,8 +13,8 @@ mod tokens;
 
 use std::time::Duration;
 
-use secrecy::ExposeSecret;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 
 pub use enforcement::{BatchOutcome, EnforcementLock, PartitionDrop, RetentionRules, RunCounts};
@@ -29,7 +29,7 @@ pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 pub use tokens::{StoredToken, TokenCredential};
 
-use crate::config::AggregatorConfig;
+use crate::config::{DatabaseSettings, SslMode};
 
 /// The schema, applied at start under sqlx's advisory lock, so replicas starting together
 /// migrate once.
@@ -49,24 +49,26 @@ pub type FileTransaction = Transaction<'static, Postgres>;
 
 impl PgStore {
     /// Connects (bounded by the configured timeout) without touching the schema.
-    pub async fn connect(config: &AggregatorConfig) -> Result<PgStore, StoreError> {
-        let options: PgConnectOptions = config
-            .database_url
+    pub async fn connect(
+        database_url: &SecretString,
+        settings: &DatabaseSettings,
+    ) -> Result<PgStore, StoreError> {
+        let options: PgConnectOptions = database_url
             .expose_secret()
             .parse()
             .map_err(StoreError::InvalidUrl)?;
         // A file's transaction stays open while its sender streams it; a sender gone silent
         // must not hold the file's rows (and whoever waits on them) forever.
-        let mut options = options.ssl_mode(config.database.sslmode.into());
-        if let Some(root_cert) = &config.database.ssl_root_cert {
+        let mut options = options.ssl_mode(pg_ssl_mode(settings.sslmode));
+        if let Some(root_cert) = &settings.ssl_root_cert {
             options = options.ssl_root_cert(root_cert);
         }
         let options = options
             .application_name("orgtrail-aggregator")
             .options([("idle_in_transaction_session_timeout", "300s")]);
         let pool = PgPoolOptions::new()
-            .max_connections(config.database.max_connections)
-            .acquire_timeout(Duration::from_secs(config.database.connect_timeout_seconds))
+            .max_connections(settings.max_connections)
+            .acquire_timeout(Duration::from_secs(settings.connect_timeout_seconds))
             .connect_with(options)
             .await
             .map_err(StoreError::Connect)?;
@@ -94,8 +96,24 @@ impl PgStore {
         self.pool.begin().await.map_err(convert_sqlx_error)
     }
 
+    /// Commits a file's transaction: its ledger row and its events become durable together.
+    pub async fn commit_file_transaction(transaction: FileTransaction) -> Result<(), StoreError> {
+        transaction.commit().await.map_err(convert_sqlx_error)
+    }
+
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// libpq's `sslmode`, as the configuration names it.
+fn pg_ssl_mode(mode: SslMode) -> PgSslMode {
+    match mode {
+        SslMode::Disable => PgSslMode::Disable,
+        SslMode::Prefer => PgSslMode::Prefer,
+        SslMode::Require => PgSslMode::Require,
+        SslMode::VerifyCa => PgSslMode::VerifyCa,
+        SslMode::VerifyFull => PgSslMode::VerifyFull,
     }
 }
 

@@ -422,14 +422,19 @@ impl PgStore {
     }
 
     /// Holds, newest first; released and expired ones only when asked.
-    pub async fn list_holds(&self, include_inactive: bool) -> Result<Vec<StoredHold>, StoreError> {
+    pub async fn list_holds(
+        &self,
+        include_inactive: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<StoredHold>, StoreError> {
         let rows: Vec<PgHoldRow> = sqlx::query_as(
             "SELECT hold_id, reason, scope, expires_at, released_at, created_at, created_by, released_by, release_reason
              FROM legal_holds
-             WHERE $1 OR (released_at IS NULL AND (expires_at IS NULL OR expires_at > now()))
+             WHERE $1 OR (released_at IS NULL AND (expires_at IS NULL OR expires_at > $2))
              ORDER BY hold_id DESC",
         )
         .bind(include_inactive)
+        .bind(now)
         .fetch_all(self.pool())
         .await
         .map_err(convert_sqlx_error)?;

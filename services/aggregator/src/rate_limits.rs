@@ -1,19 +1,13 @@
-//! Per-caller limits, one tower layer behind authentication: a rate (a token bucket per
-//! caller), calls in progress per caller, and a timeout on every unary call. A call over a
-//! limit is refused at once with RESOURCE_EXHAUSTED naming the limit; one over its time gets
-//! DEADLINE_EXCEEDED. One noisy caller cannot take the service from the others.
+//! Rates and slots, as plain logic: per-caller admission (a token bucket and calls in progress
+//! per caller), and how many refused calls reach the audit log. The tower layer that applies
+//! the first to every call is `grpc::limit_layer`; `auth` applies the second to refusals.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Semaphore;
-use tower::{Layer, Service};
-
-use crate::auth::Caller;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The limits of each caller.
 #[derive(Clone, Debug)]
@@ -26,59 +20,6 @@ pub struct CallerLimits {
     pub concurrency: usize,
     /// Unary calls end by then.
     pub request_timeout: Duration,
-}
-
-/// Methods that run long by design and keep their own bounds: the ingest stream (per file)
-/// and a requested enforcement run (the run's own wait).
-const LONG_METHODS: [&str; 2] = [
-    "/orgtrail.v1.IngestService/Ingest",
-    "/orgtrail.v1.RetentionService/RunEnforcement",
-];
-
-struct CallerState {
-    tokens: f64,
-    updated: Instant,
-    in_progress: Arc<Semaphore>,
-}
-
-struct LimitState {
-    limits: CallerLimits,
-    callers: Mutex<HashMap<String, CallerState>>,
-}
-
-impl LimitState {
-    /// Takes a token and a slot for `caller`, or says which limit it is over.
-    fn admit(&self, caller: &str) -> Result<tokio::sync::OwnedSemaphorePermit, String> {
-        let Ok(mut callers) = self.callers.lock() else {
-            return Err("the limiter is unavailable".into());
-        };
-        let now = Instant::now();
-        let state = callers
-            .entry(caller.to_string())
-            .or_insert_with(|| CallerState {
-                tokens: self.limits.burst,
-                updated: now,
-                in_progress: Arc::new(Semaphore::new(self.limits.concurrency)),
-            });
-        let elapsed = now.duration_since(state.updated).as_secs_f64();
-        state.tokens =
-            (state.tokens + elapsed * self.limits.requests_per_second).min(self.limits.burst);
-        state.updated = now;
-        if state.tokens < 1.0 {
-            return Err(format!(
-                "{caller} is over its rate of {} calls per second (burst {}); retry later",
-                self.limits.requests_per_second, self.limits.burst
-            ));
-        }
-        let permit = state.in_progress.clone().try_acquire_owned().map_err(|_| {
-            format!(
-                "{caller} has {} calls in progress, its limit; retry when one ends",
-                self.limits.concurrency
-            )
-        })?;
-        state.tokens -= 1.0;
-        Ok(permit)
-    }
 }
 
 /// A token bucket: `rate` per second sustained, `burst` at once.
@@ -103,6 +44,62 @@ impl Bucket {
     }
 }
 
+struct CallerState {
+    bucket: Bucket,
+    in_progress: Arc<Semaphore>,
+}
+
+/// Admits each caller's calls within its rate and its calls in progress.
+pub struct CallerAdmission {
+    limits: CallerLimits,
+    callers: Mutex<HashMap<String, CallerState>>,
+}
+
+impl CallerAdmission {
+    pub fn new(limits: CallerLimits) -> CallerAdmission {
+        CallerAdmission {
+            limits,
+            callers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn limits(&self) -> &CallerLimits {
+        &self.limits
+    }
+
+    /// Takes a token and a slot for `caller`, or says which limit it is over. The slot is
+    /// held until the permit is dropped.
+    pub fn admit(&self, caller: &str) -> Result<OwnedSemaphorePermit, String> {
+        let Ok(mut callers) = self.callers.lock() else {
+            return Err("the limiter is unavailable".into());
+        };
+        let now = Instant::now();
+        let state = callers
+            .entry(caller.to_string())
+            .or_insert_with(|| CallerState {
+                bucket: Bucket::full(self.limits.burst, now),
+                in_progress: Arc::new(Semaphore::new(self.limits.concurrency)),
+            });
+        state
+            .bucket
+            .refill(now, self.limits.requests_per_second, self.limits.burst);
+        if state.bucket.tokens < 1.0 {
+            return Err(format!(
+                "{caller} is over its rate of {} calls per second (burst {}); retry later",
+                self.limits.requests_per_second, self.limits.burst
+            ));
+        }
+        let permit = state.in_progress.clone().try_acquire_owned().map_err(|_| {
+            format!(
+                "{caller} has {} calls in progress, its limit; retry when one ends",
+                self.limits.concurrency
+            )
+        })?;
+        state.bucket.tokens -= 1.0;
+        Ok(permit)
+    }
+}
+
 /// How many refused calls are written to the audit log: every one, up to a rate per remote
 /// address and overall, so that a flood of unauthenticated calls cannot flood the audit log
 /// (or the database's disk). What is not written is counted, and the count goes into the next
@@ -113,7 +110,7 @@ pub struct RefusalAuditLimit {
 
 struct RefusalBuckets {
     overall: Bucket,
-    per_address: HashMap<std::net::IpAddr, Bucket>,
+    per_address: HashMap<IpAddr, Bucket>,
     suppressed: u64,
 }
 
@@ -140,11 +137,11 @@ impl Default for RefusalAuditLimit {
 impl RefusalAuditLimit {
     /// Whether a refusal from `address` is written now; if so, how many were not written
     /// since the last one that was.
-    pub fn admit(&self, address: Option<std::net::IpAddr>) -> Option<u64> {
+    pub fn admit(&self, address: Option<IpAddr>) -> Option<u64> {
         self.admit_at(address, Instant::now())
     }
 
-    fn admit_at(&self, address: Option<std::net::IpAddr>, now: Instant) -> Option<u64> {
+    fn admit_at(&self, address: Option<IpAddr>, now: Instant) -> Option<u64> {
         let mut state = match self.state.lock() {
             Ok(state) => state,
             Err(poisoned) => poisoned.into_inner(),
@@ -190,97 +187,6 @@ impl RefusalAuditLimit {
     }
 }
 
-#[derive(Clone)]
-pub struct LimitLayer {
-    state: Arc<LimitState>,
-}
-
-impl LimitLayer {
-    pub fn new(limits: CallerLimits) -> LimitLayer {
-        LimitLayer {
-            state: Arc::new(LimitState {
-                limits,
-                callers: Mutex::new(HashMap::new()),
-            }),
-        }
-    }
-}
-
-impl<S> Layer<S> for LimitLayer {
-    type Service = LimitService<S>;
-    fn layer(&self, inner: S) -> LimitService<S> {
-        LimitService {
-            inner,
-            state: self.state.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct LimitService<S> {
-    inner: S,
-    state: Arc<LimitState>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, RequestBody, ResponseBody> Service<http::Request<RequestBody>> for LimitService<S>
-where
-    S: Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
-    RequestBody: Send + 'static,
-    ResponseBody: Default,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<S::Response, S::Error>>;
-
-    fn poll_ready(&mut self, context: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(context)
-    }
-
-    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
-        let ready = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, ready);
-        // Public calls (health checking) carry no caller and are not limited here.
-        let caller = request
-            .extensions()
-            .get::<Caller>()
-            .map(|caller| caller.identity.clone());
-        let method = request.uri().path().to_string();
-        let state = self.state.clone();
-        Box::pin(async move {
-            let Some(caller) = caller else {
-                return inner.call(request).await;
-            };
-            let permit = match state.admit(&caller) {
-                Ok(permit) => permit,
-                Err(reason) => {
-                    tracing::warn!(%caller, method, %reason, "call over a limit");
-                    return Ok(tonic::Status::resource_exhausted(reason).into_http());
-                }
-            };
-            let response = if LONG_METHODS.contains(&method.as_str()) {
-                inner.call(request).await
-            } else {
-                let timeout = state.limits.request_timeout;
-                match tokio::time::timeout(timeout, inner.call(request)).await {
-                    Ok(response) => response,
-                    Err(_) => Ok(tonic::Status::deadline_exceeded(format!(
-                        "{method} took longer than {timeout:?}"
-                    ))
-                    .into_http()),
-                }
-            };
-            drop(permit);
-            response
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -289,7 +195,7 @@ mod tests {
     fn refusals_are_audited_up_to_a_rate_per_address_and_the_rest_counted() {
         let limit = RefusalAuditLimit::default();
         let start = Instant::now();
-        let flood: std::net::IpAddr = [10, 0, 0, 1].into();
+        let flood: IpAddr = [10, 0, 0, 1].into();
         let written = (0..1000)
             .filter(|_| limit.admit_at(Some(flood), start).is_some())
             .count();
@@ -307,23 +213,20 @@ mod tests {
         // Many addresses at once: the overall rate bounds them together.
         let many = (0..5000u32)
             .filter(|index| {
-                let address = std::net::IpAddr::from(index.to_be_bytes());
+                let address = IpAddr::from(index.to_be_bytes());
                 limit.admit_at(Some(address), later).is_some()
             })
             .count();
         assert!(many < REFUSAL_AUDIT_OVERALL_BURST as usize, "{many}");
     }
 
-    fn state(rate: f64, burst: f64, concurrency: usize) -> LimitState {
-        LimitState {
-            limits: CallerLimits {
-                requests_per_second: rate,
-                burst,
-                concurrency,
-                request_timeout: Duration::from_secs(1),
-            },
-            callers: Mutex::new(HashMap::new()),
-        }
+    fn state(rate: f64, burst: f64, concurrency: usize) -> CallerAdmission {
+        CallerAdmission::new(CallerLimits {
+            requests_per_second: rate,
+            burst,
+            concurrency,
+            request_timeout: Duration::from_secs(1),
+        })
     }
 
     #[test]
