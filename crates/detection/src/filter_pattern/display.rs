@@ -80,12 +80,18 @@ fn write_expression(out: &mut impl Write, expression: &Expression, style: Style)
 
 fn write_condition(out: &mut impl Write, condition: &Condition, style: Style) -> fmt::Result {
     write!(out, "{}", condition.selector)?;
+    // A keyword after a property name needs a space to end the name; after `]` it does not,
+    // and the compact form leaves out what is not needed.
+    let keyword_space = match (style, condition.selector.steps.last()) {
+        (Style::Compact, Some(SelectorStep::Index(_))) => "",
+        _ => " ",
+    };
     let (operator, value) = match &condition.test {
         ValueTest::Compare { operator, value } => (operator, value),
-        ValueTest::IsTrue => return out.write_str(" IS TRUE"),
-        ValueTest::IsFalse => return out.write_str(" IS FALSE"),
-        ValueTest::IsNull => return out.write_str(" IS NULL"),
-        ValueTest::NotExists => return out.write_str(" NOT EXISTS"),
+        ValueTest::IsTrue => return write!(out, "{keyword_space}IS TRUE"),
+        ValueTest::IsFalse => return write!(out, "{keyword_space}IS FALSE"),
+        ValueTest::IsNull => return write!(out, "{keyword_space}IS NULL"),
+        ValueTest::NotExists => return write!(out, "{keyword_space}NOT EXISTS"),
     };
     match style {
         Style::Spaced => write!(out, " {} ", operator.symbol())?,

@@ -91,6 +91,45 @@ fn canonical_text_quotes_strings_and_spaces_operators() {
         parse(r#"{ $.a = %^[hc]at$% }"#).to_string(),
         "{ $.a = %^[hc]at$% }"
     );
+    assert_eq!(
+        parse("{($.a=x)||($.b=y)&&($.c=z)}").to_string(),
+        r#"{ $.a = "x" || ($.b = "y" && $.c = "z") }"#
+    );
+    assert_eq!(parse("{$.a[0]IS TRUE}").to_string(), "{ $.a[0] IS TRUE }");
+}
+
+/// The compact form is never longer than a text the pattern was parsed from; these are the
+/// tight cases, each padded to the limit with `||$.z=1` so that the spaced form would not fit.
+#[test]
+fn the_compact_form_fits_wherever_the_parsed_text_did() {
+    for condition in [
+        "$.a[0]IS TRUE",
+        "$.a[1]NOT EXISTS",
+        "$.b IS NULL",
+        "$.c=-5",
+        "$.d<=+1e3",
+        "$.e=*",
+        "$.f!=%^x$%",
+        r#"$.g="a b""#,
+        r#"$.h="400""#,
+        "$.i=abc*",
+        "($.j=1||$.k=2)&&$.l=3",
+    ] {
+        let mut text = format!("{{{condition}");
+        while text.chars().count() + "||$.z=1".len() < MAX_PATTERN_CHARACTERS {
+            text.push_str("||$.z=1");
+        }
+        text.push('}');
+        let pattern = parse(&text);
+        let printed = pattern.to_string();
+        assert!(
+            printed.chars().count() <= text.chars().count(),
+            "{condition}: {} > {}",
+            printed.chars().count(),
+            text.chars().count()
+        );
+        assert_round_trip(&text);
+    }
 }
 
 #[test]
