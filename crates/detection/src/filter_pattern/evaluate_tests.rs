@@ -372,3 +372,10 @@ fn a_record_that_is_not_an_object_matches_only_not_exists() {
         assert!(matches("{ $.a NOT EXISTS }", &record), "{record}");
     }
 }
+
+/// Patterns are parsed once and shared by the threads that evaluate records.
+#[test]
+fn a_pattern_can_be_shared_between_threads() {
+    fn assert_send_and_sync<T: Send + Sync>() {}
+    assert_send_and_sync::<FilterPattern>();
+}
