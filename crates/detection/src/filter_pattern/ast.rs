@@ -24,6 +24,11 @@ pub(crate) enum Expression {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Condition {
     pub(crate) selector: Selector,
+    /// The selector's place among the pattern's distinct selectors, in order of first
+    /// appearance: conditions on the same field share it, so an evaluation walks to the field
+    /// once (CIS 4.4 tests `$.eventName` 16 times). A function of the expression, so equal
+    /// expressions have equal slots.
+    pub(crate) selector_slot: usize,
     pub(crate) test: ValueTest,
 }
 

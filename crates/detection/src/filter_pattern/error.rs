@@ -7,6 +7,8 @@
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("column {column}: {problem}")]
 pub struct FilterPatternError {
+    /// 1-based position, in characters, of the character the problem is about; the length
+    /// plus one for a problem at the end of the pattern.
     pub column: usize,
     pub problem: FilterPatternProblem,
 }

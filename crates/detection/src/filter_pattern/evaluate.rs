@@ -14,20 +14,56 @@ use super::ast::{
     SelectorStep, TextPattern, ValueTest,
 };
 
+/// How many distinct selectors of one pattern an evaluation remembers the value of (CIS
+/// patterns have at most 4); conditions on further selectors walk the record each time.
+const REMEMBERED_SELECTORS: usize = 8;
+
+/// The values selectors resolved to during one evaluation, on the stack. A walk through
+/// `serde_json`'s maps compares the key against its neighbours' keys, each a separate
+/// allocation; remembering the result makes sixteen tests of `$.eventName` cost one walk.
+struct ResolvedSelectors<'a> {
+    values: [Option<Option<&'a Value>>; REMEMBERED_SELECTORS],
+}
+
+impl<'a> ResolvedSelectors<'a> {
+    fn new() -> Self {
+        ResolvedSelectors {
+            values: [None; REMEMBERED_SELECTORS],
+        }
+    }
+
+    fn resolve(&mut self, condition: &Condition, record: &'a Value) -> Option<&'a Value> {
+        match self.values.get_mut(condition.selector_slot) {
+            Some(remembered) => {
+                *remembered.get_or_insert_with(|| condition.selector.resolve(record))
+            }
+            None => condition.selector.resolve(record),
+        }
+    }
+}
+
 impl Expression {
-    /// Recursion follows the expression's nesting, which the parser bounds.
     pub(crate) fn matches(&self, record: &Value) -> bool {
+        self.matches_with(record, &mut ResolvedSelectors::new())
+    }
+
+    /// Recursion follows the expression's nesting, which the parser bounds.
+    fn matches_with<'a>(&self, record: &'a Value, resolved: &mut ResolvedSelectors<'a>) -> bool {
         match self {
-            Expression::All(members) => members.iter().all(|member| member.matches(record)),
-            Expression::AnyOf(members) => members.iter().any(|member| member.matches(record)),
-            Expression::Condition(condition) => condition.matches(record),
+            Expression::All(members) => members
+                .iter()
+                .all(|member| member.matches_with(record, resolved)),
+            Expression::AnyOf(members) => members
+                .iter()
+                .any(|member| member.matches_with(record, resolved)),
+            Expression::Condition(condition) => condition.matches(record, resolved),
         }
     }
 }
 
 impl Condition {
-    fn matches(&self, record: &Value) -> bool {
-        let selected = self.selector.resolve(record);
+    fn matches<'a>(&self, record: &'a Value, resolved: &mut ResolvedSelectors<'a>) -> bool {
+        let selected = resolved.resolve(self, record);
         match &self.test {
             ValueTest::NotExists => selected.is_none(),
             ValueTest::IsNull => matches!(selected, Some(Value::Null)),

@@ -379,3 +379,26 @@ fn a_pattern_can_be_shared_between_threads() {
     fn assert_send_and_sync<T: Send + Sync>() {}
     assert_send_and_sync::<FilterPattern>();
 }
+
+/// Conditions on the same field share one walk to it; beyond the remembered ones, each
+/// condition walks on its own — either way the answers are the same.
+#[test]
+fn many_distinct_selectors_and_repeated_ones_decide_alike() {
+    let record = json!({
+        "f0": 0, "f1": 1, "f2": 2, "f3": 3, "f4": 4, "f5": 5,
+        "f6": 6, "f7": 7, "f8": 8, "f9": 9, "f10": {"f0": "nested"}
+    });
+    let all_ten = (0..10)
+        .map(|number| format!("$.f{number} = {number}"))
+        .collect::<Vec<_>>()
+        .join(" && ");
+    assert!(matches(
+        &format!("{{ {all_ten} && $.f9 = 9 && $.f0 != 1 }}"),
+        &record
+    ));
+    assert!(!matches(&format!("{{ {all_ten} && $.f9 = 8 }}"), &record));
+    assert!(matches(
+        r#"{ ($.f0 = 1 || $.f0 = 0) && $.f10.f0 = "nested" && $.f0 = * && $.f10.f0 != "x" }"#,
+        &record
+    ));
+}

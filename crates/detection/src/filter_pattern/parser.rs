@@ -27,16 +27,18 @@ const EXPECTED_OPERAND: &str = "a selector ($.field) or \"(\"";
 
 /// Parses a whole pattern into its compiled expression.
 pub(super) fn parse_pattern(text: &str) -> Result<Expression, FilterPatternError> {
-    let characters: Vec<char> = text.chars().collect();
-    if characters.len() > MAX_PATTERN_CHARACTERS {
+    // Counted before anything is copied: a caller may hand over any amount of text.
+    let length = text.chars().count();
+    if length > MAX_PATTERN_CHARACTERS {
         return Err(FilterPatternError::new(
             MAX_PATTERN_CHARACTERS + 1,
             FilterPatternProblem::PatternTooLong {
-                length: characters.len(),
+                length,
                 limit: MAX_PATTERN_CHARACTERS,
             },
         ));
     }
+    let characters: Vec<char> = text.chars().collect();
     let tokens = tokenize(&characters)?;
     let end_column = characters.len() + 1;
     let mut parser = Parser {
@@ -44,6 +46,7 @@ pub(super) fn parse_pattern(text: &str) -> Result<Expression, FilterPatternError
         position: 0,
         end_column,
         regular_expressions: 0,
+        distinct_selectors: Vec::new(),
     };
     parser.expect(
         |kind| matches!(kind, TokenKind::OpenBrace),
@@ -67,6 +70,8 @@ struct Parser {
     /// The column reported for the end of the pattern.
     end_column: usize,
     regular_expressions: usize,
+    /// The selectors seen so far, each once, in order of first appearance.
+    distinct_selectors: Vec<Selector>,
 }
 
 impl Parser {
@@ -174,7 +179,22 @@ impl Parser {
             }
             _ => return Err(Self::unexpected(&token, EXPECTED_COMPARISON)),
         };
-        Ok(Condition { selector, test })
+        let selector_slot = match self
+            .distinct_selectors
+            .iter()
+            .position(|seen| *seen == selector)
+        {
+            Some(slot) => slot,
+            None => {
+                self.distinct_selectors.push(selector.clone());
+                self.distinct_selectors.len() - 1
+            }
+        };
+        Ok(Condition {
+            selector,
+            selector_slot,
+            test,
+        })
     }
 
     fn is_test(&mut self) -> Result<ValueTest, FilterPatternError> {
