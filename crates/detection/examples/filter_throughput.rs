@@ -3,8 +3,15 @@
 //! each of the 15 CIS filters alone, and all 15 together, over them again and again, printing
 //! records per second.
 //!
+//! The ~9,400 records take tens of megabytes as `Value`s, so each pass finds them out of the
+//! CPU's caches: these figures are the cold case. The last line repeats all 15 over the first
+//! 256 records only, which stay cached — closer to the aggregator's case, where the filters
+//! run on a record just parsed.
+//!
 //! `cargo run --release -p orgtrail-detection --example filter_throughput [SECONDS]` — SECONDS
 //! (default 2) is the time spent on all 15 together; each filter alone gets a quarter of it.
+//! The time is spent in 5 rounds and the fastest round is reported: on a shared machine the
+//! slower rounds measure the neighbours.
 
 #[path = "../tests/sample_records/mod.rs"]
 #[allow(dead_code)]
@@ -22,8 +29,25 @@ struct Measurement {
     matches_per_pass: usize,
 }
 
-/// Evaluates `filters` on every record, pass after pass, until `budget` has elapsed.
+const ROUNDS: u32 = 5;
+
+/// The fastest of `ROUNDS` rounds of `measure_round`, sharing `budget`.
 fn measure(filters: &[&FilterPattern], records: &[Value], budget: Duration) -> Measurement {
+    let mut best: Option<Measurement> = None;
+    for _ in 0..ROUNDS {
+        let round = measure_round(filters, records, budget / ROUNDS);
+        if best
+            .as_ref()
+            .is_none_or(|best| round.records_per_second > best.records_per_second)
+        {
+            best = Some(round);
+        }
+    }
+    best.unwrap_or_else(|| measure_round(filters, records, budget))
+}
+
+/// Evaluates `filters` on every record, pass after pass, until `budget` has elapsed.
+fn measure_round(filters: &[&FilterPattern], records: &[Value], budget: Duration) -> Measurement {
     let started = Instant::now();
     let mut passes = 0usize;
     let mut matches = 0usize;
@@ -100,4 +124,17 @@ fn main() {
         together.matches_per_pass,
         together.records_per_second * all.len() as f64
     );
+    let cached = &records[..records.len().min(CACHED_RECORDS)];
+    let warm = measure(&all, cached, alone_budget);
+    println!(
+        "{:>6}  {:>14.0}  {:>10.1}  {:>7}   (all 15, the first {} records, cached)",
+        "warm",
+        warm.records_per_second,
+        warm.nanoseconds_per_record,
+        warm.matches_per_pass,
+        cached.len()
+    );
 }
+
+/// Few enough records to stay in the CPU's caches between passes.
+const CACHED_RECORDS: usize = 256;
