@@ -13,6 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orgtrail/v1/tokens.proto",
         "orgtrail/v1/keys.proto",
         "orgtrail/v1/quarantine.proto",
+        "orgtrail/v1/alarms.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
