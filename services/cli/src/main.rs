@@ -1,6 +1,7 @@
 //! `orgtrail`: the operator's command line over the aggregator's gRPC API.
 
 mod events_command;
+mod grpc_call;
 mod ingest_command;
 mod keys_command;
 mod quarantine_command;
