@@ -262,6 +262,11 @@ pub fn format_time(timestamp: Option<&prost_types::Timestamp>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
+/// A time in `--output json`: RFC 3339, or null when absent.
+pub fn format_optional_time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+    timestamp.map(|timestamp| format_time(Some(timestamp)))
+}
+
 /// An event in `--output json`: the searchable fields, and the original record as it was.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]

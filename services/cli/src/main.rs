@@ -1,5 +1,8 @@
 //! `orgtrail`: the operator's command line over the aggregator's gRPC API.
 
+mod alarm_arguments;
+mod alarm_output;
+mod alarms_command;
 mod events_command;
 mod grpc_call;
 mod ingest_command;
@@ -83,6 +86,13 @@ enum Command {
     /// Input the aggregator refused: records and file faults, with the reason.
     #[command(subcommand)]
     Quarantine(quarantine_command::QuarantineCommand),
+    /// Alarms on CloudWatch Logs metric filters (the CIS benchmark set built in): their
+    /// definitions, states and history.
+    #[command(subcommand)]
+    Alarms(alarms_command::AlarmsCommand),
+    /// Filter patterns tried on stored events, raising nothing.
+    #[command(subcommand)]
+    Filters(alarms_command::FiltersCommand),
 }
 
 #[derive(Subcommand)]
@@ -219,6 +229,8 @@ fn main() -> ExitCode {
             Command::Quarantine(command) => {
                 quarantine_command::run_quarantine(&settings, command).await
             }
+            Command::Alarms(command) => alarms_command::run_alarms(&settings, command).await,
+            Command::Filters(command) => alarms_command::run_filters(&settings, command).await,
         }
     });
     match outcome {
