@@ -7,6 +7,7 @@ mod events_command;
 mod grpc_call;
 mod ingest_command;
 mod keys_command;
+mod notifications_command;
 mod quarantine_command;
 mod retention_command;
 mod sources_command;
@@ -93,6 +94,12 @@ enum Command {
     /// Filter patterns tried on stored events, raising nothing.
     #[command(subcommand)]
     Filters(alarms_command::FiltersCommand),
+    /// Where alarm notifications go: webhooks, Slack, Amazon SNS.
+    #[command(subcommand)]
+    Destinations(notifications_command::DestinationsCommand),
+    /// The notifications sent, pending and failed.
+    #[command(subcommand)]
+    Notifications(notifications_command::NotificationsCommand),
 }
 
 #[derive(Subcommand)]
@@ -231,6 +238,12 @@ fn main() -> ExitCode {
             }
             Command::Alarms(command) => alarms_command::run_alarms(&settings, command).await,
             Command::Filters(command) => alarms_command::run_filters(&settings, command).await,
+            Command::Destinations(command) => {
+                notifications_command::run_destinations(&settings, command).await
+            }
+            Command::Notifications(command) => {
+                notifications_command::run_notifications(&settings, command).await
+            }
         }
     });
     match outcome {
