@@ -1,4 +1,4 @@
-//! Plain text tables: columns as wide as their widest cell.
+//! Plain text tables: columns as wide as their widest cell, cells on one line.
 
 pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|title| title.chars().count()).collect();
@@ -28,6 +28,18 @@ pub fn render_table(header: &[&str], rows: &[Vec<String>]) -> String {
     text
 }
 
+/// A cell of at most `max_chars` characters on one line: line breaks and runs of whitespace
+/// become one space, and a longer text is cut with `…`.
+pub fn truncate_cell(text: &str, max_chars: usize) -> String {
+    let one_line = text.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max_chars {
+        return one_line;
+    }
+    let mut cut: String = one_line.chars().take(max_chars.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -42,5 +54,17 @@ mod tests {
             ],
         );
         assert_eq!(text, "A     BB\nlong  x\ns     yy\n");
+    }
+
+    #[test]
+    fn long_cells_are_cut_to_one_line_of_their_width() {
+        assert_eq!(truncate_cell("{ $.a = 1 }", 60), "{ $.a = 1 }");
+        assert_eq!(
+            truncate_cell("{ ($.a = 1) ||\n  ($.b = 2) }", 60),
+            "{ ($.a = 1) || ($.b = 2) }"
+        );
+        assert_eq!(truncate_cell("abcdef", 4), "abc…");
+        assert_eq!(truncate_cell("abcdef", 4).chars().count(), 4);
+        assert_eq!(truncate_cell("", 4), "");
     }
 }

@@ -13,7 +13,7 @@ use orgtrail_domain::lookup::LookupAttributeKey;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use crate::time_argument::{parse_time, RangeEnd};
+use crate::time_argument::{timestamp_argument, RangeEnd};
 use crate::{LookupArguments, OutputFormat, SummaryArguments, SummaryFormat};
 use orgtrail_client::table::render_table;
 
@@ -29,8 +29,8 @@ pub async fn run_lookup(
     arguments: LookupArguments,
 ) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
-    let start_time = time_argument(arguments.start.as_deref(), RangeEnd::Start, now)?;
-    let end_time = time_argument(arguments.end.as_deref(), RangeEnd::End, now)?;
+    let start_time = timestamp_argument(arguments.start.as_deref(), RangeEnd::Start, now)?;
+    let end_time = timestamp_argument(arguments.end.as_deref(), RangeEnd::End, now)?;
     let lookup_attributes = arguments
         .attributes
         .iter()
@@ -110,8 +110,8 @@ pub async fn run_summary(
 ) -> anyhow::Result<ExitCode> {
     let now = Utc::now();
     let request = pb::SummarizeEventsRequest {
-        start_time: time_argument(arguments.start.as_deref(), RangeEnd::Start, now)?,
-        end_time: time_argument(arguments.end.as_deref(), RangeEnd::End, now)?,
+        start_time: timestamp_argument(arguments.start.as_deref(), RangeEnd::Start, now)?,
+        end_time: timestamp_argument(arguments.end.as_deref(), RangeEnd::End, now)?,
     };
     let counts = EventServiceClient::new(connect(settings).await?)
         .summarize_events(request)
@@ -174,19 +174,6 @@ pub async fn run_summary(
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn time_argument(
-    text: Option<&str>,
-    end: RangeEnd,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Option<prost_types::Timestamp>> {
-    let Some(text) = text else { return Ok(None) };
-    let time = parse_time(text, end, now).map_err(|message| anyhow!(message))?;
-    Ok(Some(prost_types::Timestamp {
-        seconds: time.timestamp(),
-        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
-    }))
 }
 
 /// `Key=Value`, the key as CloudTrail spells it.
@@ -255,7 +242,7 @@ fn events_table(events: &[pb::Event]) -> String {
     )
 }
 
-fn or_dash(text: &str) -> String {
+pub fn or_dash(text: &str) -> String {
     if text.is_empty() {
         "-".into()
     } else {
@@ -273,6 +260,11 @@ pub fn format_time(timestamp: Option<&prost_types::Timestamp>) -> String {
         })
         .map(|time| time.to_rfc3339_opts(SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| "-".into())
+}
+
+/// A time in `--output json`: RFC 3339, or null when absent.
+pub fn format_optional_time(timestamp: Option<&prost_types::Timestamp>) -> Option<String> {
+    timestamp.map(|timestamp| format_time(Some(timestamp)))
 }
 
 /// An event in `--output json`: the searchable fields, and the original record as it was.

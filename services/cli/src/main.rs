@@ -1,8 +1,13 @@
 //! `orgtrail`: the operator's command line over the aggregator's gRPC API.
 
+mod alarm_arguments;
+mod alarm_output;
+mod alarms_command;
 mod events_command;
+mod grpc_call;
 mod ingest_command;
 mod keys_command;
+mod notifications_command;
 mod quarantine_command;
 mod retention_command;
 mod sources_command;
@@ -82,6 +87,19 @@ enum Command {
     /// Input the aggregator refused: records and file faults, with the reason.
     #[command(subcommand)]
     Quarantine(quarantine_command::QuarantineCommand),
+    /// Alarms on CloudWatch Logs metric filters (the CIS benchmark set built in): their
+    /// definitions, states and history.
+    #[command(subcommand)]
+    Alarms(alarms_command::AlarmsCommand),
+    /// Filter patterns tried on stored events, raising nothing.
+    #[command(subcommand)]
+    Filters(alarms_command::FiltersCommand),
+    /// Where alarm notifications go: webhooks, Slack, Amazon SNS.
+    #[command(subcommand)]
+    Destinations(notifications_command::DestinationsCommand),
+    /// The notifications sent, pending and failed.
+    #[command(subcommand)]
+    Notifications(notifications_command::NotificationsCommand),
 }
 
 #[derive(Subcommand)]
@@ -217,6 +235,14 @@ fn main() -> ExitCode {
             Command::Keys(command) => keys_command::run_keys(&settings, command).await,
             Command::Quarantine(command) => {
                 quarantine_command::run_quarantine(&settings, command).await
+            }
+            Command::Alarms(command) => alarms_command::run_alarms(&settings, command).await,
+            Command::Filters(command) => alarms_command::run_filters(&settings, command).await,
+            Command::Destinations(command) => {
+                notifications_command::run_destinations(&settings, command).await
+            }
+            Command::Notifications(command) => {
+                notifications_command::run_notifications(&settings, command).await
             }
         }
     });

@@ -16,6 +16,7 @@ use orgtrail_client::{connect, ClientSettings};
 use serde_json::{json, Value};
 
 use crate::events_command::format_time;
+use crate::grpc_call::{status_error, with_actor};
 use crate::time_argument::{parse_time, RangeEnd};
 use crate::SummaryFormat;
 
@@ -189,21 +190,6 @@ pub struct PolicyArguments {
     pub scope: ScopeArguments,
     #[command(flatten)]
     pub output: OutputArguments,
-}
-
-/// Names the caller in the audit log: `$USER@host`.
-fn with_actor<T>(message: T) -> tonic::Request<T> {
-    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let mut request = tonic::Request::new(message);
-    if let Ok(value) = format!("{user}@{}", host.trim()).parse() {
-        request.metadata_mut().insert("x-orgtrail-actor", value);
-    }
-    request
-}
-
-fn status_error(what: &str) -> impl Fn(tonic::Status) -> anyhow::Error + '_ {
-    move |status| anyhow!("{what}: {}", status.message())
 }
 
 async fn retention_client(

@@ -32,6 +32,20 @@ pub fn parse_time(text: &str, end: RangeEnd, now: DateTime<Utc>) -> Result<DateT
     ))
 }
 
+/// An optional time argument as the API's timestamp (absent: absent).
+pub fn timestamp_argument(
+    text: Option<&str>,
+    end: RangeEnd,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<prost_types::Timestamp>> {
+    let Some(text) = text else { return Ok(None) };
+    let time = parse_time(text, end, now).map_err(|message| anyhow::anyhow!(message))?;
+    Ok(Some(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    }))
+}
+
 fn parse_span(text: &str) -> Option<Duration> {
     let unit = text.chars().last()?;
     let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
