@@ -1,6 +1,7 @@
 //! The end-to-end test kit: a `TestStack` (a fresh database in the throwaway PostgreSQL and
 //! the real aggregator binary on loopback), the sample data with expectations computed from
-//! the files, and helpers to send files and messages. Every wait is bounded.
+//! the files, helpers to send files and messages, and the receiving ends of notifications
+//! (a webhook receiver, SNS topics with SQS queues). Every wait is bounded.
 
 pub mod cli_process;
 pub mod collector_process;
@@ -9,8 +10,10 @@ pub mod moto;
 pub mod organization;
 pub mod pki;
 pub mod raw_ingest;
+pub mod receiver;
 pub mod samples;
 pub mod sealing;
+pub mod sns;
 pub mod stack;
 
 pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};

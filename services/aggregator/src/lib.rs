@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod kms;
 pub mod lookup;
 pub mod metrics;
+pub mod notify;
 pub mod rate_limits;
 pub mod retention;
 pub mod role;
