@@ -9,6 +9,7 @@
 //! to evaluate.
 
 pub mod alarm;
+pub mod alarm_definition;
 pub mod cis;
 pub mod filter_pattern;
 

@@ -203,6 +203,23 @@ run_wait_seconds = {{ int64 $config.retention.run_wait_seconds }}
 {{ $category }} = {{ int64 $days }}
 {{- end }}
 
+[alarms]
+settle_seconds = {{ int64 $config.alarms.settle_seconds }}
+evaluation_interval_seconds = {{ int64 $config.alarms.evaluation_interval_seconds }}
+notify_within_hours = {{ int64 $config.alarms.notify_within_hours }}
+cis_builtin = {{ $config.alarms.cis_builtin }}
+
+[notifications]
+max_attempts = {{ int64 $config.notifications.max_attempts }}
+backoff_base_seconds = {{ float64 $config.notifications.backoff_base_seconds }}
+backoff_max_seconds = {{ float64 $config.notifications.backoff_max_seconds }}
+delivery_timeout_seconds = {{ int64 $config.notifications.delivery_timeout_seconds }}
+poll_interval_milliseconds = {{ int64 $config.notifications.poll_interval_milliseconds }}
+concurrency = {{ int64 $config.notifications.concurrency }}
+{{- with $config.notifications.sns_endpoint }}
+sns_endpoint = {{ include "orgtrail.tomlString" . }}
+{{- end }}
+
 [log]
 level = {{ include "orgtrail.tomlString" $config.log.level }}
 format = {{ include "orgtrail.tomlString" $config.log.format }}

@@ -65,6 +65,13 @@ pub fn required_access(path: &str) -> Access {
         ) => Access::Needs(Role::Reader),
         ("orgtrail.v1.AuditService", "ListAuditEntries") => Access::Needs(Role::Reader),
         ("orgtrail.v1.QuarantineService", "ListQuarantine") => Access::Needs(Role::Reader),
+        (
+            "orgtrail.v1.AlarmService",
+            "GetAlarm" | "ListAlarms" | "GetAlarmHistory" | "TestFilter",
+        ) => Access::Needs(Role::Reader),
+        ("orgtrail.v1.NotificationService", "ListDestinations" | "ListNotifications") => {
+            Access::Needs(Role::Reader)
+        }
         // The content of refused records may hold anything: admins only.
         ("orgtrail.v1.QuarantineService", "GetQuarantined") => Access::Needs(Role::Admin),
         _ => Access::Needs(Role::Admin),

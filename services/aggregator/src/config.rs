@@ -39,6 +39,10 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub encryption: EncryptionSettings,
     #[serde(default)]
+    pub alarms: AlarmSettings,
+    #[serde(default)]
+    pub notifications: NotificationSettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -46,8 +50,10 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 13] = [
     "listen",
+    "alarms",
+    "notifications",
     "clock",
     "encryption",
     "tls",
@@ -207,6 +213,67 @@ pub struct AuthSettings {
     pub certificate_roles: BTreeMap<String, String>,
 }
 
+/// Alarms on metric filters.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmSettings {
+    /// Seconds after a period ends before it is evaluated (CloudTrail delivers late); a period
+    /// evaluated and then changed by late events is evaluated again.
+    pub settle_seconds: u64,
+    /// Seconds between evaluation rounds (one replica evaluates at a time).
+    pub evaluation_interval_seconds: u64,
+    /// A transition whose period ended longer ago than this when it was evaluated (a backfill
+    /// of old files) is recorded but not notified.
+    pub notify_within_hours: u64,
+    /// Make the CIS AWS Foundations Benchmark alarms at start if they were never made.
+    pub cis_builtin: bool,
+}
+
+impl Default for AlarmSettings {
+    fn default() -> Self {
+        AlarmSettings {
+            settle_seconds: 900,
+            evaluation_interval_seconds: 60,
+            notify_within_hours: 24,
+            cis_builtin: true,
+        }
+    }
+}
+
+/// Delivery of the outbox's notifications.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotificationSettings {
+    /// Attempts before a notification is marked failed (it stays listed, never dropped).
+    pub max_attempts: u32,
+    /// The first retry waits about this long; each next one twice as long (with jitter)…
+    pub backoff_base_seconds: f64,
+    /// …up to this.
+    pub backoff_max_seconds: f64,
+    /// One delivery attempt, connection to answer.
+    pub delivery_timeout_seconds: u64,
+    /// How often the outbox is looked at for due notifications.
+    pub poll_interval_milliseconds: u64,
+    /// Deliveries in progress at once on this replica.
+    pub concurrency: usize,
+    /// Another SNS endpoint (a VPC endpoint, a test server).
+    pub sns_endpoint: Option<String>,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        NotificationSettings {
+            max_attempts: 10,
+            backoff_base_seconds: 5.0,
+            backoff_max_seconds: 900.0,
+            delivery_timeout_seconds: 10,
+            poll_interval_milliseconds: 1000,
+            concurrency: 4,
+            sns_endpoint: None,
+        }
+    }
+}
+
 /// The clock the aggregator decides by (retention cutoffs, expiries, partitions ahead, settle
 /// delays). The system's unless frozen — for tests and drills that replay a known moment; a
 /// warning is logged at every start when it is.
@@ -301,6 +368,8 @@ pub struct AggregatorConfig {
     pub reencrypt_batch_size: u32,
     /// Certificate names (lower case) → roles.
     pub certificate_roles: BTreeMap<String, Role>,
+    pub alarms: AlarmSettings,
+    pub notifications: NotificationSettings,
     /// `Some` only when frozen on purpose (`clock.frozen_at`).
     pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
@@ -436,6 +505,23 @@ impl RawAggregatorConfig {
                 "server.per_caller_concurrency",
                 self.server.per_caller_concurrency,
             ),
+            (
+                "alarms.evaluation_interval_seconds",
+                self.alarms.evaluation_interval_seconds as usize,
+            ),
+            (
+                "notifications.max_attempts",
+                self.notifications.max_attempts as usize,
+            ),
+            (
+                "notifications.delivery_timeout_seconds",
+                self.notifications.delivery_timeout_seconds as usize,
+            ),
+            (
+                "notifications.poll_interval_milliseconds",
+                self.notifications.poll_interval_milliseconds as usize,
+            ),
+            ("notifications.concurrency", self.notifications.concurrency),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
@@ -488,6 +574,20 @@ impl RawAggregatorConfig {
             (None, None, true) => ServerTransport::Insecure,
             (None, None, false) => return Err(ConfigError::MissingTls),
         };
+        for (field, seconds) in [
+            (
+                "notifications.backoff_base_seconds",
+                self.notifications.backoff_base_seconds,
+            ),
+            (
+                "notifications.backoff_max_seconds",
+                self.notifications.backoff_max_seconds,
+            ),
+        ] {
+            if !(seconds.is_finite() && seconds > 0.0) {
+                return Err(ConfigError::Zero { field });
+            }
+        }
         let rate = self.server.per_caller_requests_per_second;
         if rate.is_nan() || rate <= 0.0 {
             return Err(ConfigError::Zero {
@@ -543,6 +643,8 @@ impl RawAggregatorConfig {
             protection,
             reencrypt_batch_size,
             certificate_roles,
+            alarms: self.alarms,
+            notifications: self.notifications,
             clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })

@@ -15,6 +15,7 @@ use orgtrail_domain::{
 };
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::detection::{Detectors, FileDetections};
 use crate::store::{
     self, Encryption, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore,
     QuarantineItem, QuarantineOrigin, StoreError,
@@ -109,6 +110,8 @@ pub struct IngestService {
     limits: IngestLimits,
     /// Bounds the files in flight (each holds a connection for its transaction).
     file_permits: Arc<Semaphore>,
+    /// What every newly stored event passes (the alarms' metric filters).
+    detectors: Arc<Detectors>,
 }
 
 impl IngestService {
@@ -117,6 +120,7 @@ impl IngestService {
             store,
             limits,
             file_permits: Arc::new(Semaphore::new(max_concurrent_files)),
+            detectors: Arc::new(Detectors::default()),
         }
     }
 
@@ -158,11 +162,19 @@ impl IngestService {
         .await
         .map_err(store_error)?;
         let state = match entry {
-            LedgerEntry::Taken { log_file_id } => OpenFileState::Taking {
-                transaction,
-                log_file_id,
-                seen_event_ids: HashSet::new(),
-            },
+            LedgerEntry::Taken { log_file_id } => {
+                let detectors = self
+                    .detectors
+                    .for_file(&mut transaction)
+                    .await
+                    .map_err(store_error)?;
+                OpenFileState::Taking {
+                    transaction,
+                    log_file_id,
+                    seen_event_ids: HashSet::new(),
+                    detections: FileDetections::new(detectors),
+                }
+            }
             LedgerEntry::AlreadyTaken(previous) => {
                 // Nothing of this file will be written: end the transaction now.
                 drop(transaction);
@@ -266,6 +278,8 @@ enum OpenFileState {
         /// eventIDs of this file so far: a repeat within the file is a duplicate before it
         /// reaches the database.
         seen_event_ids: HashSet<orgtrail_domain::EventId>,
+        /// What the file's new events matched, written with them.
+        detections: FileDetections,
     },
     AlreadyTaken {
         first_committed_at: DateTime<Utc>,
@@ -283,6 +297,7 @@ impl OpenFile {
             transaction,
             log_file_id,
             seen_event_ids,
+            detections,
         } = &mut self.state
         else {
             self.counts.duplicates += u32::try_from(records.len()).unwrap_or(u32::MAX);
@@ -345,7 +360,17 @@ impl OpenFile {
                     }
                     store_error(source)
                 })?;
-            let inserted = u32::try_from(inserted.inserted).unwrap_or(u32::MAX);
+            // Only events stored for the first time pass the detectors: a duplicate delivery
+            // raises nothing twice. The batch and the ids are both in event id order.
+            let mut new_ids = inserted.inserted.iter().peekable();
+            for event in &events {
+                let event_id = event.event_id.as_uuid();
+                while new_ids.next_if(|id| **id < event_id).is_some() {}
+                if new_ids.next_if(|id| **id == event_id).is_some() {
+                    detections.observe(event);
+                }
+            }
+            let inserted = u32::try_from(inserted.inserted.len()).unwrap_or(u32::MAX);
             let batch = u32::try_from(events.len()).unwrap_or(u32::MAX);
             self.counts.accepted += inserted;
             self.counts.duplicates += batch.saturating_sub(inserted);
@@ -385,6 +410,7 @@ impl OpenFile {
             OpenFileState::Taking {
                 mut transaction,
                 log_file_id,
+                detections,
                 ..
             } => {
                 let store_error = |source| IngestError::Store {
@@ -438,9 +464,16 @@ impl OpenFile {
                 )
                 .await
                 .map_err(store_error)?;
+                let (match_rows, matches_per_alarm) = detections.into_rows();
+                store::insert_alarm_matches(&mut transaction, &match_rows)
+                    .await
+                    .map_err(store_error)?;
                 PgStore::commit_file_transaction(transaction)
                     .await
                     .map_err(store_error)?;
+                for (alarm, matches) in matches_per_alarm {
+                    crate::metrics::alarm_filter_matched(&alarm, matches);
+                }
                 tracing::info!(
                     file = %self.origin,
                     source = %self.origin.source,

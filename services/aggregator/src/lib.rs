@@ -4,9 +4,12 @@
 //! Layers: `grpc` (adapters) → `ingest`, `lookup` (domain services) → `store` (the only SQL).
 //! `server` composes them; `config` is what the binary runs on.
 
+pub mod alarm_evaluation;
+pub mod alarms;
 pub mod auth;
 pub mod config;
 pub mod crypto;
+pub mod detection;
 pub mod drain;
 pub mod grpc;
 pub mod ingest;

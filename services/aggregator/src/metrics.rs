@@ -66,3 +66,58 @@ pub fn retention_run(status: &str, events_deleted: u64, partitions_dropped: u64)
         )
         .add(partitions_dropped);
 }
+
+/// Events a newly stored file added to an alarm's metric filter.
+pub fn alarm_filter_matched(alarm: &str, matches: u64) {
+    Registry::global()
+        .counter(
+            "orgtrail_alarm_filter_matches_total",
+            "Newly stored events that matched an alarm's metric filter, by alarm.",
+            &[("alarm", alarm)],
+        )
+        .add(matches);
+}
+
+/// An alarm's state after an evaluation: 1 for the state it is in, 0 for the others.
+pub fn alarm_state(alarm: &str, state: &str) {
+    let registry = Registry::global();
+    for candidate in ["OK", "ALARM", "INSUFFICIENT_DATA"] {
+        registry
+            .gauge(
+                "orgtrail_alarm_state",
+                "Each alarm's state: 1 for the state it is in.",
+                &[("alarm", alarm), ("state", candidate)],
+            )
+            .set(u64::from(candidate == state));
+    }
+}
+
+/// Notifications waiting in the outbox, and those given up after their attempts.
+pub fn outbox_depth(pending: u64, failed: u64) {
+    let registry = Registry::global();
+    registry
+        .gauge(
+            "orgtrail_notifications_outbox",
+            "Notifications in the outbox, by state (pending: to deliver; failed: given up).",
+            &[("state", "pending")],
+        )
+        .set(pending);
+    registry
+        .gauge(
+            "orgtrail_notifications_outbox",
+            "Notifications in the outbox, by state (pending: to deliver; failed: given up).",
+            &[("state", "failed")],
+        )
+        .set(failed);
+}
+
+/// A delivery attempt's result: delivered, retried (will be tried again) or failed (given up).
+pub fn notification_delivery(kind: &str, result: &str) {
+    Registry::global()
+        .counter(
+            "orgtrail_notification_deliveries_total",
+            "Notification delivery attempts, by destination kind and result.",
+            &[("kind", kind), ("result", result)],
+        )
+        .increment();
+}

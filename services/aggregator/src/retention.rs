@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::config::RetentionSettings;
 use crate::store::{
     AuditEntry, PartitionDrop, PgStore, PolicyContent, RetentionRules, RunCounts, StoreError,
-    StoredHold, StoredPolicy,
+    StoredHold, StoredPolicy, ENFORCEMENT_LOCK,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -359,7 +359,7 @@ impl RetentionService {
         let wait = Duration::from_secs(self.settings.run_wait_seconds);
         let lock = self
             .store
-            .lock_enforcement(wait)
+            .session_lock(ENFORCEMENT_LOCK, wait)
             .await?
             .ok_or(RetentionServiceError::Busy(wait))?;
         let report = self.enforce(actor).await;
@@ -372,7 +372,7 @@ impl RetentionService {
         &self,
         actor: &str,
     ) -> Result<Option<EnforcementReport>, RetentionServiceError> {
-        let Some(lock) = self.store.try_lock_enforcement().await? else {
+        let Some(lock) = self.store.try_session_lock(ENFORCEMENT_LOCK).await? else {
             return Ok(None);
         };
         let report = self.enforce(actor).await;

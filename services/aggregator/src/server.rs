@@ -10,6 +10,8 @@ use std::time::Duration;
 use orgtrail_service_runtime::{error_chain, SharedClock};
 use tokio::net::TcpListener;
 
+use crate::alarm_evaluation::AlarmEvaluator;
+use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
 use crate::config::{AggregatorConfig, RecordProtection};
 use crate::crypto::{Keyring, MasterKeys};
@@ -18,6 +20,9 @@ use crate::grpc::{load_tls, serve_grpc, DomainServices, GrpcServeError};
 use crate::ingest::{IngestLimits, IngestService};
 use crate::kms::KmsMaster;
 use crate::lookup::EventLookup;
+use crate::notify::delivery::{Deliverer, DeliverySettings};
+use crate::notify::dispatcher::Dispatcher;
+use crate::notify::NotificationService;
 use crate::retention::RetentionService;
 use crate::sources::SourceRegistry;
 use crate::store::{EncryptionError, PgStore, StoreError};
@@ -34,6 +39,8 @@ pub enum ServeError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot make the built-in alarms")]
+    BuiltinAlarms(#[source] crate::alarms::AlarmServiceError),
     #[error(transparent)]
     Grpc(#[from] GrpcServeError),
 }
@@ -129,6 +136,30 @@ pub async fn serve(
         clock.clone(),
     );
     tokio::spawn(run_retention_periodically(retention.clone(), drain.clone()));
+
+    let alarms = AlarmService::new(store.clone(), clock.clone());
+    if config.alarms.cis_builtin {
+        let made = alarms
+            .ensure_builtin_alarms()
+            .await
+            .map_err(ServeError::BuiltinAlarms)?;
+        if !made.is_empty() {
+            tracing::info!(alarms = ?made, "CIS AWS Foundations Benchmark alarms made");
+        }
+    }
+    tokio::spawn(
+        AlarmEvaluator::new(store.clone(), clock.clone(), config.alarms.clone())
+            .run_periodically(drain.clone()),
+    );
+    let deliverer = Deliverer::new(DeliverySettings {
+        timeout: Duration::from_secs(config.notifications.delivery_timeout_seconds),
+        sns_endpoint: config.notifications.sns_endpoint.clone(),
+        sns_region: None,
+    })
+    .await;
+    tokio::spawn(
+        Dispatcher::new(store.clone(), deliverer, config.notifications.clone()).run(drain.clone()),
+    );
     let services = DomainServices {
         ingest: IngestService::new(
             store.clone(),
@@ -141,6 +172,8 @@ pub async fn serve(
         lookup: EventLookup::new(store.clone()),
         sources: SourceRegistry::new(store.clone()),
         retention,
+        alarms,
+        notifications: NotificationService::new(store.clone()),
         authenticator: Arc::new(Authenticator::new(
             store.clone(),
             config.certificate_roles.clone(),

@@ -73,9 +73,7 @@ impl AlarmRule {
     /// (N × period) of at most seven days, or one day when the period is under one hour.
     pub fn validate(&self) -> Result<(), AlarmRuleError> {
         let period = self.period_seconds;
-        // `u32::is_multiple_of` is Rust 1.87; the workspace's rust-version is 1.85.
-        #[allow(clippy::manual_is_multiple_of)]
-        let whole_minutes = period % 60 == 0;
+        let whole_minutes = period.is_multiple_of(60);
         if period == 0 || !whole_minutes || period > MAX_PERIOD_SECONDS {
             return Err(AlarmRuleError::Period(period));
         }

@@ -4,6 +4,7 @@
 //! stack (`server`), authentication and limits as layers, and the one table of error → code
 //! (`status`).
 
+pub mod alarms_adapter;
 pub mod auth_layer;
 pub mod convert;
 pub mod events_adapter;
@@ -17,6 +18,7 @@ pub mod sources_adapter;
 pub mod status;
 pub mod tokens_adapter;
 
+pub use alarms_adapter::{AlarmsAdapter, NotificationsAdapter};
 pub use events_adapter::EventsAdapter;
 pub use ingest_adapter::IngestAdapter;
 pub use keys_adapter::KeysAdapter;

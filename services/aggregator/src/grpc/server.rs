@@ -21,14 +21,16 @@ use tower::ServiceBuilder;
 use super::auth_layer::AuthLayer;
 use super::limit_layer::LimitLayer;
 use super::{
-    AuditAdapter, EventsAdapter, IngestAdapter, KeysAdapter, QuarantineAdapter, RetentionAdapter,
-    SourcesAdapter, TokensAdapter,
+    AlarmsAdapter, AuditAdapter, EventsAdapter, IngestAdapter, KeysAdapter, NotificationsAdapter,
+    QuarantineAdapter, RetentionAdapter, SourcesAdapter, TokensAdapter,
 };
+use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
 use crate::config::{AggregatorConfig, ServerTransport};
 use crate::drain::Drain;
 use crate::ingest::IngestService;
 use crate::lookup::EventLookup;
+use crate::notify::NotificationService;
 use crate::rate_limits::CallerLimits;
 use crate::retention::RetentionService;
 use crate::sources::SourceRegistry;
@@ -78,6 +80,8 @@ pub struct DomainServices {
     pub lookup: EventLookup,
     pub sources: SourceRegistry,
     pub retention: RetentionService,
+    pub alarms: AlarmService,
+    pub notifications: NotificationService,
     pub authenticator: Arc<Authenticator>,
     /// Keys, quarantine and tokens are served straight from the store.
     pub store: PgStore,
@@ -149,6 +153,8 @@ pub async fn serve_grpc(
         lookup,
         sources,
         retention,
+        alarms,
+        notifications,
         authenticator,
         store,
     } = services;
@@ -166,6 +172,11 @@ pub async fn serve_grpc(
     );
     let audit_server =
         pb::audit_service_server::AuditServiceServer::new(AuditAdapter::new(retention));
+    let alarms_server =
+        pb::alarm_service_server::AlarmServiceServer::new(AlarmsAdapter::new(alarms));
+    let notifications_server = pb::notification_service_server::NotificationServiceServer::new(
+        NotificationsAdapter::new(notifications),
+    );
     let quarantine_server = pb::quarantine_service_server::QuarantineServiceServer::new(
         QuarantineAdapter::new(store.clone()),
     );
@@ -197,6 +208,8 @@ pub async fn serve_grpc(
         .add_service(tokens_server)
         .add_service(keys_server)
         .add_service(quarantine_server)
+        .add_service(alarms_server)
+        .add_service(notifications_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -257,7 +270,7 @@ type ServerLayers = Stack<
 >;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 8] = [
+const SERVICE_NAMES: [&str; 10] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
@@ -266,6 +279,8 @@ const SERVICE_NAMES: [&str; 8] = [
     <pb::token_service_server::TokenServiceServer<TokensAdapter> as NamedService>::NAME,
     <pb::key_service_server::KeyServiceServer<KeysAdapter> as NamedService>::NAME,
     <pb::quarantine_service_server::QuarantineServiceServer<QuarantineAdapter> as NamedService>::NAME,
+    <pb::alarm_service_server::AlarmServiceServer<AlarmsAdapter> as NamedService>::NAME,
+    <pb::notification_service_server::NotificationServiceServer<NotificationsAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -11,6 +11,10 @@
 //! | retention: another run did not end       | UNAVAILABLE       |
 //! | token: bad name, role, unknown, taken  | INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS |
 //! | keys: no such key (rotate, re-encrypt)   | FAILED_PRECONDITION |
+//! | alarms: bad pattern (with its column), definition, scope | INVALID_ARGUMENT |
+//! | alarms, destinations: unknown / name taken | NOT_FOUND / ALREADY_EXISTS |
+//! | alarms: version moved on, built-in deleted | FAILED_PRECONDITION |
+//! | alarms: backtest over its event limit    | RESOURCE_EXHAUSTED |
 //! | keys: anything else                      | INTERNAL          |
 //! | no credentials / too low a role        | UNAUTHENTICATED / PERMISSION_DENIED |
 //! | credentials not checkable now            | UNAVAILABLE       |
@@ -24,9 +28,11 @@ use tonic::Status;
 
 use orgtrail_service_runtime::error_chain;
 
+use crate::alarms::AlarmServiceError;
 use crate::auth::{Refusal, TokenRequestError};
 use crate::ingest::IngestError;
 use crate::lookup::LookupServiceError;
+use crate::notify::NotificationServiceError;
 use crate::retention::RetentionServiceError;
 use crate::sources::SourcesError;
 use crate::store::{EncryptionError, StoreError};
@@ -61,6 +67,33 @@ pub fn retention_error_status(error: &RetentionServiceError) -> Status {
         RetentionServiceError::Busy(_) => Status::unavailable(error.to_string()),
         RetentionServiceError::Store(source) => {
             store_error_status("cannot read or change retention", source)
+        }
+    }
+}
+
+pub fn alarm_error_status(error: &AlarmServiceError) -> Status {
+    match error {
+        AlarmServiceError::Pattern(_)
+        | AlarmServiceError::Definition(_)
+        | AlarmServiceError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        AlarmServiceError::NotFound(_) => Status::not_found(error.to_string()),
+        AlarmServiceError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        AlarmServiceError::Conflict(_) => Status::failed_precondition(error.to_string()),
+        AlarmServiceError::BacktestTooLarge => Status::resource_exhausted(error.to_string()),
+        AlarmServiceError::Store(source) => {
+            store_error_status("cannot read or change alarms", source)
+        }
+    }
+}
+
+pub fn notification_error_status(error: &NotificationServiceError) -> Status {
+    match error {
+        NotificationServiceError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        NotificationServiceError::NotFound(_) => Status::not_found(error.to_string()),
+        NotificationServiceError::AlreadyExists(_) => Status::already_exists(error.to_string()),
+        NotificationServiceError::Conflict(_) => Status::failed_precondition(error.to_string()),
+        NotificationServiceError::Store(source) => {
+            store_error_status("cannot read or change notifications", source)
         }
     }
 }

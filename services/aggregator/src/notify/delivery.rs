@@ -28,6 +28,8 @@
 mod slack;
 mod sns;
 
+pub use sns::validate_topic_arn;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -7,20 +7,15 @@
 //! the same rule as `orgtrail_domain::retention::decide`.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use orgtrail_domain::retention::{LegalHold, RetentionPolicy, RetentionScope};
 use serde_json::Value;
-use sqlx::pool::PoolConnection;
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::partitions::{day_of_partition, partition_name, PARTITION_DDL_LOCK};
 use super::retention::{list_policies, RETENTION_RULES_LOCK};
 use super::{convert_sqlx_error, PgStore, StoreError};
-
-/// Session advisory lock held by the one enforcement run of all replicas.
-const ENFORCEMENT_LOCK: i64 = 0x6f72_6774_7261_0003;
 
 /// The rules a run (or a preview) applies, fixed at its start.
 #[derive(Clone, Debug)]
@@ -73,34 +68,6 @@ pub enum PartitionDrop {
     Kept,
     /// The rules changed: the run stops, the next one decides again.
     RulesChanged,
-}
-
-/// The enforcement lock, held on a connection of its own. Dropping it without
-/// [`EnforcementLock::release`] closes the connection, which releases the lock too.
-pub struct EnforcementLock {
-    connection: Option<PoolConnection<Postgres>>,
-}
-
-impl EnforcementLock {
-    pub async fn release(mut self) {
-        if let Some(mut connection) = self.connection.take() {
-            let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)")
-                .bind(ENFORCEMENT_LOCK)
-                .execute(&mut *connection)
-                .await;
-            if unlocked.is_err() {
-                drop(connection.detach());
-            }
-        }
-    }
-}
-
-impl Drop for EnforcementLock {
-    fn drop(&mut self) {
-        if let Some(connection) = self.connection.take() {
-            drop(connection.detach());
-        }
-    }
 }
 
 /// Pushes `COALESCE((…all of the scope's conditions…), FALSE)`: NULL-safe, so an event
@@ -167,36 +134,6 @@ const FINGERPRINT: &str = "SELECT
      FROM legal_holds)";
 
 impl PgStore {
-    /// Takes the enforcement lock if no other run holds it.
-    pub async fn try_lock_enforcement(&self) -> Result<Option<EnforcementLock>, StoreError> {
-        let mut connection = self.pool().acquire().await.map_err(convert_sqlx_error)?;
-        let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-            .bind(ENFORCEMENT_LOCK)
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(convert_sqlx_error)?;
-        Ok(locked.then_some(EnforcementLock {
-            connection: Some(connection),
-        }))
-    }
-
-    /// Waits (polling, at most `bound`) for the enforcement lock.
-    pub async fn lock_enforcement(
-        &self,
-        bound: Duration,
-    ) -> Result<Option<EnforcementLock>, StoreError> {
-        let deadline = tokio::time::Instant::now() + bound;
-        loop {
-            if let Some(lock) = self.try_lock_enforcement().await? {
-                return Ok(Some(lock));
-            }
-            if tokio::time::Instant::now() >= deadline {
-                return Ok(None);
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
     /// The live policies, the active holds and their fingerprint, read together.
     pub async fn load_rules(&self, now: DateTime<Utc>) -> Result<LoadedRules, StoreError> {
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;

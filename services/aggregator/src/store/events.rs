@@ -12,10 +12,10 @@ use super::{convert_sqlx_error, PgStore, StoreError};
 use crate::crypto::RecordCipher;
 
 /// The outcome of inserting a batch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EventBatchInsert {
-    /// Events stored for the first time; the rest of the batch were already stored.
-    pub inserted: u64,
+    /// The events stored for the first time; the rest of the batch were already stored.
+    pub inserted: Vec<Uuid>,
 }
 
 /// The columns of `events` in the order the insert binds them.
@@ -62,7 +62,8 @@ SELECT
     input.resource_arns::text[], input.resource_account_ids::text[],
     input.resource_names::text[], input.shared_event_id, input.request_id, $31, input.record,
     input.key_id
-FROM input JOIN new_ids USING (event_id)";
+FROM input JOIN new_ids USING (event_id)
+RETURNING event_id";
 
 /// Inserts the events whose eventID is not stored yet, in the caller's transaction, their
 /// records sealed with `cipher` (in the clear without one). `events` must not repeat an
@@ -74,10 +75,12 @@ pub async fn insert_events(
     cipher: Option<&RecordCipher>,
 ) -> Result<EventBatchInsert, StoreError> {
     if events.is_empty() {
-        return Ok(EventBatchInsert { inserted: 0 });
+        return Ok(EventBatchInsert {
+            inserted: Vec::new(),
+        });
     }
     let columns = EventColumns::from_events(events, cipher)?;
-    let result = sqlx::query(INSERT_EVENTS)
+    let mut inserted: Vec<Uuid> = sqlx::query_scalar(INSERT_EVENTS)
         .bind(columns.event_id)
         .bind(columns.event_time)
         .bind(columns.event_version)
@@ -110,12 +113,12 @@ pub async fn insert_events(
         .bind(columns.record)
         .bind(log_file_id)
         .bind(columns.key_id)
-        .execute(connection)
+        .fetch_all(connection)
         .await
         .map_err(convert_sqlx_error)?;
-    Ok(EventBatchInsert {
-        inserted: result.rows_affected(),
-    })
+    // RETURNING promises no order.
+    inserted.sort_unstable();
+    Ok(EventBatchInsert { inserted })
 }
 
 /// A batch turned into one array per column, for UNNEST.
@@ -497,6 +500,59 @@ impl PgStore {
                 newest_event_time: row.newest,
             })
             .collect())
+    }
+}
+
+impl PgStore {
+    /// Reads the events of `[start, end]` in `scope`, oldest first, opened, and hands each to
+    /// `visit`, streaming (memory does not grow with the range). Stops and answers `None` once
+    /// more than `max_events` would be read; else the number read.
+    pub async fn scan_events(
+        &self,
+        start: Option<DateTime<Utc>>,
+        end: Option<DateTime<Utc>>,
+        scope: &orgtrail_detection::alarm::AlarmScope,
+        max_events: u64,
+        mut visit: impl FnMut(CloudTrailEvent),
+    ) -> Result<Option<u64>, StoreError> {
+        // Data keys another replica made since this one last looked.
+        self.refresh_data_keys()
+            .await
+            .map_err(|error| StoreError::Encryption(error.to_string()))?;
+        let mut sql =
+            QueryBuilder::<Postgres>::new(format!("SELECT {EVENT_COLUMNS} FROM events WHERE TRUE"));
+        if let Some(start) = start {
+            sql.push(" AND event_time >= ").push_bind(start);
+        }
+        if let Some(end) = end {
+            sql.push(" AND event_time <= ").push_bind(end);
+        }
+        for (column, values) in [
+            ("account_id", &scope.accounts),
+            ("aws_region", &scope.regions),
+            ("event_category", &scope.event_categories),
+        ] {
+            if !values.is_empty() {
+                sql.push(format!(" AND {column} = ANY("))
+                    .push_bind(values.clone())
+                    .push(")");
+            }
+        }
+        sql.push(" ORDER BY event_time, event_id");
+        let cipher = self.encryption().map(|encryption| &encryption.cipher);
+        let mut rows = sql.build_query_as::<PgEventRow>().fetch(self.pool());
+        let mut read = 0u64;
+        while let Some(row) = futures::TryStreamExt::try_next(&mut rows)
+            .await
+            .map_err(convert_sqlx_error)?
+        {
+            read += 1;
+            if read > max_events {
+                return Ok(None);
+            }
+            visit(row.into_event(cipher)?);
+        }
+        Ok(Some(read))
     }
 }
 

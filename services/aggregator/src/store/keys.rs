@@ -243,7 +243,8 @@ impl PgStore {
                 "UPDATE data_keys SET retired_at = now()
                  WHERE key_id = $1 AND retired_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM events WHERE key_id = $1)
-                   AND NOT EXISTS (SELECT 1 FROM quarantine WHERE key_id = $1)",
+                   AND NOT EXISTS (SELECT 1 FROM quarantine WHERE key_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM destinations WHERE key_id = $1)",
             )
             .bind(key.key_id)
             .execute(&mut *transaction)
@@ -380,7 +381,42 @@ impl PgStore {
             rewritten += count;
             after = last;
         }
+        rewritten += self.reencrypt_destinations(&encryption.cipher).await?;
         Ok(rewritten)
+    }
+
+    /// Re-seals the notification destinations not under the active key (a handful of rows:
+    /// one transaction).
+    async fn reencrypt_destinations(&self, cipher: &RecordCipher) -> Result<u64, StoreError> {
+        let active = cipher.active();
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        let rows: Vec<(i64, Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(
+            "SELECT destination_id, seal_id, key_id, sealed_config FROM destinations
+             WHERE key_id IS DISTINCT FROM $1 ORDER BY destination_id FOR UPDATE",
+        )
+        .bind(active)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (destination_id, seal_id, key_id, stored) in rows {
+            ids.push(destination_id);
+            sealed.push(reseal(cipher, seal_id, key_id, stored)?);
+        }
+        let updated = sqlx::query(
+            "UPDATE destinations AS d SET sealed_config = u.sealed, key_id = $3
+             FROM UNNEST($1::bigint[], $2::bytea[]) AS u (destination_id, sealed)
+             WHERE d.destination_id = u.destination_id",
+        )
+        .bind(&ids)
+        .bind(&sealed)
+        .bind(active)
+        .execute(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        Ok(updated.rows_affected())
     }
 }
 

@@ -1,13 +1,16 @@
 //! PostgreSQL: the only code of the aggregator that knows SQL. Owns the schema (the one
 //! [`MIGRATOR`] over `migrations/`), the file ledger, the events and their day partitions.
 
+mod alarms;
 mod enforcement;
 mod events;
 mod keys;
 mod log_files;
+mod notifications;
 mod partitions;
 mod quarantine;
 mod retention;
+mod session_lock;
 mod sources;
 mod tokens;
 
@@ -17,15 +20,24 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgSslMode};
 use sqlx::{PgPool, Postgres, Transaction};
 
-pub use enforcement::{BatchOutcome, EnforcementLock, PartitionDrop, RetentionRules, RunCounts};
+pub use alarms::{
+    detection_generation, enabled_alarm_definitions, insert_alarm_matches, AlarmMatchRow,
+    BuiltinAlarm, EvaluationOutcome, MinuteMatches, NewTransition, StoredAlarm, StoredTransition,
+};
+pub use enforcement::{BatchOutcome, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
 pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
 };
+pub use notifications::{
+    enqueue_notification, ClaimedNotification, DeliveryOutcome, DestinationSecrets,
+    NewNotification, OpenedDestination, StoredDestination, StoredNotification,
+};
 pub use partitions::EventPartitions;
 pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
+pub use session_lock::{SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 pub use tokens::{StoredToken, TokenCredential};
 

@@ -4,6 +4,7 @@
 //! Nothing past `grpc/` sees a generated type; the adapters only call these.
 
 pub mod admin;
+pub mod alarms;
 pub mod events;
 pub mod ingest;
 pub mod retention;

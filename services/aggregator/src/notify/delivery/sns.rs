@@ -208,6 +208,11 @@ pub(super) fn sns_subject(summary: &str) -> String {
     format!("{}...", ascii[..SUBJECT_LIMIT - 3].trim_end())
 }
 
+/// Refuses what is not an SNS topic ARN, saying why (checked when a destination is made).
+pub fn validate_topic_arn(arn: &str) -> Result<(), String> {
+    TopicArn::parse(arn).map(|_| ())
+}
+
 /// `arn:<partition>:sns:<region>:<account>:<name>`, the parts delivery needs.
 struct TopicArn<'a> {
     region: &'a str,
