@@ -37,11 +37,16 @@ impl<'record> CloudTrailEvent<'record> {
 
 impl Event for CloudTrailEvent<'_> {
     fn get_field(&self, path: &str) -> Option<EventValue<'_>> {
-        // A top-level object (`requestParameters`, `responseElements`): its text straight from
-        // the record, without building rsigma's per-key map of it first.
-        if let Some(value @ Value::Object(_)) = self.record.get(path) {
-            return Some(EventValue::Str(Cow::Owned(value.to_string())));
+        // The key as it is, first, as JsonEvent does (most of a rule's fields are top-level);
+        // an object's text straight from the record, without building rsigma's map of it first.
+        if let Some(value) = self.record.get(path) {
+            return Some(match value {
+                Value::Object(_) => EventValue::Str(Cow::Owned(value.to_string())),
+                Value::Array(_) => objects_as_text(EventValue::from(value)),
+                _ => EventValue::from(value),
+            });
         }
+        // A dotted path (`userIdentity.type`), walked by JsonEvent, through arrays too.
         match self.json.get_field(path)? {
             value @ (EventValue::Map(_) | EventValue::Array(_)) => Some(objects_as_text(value)),
             value => Some(value),
