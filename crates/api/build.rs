@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orgtrail/v1/keys.proto",
         "orgtrail/v1/quarantine.proto",
         "orgtrail/v1/alarms.proto",
+        "orgtrail/v1/detections.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

@@ -184,6 +184,7 @@ fn definition(pattern: &str, threshold: f64) -> pb::AlarmDefinition {
         notify_on: vec!["ALARM".into(), "OK".into()],
         destinations: Vec::new(),
         enabled: true,
+        finding_level: String::new(),
     }
 }
 

@@ -52,6 +52,7 @@ async fn create_webhook(stack: &TestStack, name: &str, url: &str, every_alarm: b
             kind: "webhook".into(),
             target: url.into(),
             every_alarm,
+            finding_level: String::new(),
         })
         .await
         .unwrap()
@@ -119,6 +120,7 @@ async fn transitions_arrive_exactly_once_and_signed_through_refusals_and_a_kille
                 notify_on: vec!["ALARM".into(), "OK".into()],
                 destinations: Vec::new(),
                 enabled: true,
+                finding_level: String::new(),
             }),
         })
         .await
@@ -309,6 +311,7 @@ async fn an_sns_destination_delivers_to_a_queue_subscribed_to_the_topic() {
             kind: "sns".into(),
             target: queue.topic_arn.clone(),
             every_alarm: true,
+            finding_level: String::new(),
         })
         .await
         .unwrap();
@@ -359,6 +362,7 @@ async fn a_destinations_url_and_secret_are_sealed_and_never_shown() {
             kind: "webhook".into(),
             target: "http://hooks.example.com/x".into(),
             every_alarm: false,
+            finding_level: String::new(),
         })
         .await
         .unwrap_err();

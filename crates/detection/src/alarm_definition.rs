@@ -31,6 +31,17 @@ pub struct AlarmDefinition {
     #[serde(default)]
     pub destinations: Vec<String>,
     pub enabled: bool,
+    /// The level of the finding raised each time the alarm enters ALARM: informational, low,
+    /// medium, high, critical.
+    #[serde(default = "default_finding_level")]
+    pub finding_level: String,
+}
+
+/// The levels of findings, lowest first (Sigma's).
+pub const FINDING_LEVELS: [&str; 5] = ["informational", "low", "medium", "high", "critical"];
+
+fn default_finding_level() -> String {
+    "medium".into()
 }
 
 /// Why a definition cannot be stored.
@@ -48,6 +59,8 @@ pub enum AlarmDefinitionError {
     TooManyDestinations(usize),
     #[error("destination name {0:?} is empty or not a name")]
     DestinationName(String),
+    #[error("finding level {0:?} is not one of informational, low, medium, high, critical")]
+    FindingLevel(String),
 }
 
 impl AlarmDefinition {
@@ -74,6 +87,11 @@ impl AlarmDefinition {
             .find(|name| !is_destination_name(name))
         {
             return Err(AlarmDefinitionError::DestinationName(bad.clone()));
+        }
+        if !FINDING_LEVELS.contains(&self.finding_level.as_str()) {
+            return Err(AlarmDefinitionError::FindingLevel(
+                self.finding_level.clone(),
+            ));
         }
         Ok(filter)
     }
@@ -132,6 +150,7 @@ pub fn cis_alarms() -> Vec<CisAlarm> {
                 notify_on: vec![AlarmState::Alarm],
                 destinations: Vec::new(),
                 enabled: true,
+                finding_level: "medium".into(),
             },
         })
         .collect()

@@ -16,6 +16,7 @@ pub mod alarm_definition;
 pub mod cis;
 pub mod filter_pattern;
 pub mod sigma;
+pub mod suppression;
 
 pub use alarm::{
     evaluate_alarm, notify_for, period_end, period_of, period_start, state_after, AlarmRule,

@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use orgtrail_detection::alarm::{
-    evaluate_alarm, period_end, period_of, period_start, Datapoints, PeriodIndex, Transition,
+    evaluate_alarm, period_end, period_of, period_start, AlarmState, Datapoints, PeriodIndex,
+    Transition,
 };
 use orgtrail_service_runtime::{error_chain, SharedClock};
 use serde_json::{json, Value};
@@ -21,8 +22,8 @@ use uuid::Uuid;
 use crate::config::AlarmSettings;
 use crate::drain::Drain;
 use crate::store::{
-    EvaluationOutcome, MinuteMatches, NewNotification, NewTransition, PgStore, StoreError,
-    StoredAlarm, ALARM_EVALUATION_LOCK,
+    EvaluationOutcome, MinuteMatches, NewFinding, NewNotification, NewTransition, PgStore,
+    StoreError, StoredAlarm, ALARM_EVALUATION_LOCK,
 };
 
 /// Events shown behind a transition at most.
@@ -259,6 +260,36 @@ impl AlarmEvaluator {
                 .collect();
             (notifications, None)
         };
+        let finding = (transition.new_state == AlarmState::Alarm).then(|| NewFinding {
+            kind: "alarm",
+            rule_id: alarm.name.clone(),
+            rule_version: alarm.version,
+            title: alarm
+                .cis_title
+                .clone()
+                .map(|title| format!("CIS {}: {title}", alarm.cis_id.clone().unwrap_or_default()))
+                .unwrap_or_else(|| {
+                    if alarm.definition.description.is_empty() {
+                        format!("alarm {}", alarm.name)
+                    } else {
+                        alarm.definition.description.clone()
+                    }
+                }),
+            level: alarm.definition.finding_level.clone(),
+            author: None,
+            tags: alarm
+                .cis_id
+                .iter()
+                .map(|cis_id| format!("cis.{cis_id}"))
+                .collect(),
+            account_id: None,
+            aws_region: None,
+            event_time: period_end_time,
+            event_ids: event_ids.clone(),
+            summary: transition.reason.clone(),
+            dedupe_key: format!("alarm:{}:{}", alarm.alarm_id, period_end_time.timestamp()),
+            suppression_id: None,
+        });
         NewTransition {
             period_end: period_end_time,
             old_state: transition.old_state,
@@ -268,6 +299,7 @@ impl AlarmEvaluator {
             event_ids,
             notifications,
             not_notified_reason,
+            finding,
         }
     }
 }

@@ -72,6 +72,14 @@ pub fn required_access(path: &str) -> Access {
         ("orgtrail.v1.NotificationService", "ListDestinations" | "ListNotifications") => {
             Access::Needs(Role::Reader)
         }
+        ("orgtrail.v1.RuleService", "ListRules" | "GetRule" | "TestRule") => {
+            Access::Needs(Role::Reader)
+        }
+        ("orgtrail.v1.FindingService", "ListFindings" | "GetFinding" | "ListSuppressions") => {
+            Access::Needs(Role::Reader)
+        }
+        // Triage is the team's daily work: readers acknowledge and resolve.
+        ("orgtrail.v1.FindingService", "UpdateFindingState") => Access::Needs(Role::Reader),
         // The content of refused records may hold anything: admins only.
         ("orgtrail.v1.QuarantineService", "GetQuarantined") => Access::Needs(Role::Admin),
         _ => Access::Needs(Role::Admin),

@@ -43,6 +43,8 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub notifications: NotificationSettings,
     #[serde(default)]
+    pub detections: DetectionSettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -50,10 +52,11 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 13] = [
+const TOP_LEVEL_KEYS: [&str; 14] = [
     "listen",
     "alarms",
     "notifications",
+    "detections",
     "clock",
     "encryption",
     "tls",
@@ -240,6 +243,29 @@ impl Default for AlarmSettings {
     }
 }
 
+/// Sigma rules and the findings they raise.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DetectionSettings {
+    /// Make SigmaHQ's AWS CloudTrail rules at start when they were never made (one an operator
+    /// disabled stays disabled).
+    pub sigmahq_rules: bool,
+    /// A folder of `*.yml` Sigma rules added (or replaced) at every start (Helm: a ConfigMap).
+    pub rules_directory: Option<PathBuf>,
+    /// Findings of events older than this when raised (a backfill) are kept but not notified.
+    pub notify_within_hours: u64,
+}
+
+impl Default for DetectionSettings {
+    fn default() -> Self {
+        DetectionSettings {
+            sigmahq_rules: true,
+            rules_directory: None,
+            notify_within_hours: 24,
+        }
+    }
+}
+
 /// Delivery of the outbox's notifications.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -370,6 +396,7 @@ pub struct AggregatorConfig {
     pub certificate_roles: BTreeMap<String, Role>,
     pub alarms: AlarmSettings,
     pub notifications: NotificationSettings,
+    pub detections: DetectionSettings,
     /// `Some` only when frozen on purpose (`clock.frozen_at`).
     pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
@@ -645,6 +672,7 @@ impl RawAggregatorConfig {
             certificate_roles,
             alarms: self.alarms,
             notifications: self.notifications,
+            detections: self.detections,
             clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })

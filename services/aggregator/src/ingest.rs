@@ -115,12 +115,17 @@ pub struct IngestService {
 }
 
 impl IngestService {
-    pub fn new(store: PgStore, limits: IngestLimits, max_concurrent_files: usize) -> IngestService {
+    pub fn new(
+        store: PgStore,
+        limits: IngestLimits,
+        max_concurrent_files: usize,
+        detectors: Detectors,
+    ) -> IngestService {
         IngestService {
             store,
             limits,
             file_permits: Arc::new(Semaphore::new(max_concurrent_files)),
-            detectors: Arc::new(Detectors::default()),
+            detectors: Arc::new(detectors),
         }
     }
 
@@ -172,7 +177,7 @@ impl IngestService {
                     transaction,
                     log_file_id,
                     seen_event_ids: HashSet::new(),
-                    detections: FileDetections::new(detectors),
+                    detections: self.detectors.file_detections(detectors),
                 }
             }
             LedgerEntry::AlreadyTaken(previous) => {
@@ -464,16 +469,24 @@ impl OpenFile {
                 )
                 .await
                 .map_err(store_error)?;
-                let (match_rows, matches_per_alarm) = detections.into_rows();
-                store::insert_alarm_matches(&mut transaction, &match_rows)
+                let detected = detections.into_rows();
+                store::insert_alarm_matches(&mut transaction, &detected.alarm_matches)
                     .await
                     .map_err(store_error)?;
+                let raised = store::raise_findings(
+                    &mut transaction,
+                    &detected.findings,
+                    detected.notify_since,
+                )
+                .await
+                .map_err(store_error)?;
                 PgStore::commit_file_transaction(transaction)
                     .await
                     .map_err(store_error)?;
-                for (alarm, matches) in matches_per_alarm {
+                for (alarm, matches) in detected.matches_per_alarm {
                     crate::metrics::alarm_filter_matched(&alarm, matches);
                 }
+                crate::metrics::findings_raised(raised.raised, raised.suppressed);
                 tracing::info!(
                     file = %self.origin,
                     source = %self.origin.source,

@@ -121,3 +121,17 @@ pub fn notification_delivery(kind: &str, result: &str) {
         )
         .increment();
 }
+
+/// Findings a committed file raised: open ones, and suppressed ones (kept, counted).
+pub fn findings_raised(raised: u64, suppressed: u64) {
+    let registry = Registry::global();
+    for (state, count) in [("raised", raised), ("suppressed", suppressed)] {
+        registry
+            .counter(
+                "orgtrail_findings_total",
+                "Findings of newly stored events, raised or suppressed.",
+                &[("result", state)],
+            )
+            .add(count);
+    }
+}

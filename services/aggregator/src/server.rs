@@ -15,7 +15,9 @@ use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
 use crate::config::{AggregatorConfig, RecordProtection};
 use crate::crypto::{Keyring, MasterKeys};
+use crate::detection::Detectors;
 use crate::drain::Drain;
+use crate::findings::Findings;
 use crate::grpc::{load_tls, serve_grpc, DomainServices, GrpcServeError};
 use crate::ingest::{IngestLimits, IngestService};
 use crate::kms::KmsMaster;
@@ -24,6 +26,7 @@ use crate::notify::delivery::{Deliverer, DeliverySettings};
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::NotificationService;
 use crate::retention::RetentionService;
+use crate::sigma_rules::SigmaRules;
 use crate::sources::SourceRegistry;
 use crate::store::{EncryptionError, PgStore, StoreError};
 
@@ -41,6 +44,8 @@ pub enum ServeError {
     },
     #[error("cannot make the built-in alarms")]
     BuiltinAlarms(#[source] crate::alarms::AlarmServiceError),
+    #[error("cannot prepare the Sigma rules")]
+    Rules(#[source] crate::sigma_rules::RuleServiceError),
     #[error(transparent)]
     Grpc(#[from] GrpcServeError),
 }
@@ -147,6 +152,8 @@ pub async fn serve(
             tracing::info!(alarms = ?made, "CIS AWS Foundations Benchmark alarms made");
         }
     }
+    let rules = SigmaRules::new(store.clone(), clock.clone(), config.detections.clone());
+    rules.prepare().await.map_err(ServeError::Rules)?;
     tokio::spawn(
         AlarmEvaluator::new(store.clone(), clock.clone(), config.alarms.clone())
             .run_periodically(drain.clone()),
@@ -168,12 +175,20 @@ pub async fn serve(
                 max_record_bytes: config.ingest.max_record_bytes,
             },
             config.ingest.max_concurrent_files,
+            Detectors::new(
+                clock.clone(),
+                chrono::TimeDelta::hours(
+                    i64::try_from(config.detections.notify_within_hours).unwrap_or(i64::MAX),
+                ),
+            ),
         ),
         lookup: EventLookup::new(store.clone()),
         sources: SourceRegistry::new(store.clone()),
         retention,
         alarms,
         notifications: NotificationService::new(store.clone()),
+        rules,
+        findings: Findings::new(store.clone(), clock.clone()),
         authenticator: Arc::new(Authenticator::new(
             store.clone(),
             config.certificate_roles.clone(),

@@ -309,6 +309,7 @@ pub fn create_alarm_request(arguments: &CreateAlarmArguments) -> pb::CreateAlarm
             notify_on: given.notify_on(),
             destinations: given.destinations.clone(),
             enabled: !arguments.disabled,
+            finding_level: String::new(),
         }),
     }
 }

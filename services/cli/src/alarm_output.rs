@@ -387,6 +387,7 @@ mod tests {
                 comparison_operator: "GreaterThanOrEqualToThreshold".into(),
                 treat_missing_data: "notBreaching".into(),
                 enabled: true,
+                finding_level: String::new(),
                 ..Default::default()
             }),
             cis_id: "4.3".into(),
@@ -419,6 +420,7 @@ mod tests {
                 notify_on: vec!["ALARM".into(), "OK".into()],
                 destinations: vec!["ops-webhook".into()],
                 enabled: false,
+                finding_level: String::new(),
             }),
             state: "INSUFFICIENT_DATA".into(),
             ..Default::default()

@@ -139,6 +139,7 @@ pub fn create_destination_request(
         kind: kind.to_string(),
         target,
         every_alarm: arguments.every_alarm,
+        finding_level: String::new(),
     })
 }
 

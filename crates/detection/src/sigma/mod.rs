@@ -142,24 +142,29 @@ impl SigmaRule {
     /// (`attack.persistence`), groups (`attack.g0016`) and software (`attack.s0002`) are not
     /// techniques.
     pub fn attack_techniques(&self) -> Vec<String> {
-        let mut techniques: Vec<String> = Vec::new();
-        for tag in &self.tags {
-            let Some(technique) = tag
-                .to_ascii_lowercase()
-                .strip_prefix("attack.")
-                .map(str::to_owned)
-            else {
-                continue;
-            };
-            if is_attack_technique(&technique) {
-                let technique = technique.to_ascii_uppercase();
-                if !techniques.contains(&technique) {
-                    techniques.push(technique);
-                }
+        attack_techniques(&self.tags)
+    }
+}
+
+/// The MITRE ATT&CK techniques among Sigma tags (see [`SigmaRule::attack_techniques`]).
+pub fn attack_techniques(tags: &[String]) -> Vec<String> {
+    let mut techniques: Vec<String> = Vec::new();
+    for tag in tags {
+        let Some(technique) = tag
+            .to_ascii_lowercase()
+            .strip_prefix("attack.")
+            .map(str::to_owned)
+        else {
+            continue;
+        };
+        if is_attack_technique(&technique) {
+            let technique = technique.to_ascii_uppercase();
+            if !techniques.contains(&technique) {
+                techniques.push(technique);
             }
         }
-        techniques
     }
+    techniques
 }
 
 /// `t` + 4 digits, optionally `.` + 3 digits (a sub-technique).

@@ -160,6 +160,8 @@ impl pb::notification_service_server::NotificationService for NotificationsAdapt
                     kind: request.kind,
                     target: request.target,
                     every_alarm: request.every_alarm,
+                    finding_level: (!request.finding_level.is_empty())
+                        .then_some(request.finding_level),
                 },
             )
             .await

@@ -7,6 +7,7 @@
 pub mod alarms_adapter;
 pub mod auth_layer;
 pub mod convert;
+pub mod detections_adapter;
 pub mod events_adapter;
 pub mod ingest_adapter;
 pub mod keys_adapter;
@@ -19,6 +20,7 @@ pub mod status;
 pub mod tokens_adapter;
 
 pub use alarms_adapter::{AlarmsAdapter, NotificationsAdapter};
+pub use detections_adapter::{FindingsAdapter, RulesAdapter};
 pub use events_adapter::EventsAdapter;
 pub use ingest_adapter::IngestAdapter;
 pub use keys_adapter::KeysAdapter;

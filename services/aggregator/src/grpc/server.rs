@@ -21,18 +21,21 @@ use tower::ServiceBuilder;
 use super::auth_layer::AuthLayer;
 use super::limit_layer::LimitLayer;
 use super::{
-    AlarmsAdapter, AuditAdapter, EventsAdapter, IngestAdapter, KeysAdapter, NotificationsAdapter,
-    QuarantineAdapter, RetentionAdapter, SourcesAdapter, TokensAdapter,
+    AlarmsAdapter, AuditAdapter, EventsAdapter, FindingsAdapter, IngestAdapter, KeysAdapter,
+    NotificationsAdapter, QuarantineAdapter, RetentionAdapter, RulesAdapter, SourcesAdapter,
+    TokensAdapter,
 };
 use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
 use crate::config::{AggregatorConfig, ServerTransport};
 use crate::drain::Drain;
+use crate::findings::Findings;
 use crate::ingest::IngestService;
 use crate::lookup::EventLookup;
 use crate::notify::NotificationService;
 use crate::rate_limits::CallerLimits;
 use crate::retention::RetentionService;
+use crate::sigma_rules::SigmaRules;
 use crate::sources::SourceRegistry;
 use crate::store::PgStore;
 
@@ -82,6 +85,8 @@ pub struct DomainServices {
     pub retention: RetentionService,
     pub alarms: AlarmService,
     pub notifications: NotificationService,
+    pub rules: SigmaRules,
+    pub findings: Findings,
     pub authenticator: Arc<Authenticator>,
     /// Keys, quarantine and tokens are served straight from the store.
     pub store: PgStore,
@@ -155,6 +160,8 @@ pub async fn serve_grpc(
         retention,
         alarms,
         notifications,
+        rules,
+        findings,
         authenticator,
         store,
     } = services;
@@ -177,6 +184,9 @@ pub async fn serve_grpc(
     let notifications_server = pb::notification_service_server::NotificationServiceServer::new(
         NotificationsAdapter::new(notifications),
     );
+    let rules_server = pb::rule_service_server::RuleServiceServer::new(RulesAdapter::new(rules));
+    let findings_server =
+        pb::finding_service_server::FindingServiceServer::new(FindingsAdapter::new(findings));
     let quarantine_server = pb::quarantine_service_server::QuarantineServiceServer::new(
         QuarantineAdapter::new(store.clone()),
     );
@@ -210,6 +220,8 @@ pub async fn serve_grpc(
         .add_service(quarantine_server)
         .add_service(alarms_server)
         .add_service(notifications_server)
+        .add_service(rules_server)
+        .add_service(findings_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -270,7 +282,7 @@ type ServerLayers = Stack<
 >;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 10] = [
+const SERVICE_NAMES: [&str; 12] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
@@ -281,6 +293,8 @@ const SERVICE_NAMES: [&str; 10] = [
     <pb::quarantine_service_server::QuarantineServiceServer<QuarantineAdapter> as NamedService>::NAME,
     <pb::alarm_service_server::AlarmServiceServer<AlarmsAdapter> as NamedService>::NAME,
     <pb::notification_service_server::NotificationServiceServer<NotificationsAdapter> as NamedService>::NAME,
+    <pb::rule_service_server::RuleServiceServer<RulesAdapter> as NamedService>::NAME,
+    <pb::finding_service_server::FindingServiceServer<FindingsAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -15,6 +15,9 @@
 //! | alarms, destinations: unknown / name taken | NOT_FOUND / ALREADY_EXISTS |
 //! | alarms: version moved on, built-in deleted | FAILED_PRECONDITION |
 //! | alarms: backtest over its event limit    | RESOURCE_EXHAUSTED |
+//! | rules: not a rule orgtrail evaluates (with the file and why), bad triage state | INVALID_ARGUMENT |
+//! | rules: a built-in rule deleted           | FAILED_PRECONDITION |
+//! | rules: backtest or replay over its event limit | RESOURCE_EXHAUSTED |
 //! | keys: anything else                      | INTERNAL          |
 //! | no credentials / too low a role        | UNAUTHENTICATED / PERMISSION_DENIED |
 //! | credentials not checkable now            | UNAVAILABLE       |
@@ -30,10 +33,12 @@ use orgtrail_service_runtime::error_chain;
 
 use crate::alarms::AlarmServiceError;
 use crate::auth::{Refusal, TokenRequestError};
+use crate::findings::FindingServiceError;
 use crate::ingest::IngestError;
 use crate::lookup::LookupServiceError;
 use crate::notify::NotificationServiceError;
 use crate::retention::RetentionServiceError;
+use crate::sigma_rules::RuleServiceError;
 use crate::sources::SourcesError;
 use crate::store::{EncryptionError, StoreError};
 
@@ -94,6 +99,30 @@ pub fn notification_error_status(error: &NotificationServiceError) -> Status {
         NotificationServiceError::Conflict(_) => Status::failed_precondition(error.to_string()),
         NotificationServiceError::Store(source) => {
             store_error_status("cannot read or change notifications", source)
+        }
+    }
+}
+
+pub fn rule_error_status(error: &RuleServiceError) -> Status {
+    match error {
+        RuleServiceError::InvalidRule { .. } | RuleServiceError::InvalidRequest(_) => {
+            Status::invalid_argument(error.to_string())
+        }
+        RuleServiceError::NotFound(_) => Status::not_found(error.to_string()),
+        RuleServiceError::Conflict(_) => Status::failed_precondition(error.to_string()),
+        RuleServiceError::TooManyEvents => Status::resource_exhausted(error.to_string()),
+        RuleServiceError::Store(source) => {
+            store_error_status("cannot read or change rules", source)
+        }
+    }
+}
+
+pub fn finding_error_status(error: &FindingServiceError) -> Status {
+    match error {
+        FindingServiceError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        FindingServiceError::NotFound(_) => Status::not_found(error.to_string()),
+        FindingServiceError::Store(source) => {
+            store_error_status("cannot read or change findings", source)
         }
     }
 }

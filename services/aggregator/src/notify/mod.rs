@@ -49,6 +49,8 @@ pub struct DestinationRequest {
     pub kind: String,
     pub target: String,
     pub every_alarm: bool,
+    /// Takes findings at or above this level.
+    pub finding_level: Option<String>,
 }
 
 #[derive(Clone)]
@@ -72,6 +74,14 @@ impl NotificationService {
                 "destination name {:?} must have 1 to 64 letters, digits, '-', '_' or '.'",
                 request.name
             )));
+        }
+        if let Some(level) = &request.finding_level {
+            if crate::store::level_rank(level).is_none() {
+                return Err(NotificationServiceError::InvalidRequest(format!(
+                    "finding level {level:?} is not one of {}",
+                    crate::store::FINDING_LEVELS.join(", ")
+                )));
+            }
         }
         let target = request.target.trim().to_string();
         let (display, signing_secret) = match request.kind.as_str() {
@@ -106,6 +116,7 @@ impl NotificationService {
                     signing_secret: signing_secret.clone(),
                 },
                 request.every_alarm,
+                request.finding_level.as_deref(),
             )
             .await?;
         Ok((destination, signing_secret))

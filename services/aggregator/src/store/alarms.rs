@@ -12,6 +12,7 @@ use serde_json::{json, Value};
 use sqlx::{PgConnection, Postgres, Transaction};
 use uuid::Uuid;
 
+use super::findings::{raise_findings, NewFinding};
 use super::notifications::{enqueue_notification, NewNotification};
 use super::retention::append_audit;
 use super::{convert_sqlx_error, PgStore, StoreError};
@@ -83,6 +84,8 @@ pub struct NewTransition {
     /// Its notifications; empty with a reason when none is sent.
     pub notifications: Vec<NewNotification>,
     pub not_notified_reason: Option<String>,
+    /// The finding it raises (entering ALARM), written with it.
+    pub finding: Option<NewFinding>,
 }
 
 /// What one evaluation of an alarm decided.
@@ -162,7 +165,7 @@ fn definition_json(definition: &AlarmDefinition) -> Result<Value, StoreError> {
 }
 
 /// Moves the detection generation on: ingest reloads its filters from the next file on.
-async fn bump_generation(connection: &mut PgConnection) -> Result<(), StoreError> {
+pub(super) async fn bump_generation(connection: &mut PgConnection) -> Result<(), StoreError> {
     sqlx::query("UPDATE detection_generation SET generation = generation + 1")
         .execute(connection)
         .await
@@ -648,6 +651,16 @@ impl PgStore {
                     body.insert("transitionId".into(), json!(transition_id));
                 }
                 enqueue_notification(&mut transaction, &notification).await?;
+            }
+            if let Some(finding) = &transition.finding {
+                // The alarm's own destinations were notified above: its finding joins the
+                // queue without a second notification.
+                raise_findings(
+                    &mut transaction,
+                    std::slice::from_ref(finding),
+                    DateTime::<Utc>::MAX_UTC,
+                )
+                .await?;
             }
             written.push(transition_id);
         }

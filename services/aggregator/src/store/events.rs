@@ -239,7 +239,7 @@ impl EventColumns {
 }
 
 /// A PostgreSQL array literal of text elements: `{"a","b\"c",NULL}`.
-fn text_array_literal<'a>(elements: impl Iterator<Item = Option<&'a str>>) -> String {
+pub(super) fn text_array_literal<'a>(elements: impl Iterator<Item = Option<&'a str>>) -> String {
     let mut literal = String::from("{");
     for (position, element) in elements.enumerate() {
         if position > 0 {

@@ -4,12 +4,14 @@
 mod alarms;
 mod enforcement;
 mod events;
+mod findings;
 mod keys;
 mod log_files;
 mod notifications;
 mod partitions;
 mod quarantine;
 mod retention;
+mod rules;
 mod session_lock;
 mod sources;
 mod tokens;
@@ -26,6 +28,10 @@ pub use alarms::{
 };
 pub use enforcement::{BatchOutcome, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
+pub use findings::{
+    level_rank, live_suppressions, raise_findings, FindingFilter, NewFinding, RaisedFindings,
+    StoredFinding, StoredSuppression, FINDING_LEVELS,
+};
 pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
@@ -37,6 +43,7 @@ pub use notifications::{
 pub use partitions::EventPartitions;
 pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
+pub use rules::{enabled_rules, RuleContent, RuleWrite, StoredRule};
 pub use session_lock::{SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 pub use tokens::{StoredToken, TokenCredential};

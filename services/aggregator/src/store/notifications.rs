@@ -21,6 +21,8 @@ pub struct StoredDestination {
     pub kind: String,
     pub target_display: String,
     pub every_alarm: bool,
+    /// Takes findings at or above this level.
+    pub finding_level: Option<&'static str>,
     pub created_at: DateTime<Utc>,
     pub created_by: String,
 }
@@ -104,6 +106,7 @@ struct PgDestinationRow {
     kind: String,
     target_display: String,
     every_alarm: bool,
+    finding_level_rank: Option<i16>,
     created_at: DateTime<Utc>,
     created_by: String,
     seal_id: Uuid,
@@ -119,6 +122,10 @@ impl From<&PgDestinationRow> for StoredDestination {
             kind: row.kind.clone(),
             target_display: row.target_display.clone(),
             every_alarm: row.every_alarm,
+            finding_level: row
+                .finding_level_rank
+                .and_then(|rank| usize::try_from(rank).ok())
+                .and_then(|rank| super::findings::FINDING_LEVELS.get(rank).copied()),
             created_at: row.created_at,
             created_by: row.created_by.clone(),
         }
@@ -126,7 +133,7 @@ impl From<&PgDestinationRow> for StoredDestination {
 }
 
 const DESTINATION_COLUMNS: &str = "destination_id, name, kind, target_display, every_alarm, \
-     created_at, created_by, seal_id, key_id, sealed_config";
+     finding_level_rank, created_at, created_by, seal_id, key_id, sealed_config";
 
 /// Queues a notification in the caller's transaction; a second one with the same dedupe key is
 /// not queued.
@@ -155,11 +162,13 @@ fn destination_json(destination: &StoredDestination) -> Value {
         "kind": destination.kind,
         "target": destination.target_display,
         "everyAlarm": destination.every_alarm,
+        "findingLevel": destination.finding_level,
     })
 }
 
 impl PgStore {
     /// Stores a destination, its target and secret sealed.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_destination(
         &self,
         actor: &str,
@@ -168,7 +177,9 @@ impl PgStore {
         target_display: &str,
         secrets: &DestinationSecrets,
         every_alarm: bool,
+        finding_level: Option<&str>,
     ) -> Result<StoredDestination, StoreError> {
+        let finding_level_rank = finding_level.and_then(super::findings::level_rank);
         let seal_id = Uuid::new_v4();
         let plain = serde_json::to_vec(secrets)
             .map_err(|error| StoreError::Encryption(error.to_string()))?;
@@ -184,8 +195,8 @@ impl PgStore {
         };
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
         let row: PgDestinationRow = sqlx::query_as(&format!(
-            "INSERT INTO destinations (name, kind, target_display, seal_id, key_id, sealed_config, every_alarm, created_by)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING {DESTINATION_COLUMNS}"
+            "INSERT INTO destinations (name, kind, target_display, seal_id, key_id, sealed_config, every_alarm, created_by, finding_level_rank)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING {DESTINATION_COLUMNS}"
         ))
         .bind(name)
         .bind(kind)
@@ -195,6 +206,7 @@ impl PgStore {
         .bind(&sealed)
         .bind(every_alarm)
         .bind(actor)
+        .bind(finding_level_rank)
         .fetch_one(&mut *transaction)
         .await
         .map_err(|error| match convert_sqlx_error(error) {

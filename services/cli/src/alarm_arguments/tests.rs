@@ -61,6 +61,7 @@ fn current_alarm() -> pb::Alarm {
             notify_on: vec!["ALARM".into(), "OK".into()],
             destinations: vec!["ops-webhook".into()],
             enabled: true,
+            finding_level: "high".into(),
         }),
         cis_id: String::new(),
         cis_title: String::new(),
@@ -119,6 +120,7 @@ fn create_uses_cloudwatch_defaults_for_what_is_not_given() {
             notify_on: Vec::new(),
             destinations: Vec::new(),
             enabled: true,
+            finding_level: String::new(),
         }
     );
 }

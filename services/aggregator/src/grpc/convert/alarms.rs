@@ -81,6 +81,11 @@ pub fn definition_from_proto(
         notify_on,
         destinations: definition.destinations,
         enabled: definition.enabled,
+        finding_level: if definition.finding_level.is_empty() {
+            "medium".into()
+        } else {
+            definition.finding_level
+        },
     })
 }
 
@@ -102,6 +107,7 @@ fn definition_to_proto(definition: AlarmDefinition) -> pb::AlarmDefinition {
             .collect(),
         destinations: definition.destinations,
         enabled: definition.enabled,
+        finding_level: definition.finding_level,
     }
 }
 
@@ -228,6 +234,7 @@ pub fn destination_to_proto(destination: StoredDestination) -> pb::Destination {
         kind: destination.kind,
         target: destination.target_display,
         every_alarm: destination.every_alarm,
+        finding_level: destination.finding_level.unwrap_or_default().to_string(),
         created_at: Some(to_timestamp(destination.created_at)),
         created_by: destination.created_by,
     }

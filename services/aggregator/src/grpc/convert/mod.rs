@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod alarms;
+pub mod detections;
 pub mod events;
 pub mod ingest;
 pub mod retention;
