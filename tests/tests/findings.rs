@@ -495,3 +495,130 @@ async fn findings_reach_a_webhook_and_sns_with_the_rules_author_and_suppressed_o
         .entries;
     assert_eq!(audited.len(), 1);
 }
+
+/// `orgtrail-aggregator check-config` with the test's environment and a rules folder.
+fn check_config(stack: &TestStack, directory: &std::path::Path) -> std::process::Output {
+    std::process::Command::new(orgtrail_tests::binary("orgtrail-aggregator"))
+        .args([
+            "--database-url",
+            &stack.database_url,
+            "--insecure",
+            "check-config",
+        ])
+        .env("ORGTRAIL_DETECTIONS__RULES_DIRECTORY", directory)
+        .env("ORGTRAIL_ENCRYPTION__PLAINTEXT", "true")
+        .output()
+        .expect("cannot run orgtrail-aggregator check-config")
+}
+
+async fn rules_by_origin(stack: &TestStack, origin: &str) -> BTreeMap<String, (i32, bool)> {
+    RuleServiceClient::new(stack.channel().await)
+        .list_rules(pb::ListRulesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .rules
+        .into_iter()
+        .filter(|rule| rule.origin == origin)
+        .map(|rule| (rule.rule_id, (rule.version, rule.enabled)))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_folder_is_loaded_at_start_checked_by_check_config_and_followed_on_restart() {
+    let directory = std::env::temp_dir().join(format!("orgtrail-rules-{}", Uuid::new_v4()));
+    std::fs::create_dir_all(directory.join("..data")).unwrap();
+    std::fs::write(directory.join("failed-logins.yml"), FAILED_LOGINS).unwrap();
+    std::fs::write(directory.join("README.txt"), "not a rule").unwrap();
+    // A ConfigMap volume's own entries are passed over.
+    std::fs::write(directory.join(".hidden.yml"), "not: [yaml").unwrap();
+    let second = FAILED_LOGINS
+        .replace(
+            "3c0e8c54-7e31-4f6a-9b87-2d0b5c1b8f10",
+            "5d1e2f3a-4b5c-4d6e-8f70-1a2b3c4d5e6f",
+        )
+        .replace("Failed console logins", "Console logins");
+    std::fs::write(directory.join("logins.yaml"), &second).unwrap();
+
+    let mut stack = TestStack::start_with(StackOptions {
+        environment: vec![(
+            "ORGTRAIL_DETECTIONS__RULES_DIRECTORY".into(),
+            directory.display().to_string(),
+        )],
+        ..StackOptions::default()
+    })
+    .await;
+    let loaded = rules_by_origin(&stack, "directory").await;
+    assert_eq!(
+        loaded.keys().cloned().collect::<Vec<_>>(),
+        [
+            "3c0e8c54-7e31-4f6a-9b87-2d0b5c1b8f10",
+            "5d1e2f3a-4b5c-4d6e-8f70-1a2b3c4d5e6f"
+        ]
+    );
+    let checked = check_config(&stack, &directory);
+    let stdout = String::from_utf8_lossy(&checked.stdout);
+    assert!(
+        checked.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(stdout.contains("2 Sigma rules"), "{stdout}");
+
+    // A refused file: check-config fails naming it and why; serve still starts, keeps the
+    // good rules, and deletes nothing while a file is unusable.
+    std::fs::write(
+        directory.join("typo.yml"),
+        FAILED_LOGINS.replace("eventName: ConsoleLogin", "src_ip: 10.0.0.1"),
+    )
+    .unwrap();
+    std::fs::remove_file(directory.join("logins.yaml")).unwrap();
+    let checked = check_config(&stack, &directory);
+    let stderr = String::from_utf8_lossy(&checked.stderr);
+    assert!(!checked.status.success());
+    assert!(
+        stderr.contains("typo.yml") && stderr.contains("src_ip"),
+        "{stderr}"
+    );
+    stack.restart_aggregator();
+    assert_eq!(rules_by_origin(&stack, "directory").await.len(), 2);
+    assert!(stack.aggregator_log().contains("typo.yml"));
+
+    // The folder fixed: the rule whose file is gone is deleted, a changed one is a new
+    // version, and one disabled through the API is enabled again (the folder decides).
+    std::fs::remove_file(directory.join("typo.yml")).unwrap();
+    std::fs::write(
+        directory.join("failed-logins.yml"),
+        FAILED_LOGINS.replace("level: medium", "level: high"),
+    )
+    .unwrap();
+    RuleServiceClient::new(stack.channel().await)
+        .disable_rule(pb::DisableRuleRequest {
+            rule_id: "3c0e8c54-7e31-4f6a-9b87-2d0b5c1b8f10".into(),
+        })
+        .await
+        .unwrap();
+    stack.restart_aggregator();
+    let loaded = rules_by_origin(&stack, "directory").await;
+    assert_eq!(
+        loaded,
+        BTreeMap::from([(
+            "3c0e8c54-7e31-4f6a-9b87-2d0b5c1b8f10".to_string(),
+            (3, true)
+        )])
+    );
+    let audited: Vec<(String, String)> = sqlx::query_as(
+        "SELECT action, actor FROM audit_log WHERE subject = '5d1e2f3a-4b5c-4d6e-8f70-1a2b3c4d5e6f' ORDER BY audit_id",
+    )
+    .fetch_all(&stack.pool().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        audited.last(),
+        Some(&(
+            "rule.delete".to_string(),
+            "orgtrail (detections.rules_directory)".to_string()
+        ))
+    );
+    let _ = std::fs::remove_dir_all(&directory);
+}

@@ -369,6 +369,19 @@ def check_config(rendered: Rendered, bin_dir: Path) -> str:
                 file.write_text(text)
                 env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": scratch}
                 env.update(pod_environment(container, label))
+                rules_directory = config.get("detections", {}).get("rules_directory")
+                if binary == "orgtrail-aggregator" and rules_directory:
+                    # check-config parses every rule of the folder: the chart's ConfigMap's
+                    # rules are written to a scratch folder for it (an outside one's are not
+                    # known here: an empty folder).
+                    # migrate does not load rules: its pod mounts none.
+                    rules = {} if subcommand == "migrate" else \
+                        sigma_rules_mounted(rendered, spec, container, rules_directory, label)
+                    folder = Path(scratch) / f"{len(runs)}-sigma-rules"
+                    folder.mkdir()
+                    for name, rule in rules.items():
+                        (folder / name).write_text(rule)
+                    env["ORGTRAIL_DETECTIONS__RULES_DIRECTORY"] = str(folder)
                 # The subcommand the pod runs (serve, migrate) becomes check-config: the same
                 # loading and validation, without starting.
                 argv = [str(bin_dir / binary), "--config", str(file), "check-config"]
@@ -389,6 +402,25 @@ def check_config(rendered: Rendered, bin_dir: Path) -> str:
     if not runs:
         fail("no container runs an orgtrail binary")
     return f"{len(runs)} configurations accepted: {', '.join(runs)}"
+
+
+def sigma_rules_mounted(rendered: Rendered, spec: dict, container: dict, path: str, label: str) -> dict[str, str]:
+    """The rules of the ConfigMap mounted as the folder `path` (empty for an outside one)."""
+    mounts = [mount for mount in container.get("volumeMounts", [])
+              if mount["mountPath"].rstrip("/") == path.rstrip("/") and not mount.get("subPath")]
+    if len(mounts) != 1:
+        fail(f"{label}: detections.rules_directory {path} is not a mounted folder")
+    volume = volume_source(spec, mounts[0]["name"])
+    if "configMap" not in volume:
+        fail(f"{label}: detections.rules_directory {path} is not a ConfigMap")
+    name = volume["configMap"]["name"]
+    for configmap in rendered.of_kind("ConfigMap"):
+        if configmap["metadata"]["name"] == name:
+            rules = configmap.get("data", {})
+            if not rules:
+                fail(f"{label}: the Sigma rules ConfigMap {name} has no rules")
+            return rules
+    return {}
 
 
 def check_probe_ports(label: str, container: dict, output: str, subcommand: str) -> None:

@@ -123,6 +123,15 @@ seccompProfile:
 {{- define "orgtrail.paths.keyringDir" -}}/etc/orgtrail/keyring{{- end }}
 {{- define "orgtrail.paths.keyringSourceDir" -}}/run/orgtrail/keyring-secret{{- end }}
 {{- define "orgtrail.paths.postgresCaDir" -}}/etc/orgtrail/postgres{{- end }}
+{{- define "orgtrail.paths.sigmaRulesDir" -}}/etc/orgtrail/sigma-rules{{- end }}
+
+{{/*
+Whether the aggregator mounts a folder of Sigma rules: the chart's ConfigMap or an existing one.
+*/}}
+{{- define "orgtrail.sigmaRulesMounted" -}}
+{{- $rules := .Values.aggregator.sigmaRules -}}
+{{- if or $rules.rules $rules.existingConfigMap }}true{{ end -}}
+{{- end }}
 
 {{/*
 The aggregator's configuration file. Everything but secrets: TLS files and the keyring are
@@ -208,6 +217,13 @@ settle_seconds = {{ int64 $config.alarms.settle_seconds }}
 evaluation_interval_seconds = {{ int64 $config.alarms.evaluation_interval_seconds }}
 notify_within_hours = {{ int64 $config.alarms.notify_within_hours }}
 cis_builtin = {{ $config.alarms.cis_builtin }}
+
+[detections]
+sigmahq_rules = {{ $config.detections.sigmahq_rules }}
+notify_within_hours = {{ int64 $config.detections.notify_within_hours }}
+{{- if include "orgtrail.sigmaRulesMounted" . }}
+rules_directory = "{{ include "orgtrail.paths.sigmaRulesDir" . }}"
+{{- end }}
 
 [notifications]
 max_attempts = {{ int64 $config.notifications.max_attempts }}

@@ -9,8 +9,8 @@ use orgtrail_aggregator::auth::Authenticator;
 use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides};
 use orgtrail_aggregator::crypto::Keyring;
 use orgtrail_aggregator::role::Role;
-use orgtrail_aggregator::server;
 use orgtrail_aggregator::store::PgStore;
+use orgtrail_aggregator::{server, sigma_rules};
 use orgtrail_service_runtime::clock::clock_from_settings;
 use orgtrail_service_runtime::{init_logging, shutdown_signal, SharedClock};
 
@@ -149,6 +149,27 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
         Command::Keys(_) => Ok(()),
         Command::CheckConfig => {
             println!("{config:#?}");
+            if let Some(directory) = &config.detections.rules_directory {
+                let loaded = sigma_rules::load_rules_directory(directory);
+                if !loaded.problems.is_empty() {
+                    anyhow::bail!(
+                        "detections.rules_directory: {} of its files would not be used:\n{}",
+                        loaded.problems.len(),
+                        loaded.problems.join("\n")
+                    );
+                }
+                println!(
+                    "detections.rules_directory {}: {} Sigma rules",
+                    directory.display(),
+                    loaded.rules.len()
+                );
+                for (file, rule) in &loaded.rules {
+                    println!(
+                        "  {file}: {} ({}, {})",
+                        rule.title, rule.rule_id, rule.level
+                    );
+                }
+            }
             Ok(())
         }
         Command::CreateToken {

@@ -129,16 +129,12 @@ impl SigmaRules {
             }
         }
         if let Some(directory) = &self.settings.rules_directory {
-            let files = read_rules_directory(directory);
-            let mut contents = Vec::new();
-            for (name, yaml) in files {
-                match parse_sigma_rule(&yaml) {
-                    Ok(rule) => contents.push(content(&rule)),
-                    Err(error) => {
-                        tracing::error!(file = %name, %error, "a Sigma rule of detections.rules_directory is refused")
-                    }
-                }
+            let loaded = load_rules_directory(directory);
+            for problem in &loaded.problems {
+                tracing::error!(%problem, "a file of detections.rules_directory is not used");
             }
+            let contents: Vec<RuleContent> =
+                loaded.rules.iter().map(|(_, rule)| content(rule)).collect();
             let written = self
                 .store
                 .write_rules(DIRECTORY_ACTOR, "directory", &contents, true)
@@ -147,7 +143,29 @@ impl SigmaRules {
                 .iter()
                 .filter(|write| matches!(write, RuleWrite::Written(_)))
                 .count();
-            tracing::info!(directory = %directory.display(), rules = contents.len(), changed, "Sigma rules loaded");
+            // The folder is the source of truth for its rules: one whose file is gone is deleted
+            // (audited) — unless a file could not be read or parsed, which may be that rule.
+            let mut removed = 0;
+            if loaded.problems.is_empty() {
+                for stored in self.store.list_rules().await? {
+                    let in_folder = contents.iter().any(|rule| rule.rule_id == stored.rule_id);
+                    if stored.origin == "directory" && !in_folder {
+                        match self
+                            .store
+                            .delete_rule(DIRECTORY_ACTOR, &stored.rule_id)
+                            .await
+                        {
+                            Ok(_) => removed += 1,
+                            // Another replica starting at the same time deleted it.
+                            Err(StoreError::NotFound(_)) => {}
+                            Err(error) => return Err(error.into()),
+                        }
+                    }
+                }
+            } else {
+                tracing::warn!("rules of detections.rules_directory whose files are gone are kept while a file of it is not used");
+            }
+            tracing::info!(directory = %directory.display(), rules = contents.len(), changed, removed, "Sigma rules loaded");
         }
         Ok(())
     }
@@ -378,31 +396,57 @@ fn view(stored: StoredRule) -> Result<RuleView, RuleServiceError> {
     Ok(RuleView { stored, rule })
 }
 
-/// The `*.yml` and `*.yaml` files of a folder, by name; one that cannot be read is said in the
-/// log and skipped.
-fn read_rules_directory(directory: &Path) -> Vec<(String, String)> {
+/// The Sigma rules of `detections.rules_directory`, and what was wrong with the files that are
+/// not among them.
+pub struct RulesDirectory {
+    /// File name and rule, by file name.
+    pub rules: Vec<(String, SigmaRule)>,
+    /// One line per file that cannot be read or is not a rule orgtrail evaluates (or the
+    /// folder itself, when it cannot be read).
+    pub problems: Vec<String>,
+}
+
+/// The `*.yml` and `*.yaml` files of a folder, parsed (a ConfigMap's `..data` links and other
+/// dot files are passed over). The aggregator loads them at start and `check-config` checks
+/// them: the same reading, so what check-config accepts is what serve loads.
+pub fn load_rules_directory(directory: &Path) -> RulesDirectory {
+    let mut loaded = RulesDirectory {
+        rules: Vec::new(),
+        problems: Vec::new(),
+    };
     let entries = match std::fs::read_dir(directory) {
         Ok(entries) => entries,
         Err(error) => {
-            tracing::error!(directory = %directory.display(), %error, "cannot read detections.rules_directory");
-            return Vec::new();
+            loaded.problems.push(format!(
+                "cannot read detections.rules_directory {}: {error}",
+                directory.display()
+            ));
+            return loaded;
         }
     };
-    let mut files: Vec<(String, String)> = entries
+    let mut paths: Vec<_> = entries
         .flatten()
         .map(|entry| entry.path())
         .filter(|path| {
-            path.extension()
-                .is_some_and(|extension| extension == "yml" || extension == "yaml")
-        })
-        .filter_map(|path| match std::fs::read_to_string(&path) {
-            Ok(yaml) => Some((path.display().to_string(), yaml)),
-            Err(error) => {
-                tracing::error!(file = %path.display(), %error, "cannot read a Sigma rule");
-                None
-            }
+            let name = path.file_name().map(|name| name.to_string_lossy());
+            !name.is_some_and(|name| name.starts_with('.'))
+                && path
+                    .extension()
+                    .is_some_and(|extension| extension == "yml" || extension == "yaml")
         })
         .collect();
-    files.sort();
-    files
+    paths.sort();
+    for path in paths {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(&path) {
+            Ok(yaml) => match parse_sigma_rule(&yaml) {
+                Ok(rule) => loaded.rules.push((name, rule)),
+                Err(error) => loaded.problems.push(format!("{name}: {error}")),
+            },
+            Err(error) => loaded
+                .problems
+                .push(format!("{name}: cannot read: {error}")),
+        }
+    }
+    loaded
 }
