@@ -12,6 +12,7 @@
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
+mod bench_data;
 mod bench_retention;
 mod demo;
 mod deploy_checks;
