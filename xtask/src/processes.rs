@@ -19,21 +19,28 @@ pub enum Profile {
 
 /// Builds every binary of the workspace and returns the directory they are in.
 pub fn build_binaries(profile: Profile) -> anyhow::Result<PathBuf> {
-    build(profile, "--bins")
+    build(profile, &["--workspace", "--bins"])
 }
 
 /// Builds every target of the workspace — the binaries with the features the tests resolve
 /// (dev-dependencies unify features), so that `cargo test --workspace` afterwards builds
 /// nothing twice — and returns the directory of the binaries.
 pub fn build_binaries_and_tests() -> anyhow::Result<PathBuf> {
-    build(Profile::Debug, "--all-targets")
+    build(Profile::Debug, &["--workspace", "--all-targets"])
 }
 
-fn build(profile: Profile, targets: &str) -> anyhow::Result<PathBuf> {
+/// Builds the release xtask alone (what measures in its own process, since `cargo xtask` is a
+/// debug build) and returns the directory it is in.
+pub fn build_release_xtask() -> anyhow::Result<PathBuf> {
+    build(Profile::Release, &["--package", "xtask", "--bin", "xtask"])
+}
+
+fn build(profile: Profile, targets: &[&str]) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo());
     command
         .current_dir(workspace_root())
-        .args(["build", "--workspace", targets]);
+        .arg("build")
+        .args(targets);
     if profile == Profile::Release {
         command.arg("--release");
     }
