@@ -1,8 +1,10 @@
 //! Benchmarks.
 //!
 //! `cargo xtask bench ingest [--events N] [--streams S] [--records-per-file R]`: ingest
-//! throughput through gRPC into PostgreSQL, beside the ceiling of this machine — a plain COPY
-//! of the very same rows into the same table — in one run; then lookup latencies.
+//! throughput through gRPC into PostgreSQL — in the clear, then secure with the 15 CIS alarms
+//! off and on, each into a fresh database — beside the ceiling of this machine, a plain COPY of
+//! the very same rows into the same table, in one run; the CIS filters' cost on their own
+//! (`bench_filters`) over the same events; then lookup latencies.
 //!
 //! `cargo xtask bench collect [--accounts A] [--regions R] [--files-per-region F]
 //! [--records-per-file N] [--large-file-records L]`: one collector pass over a generated
@@ -19,6 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
+use crate::bench_filters::measure_filters_in_release;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{build_binaries, create_admin_token, start_aggregator, Profile, Security};
 use crate::workspace_root;
@@ -163,11 +166,18 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     let data = generate_bench_data(options.events, options.records_per_file, 0)?;
     check_interrupted(interrupted)?;
 
+    // The filters on their own first, before any server runs (the release xtask was built with
+    // the binaries).
+    let filters = measure_filters_in_release(&bin_dir, &data)?;
+    check_interrupted(interrupted)?;
+
     let postgres = ThrowawayPostgres::start()?;
     let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
     let work = data.parent().unwrap_or(&data).to_path_buf();
 
-    // In the clear first (plaintext gRPC, unencrypted records), into a database of its own…
+    // In the clear first (plaintext gRPC, unencrypted records), into a database of its own;
+    // the CIS alarms on, as by default, so that it differs from the secure run below in
+    // security only…
     postgres.psql("postgres", "CREATE DATABASE bench_plaintext")?;
     let token = create_admin_token(&bin_dir, &postgres.url("bench_plaintext"))?;
     let plaintext = Security::Insecure(&token);
@@ -190,7 +200,33 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     check_interrupted(interrupted)?;
 
     // …then secure, as orgtrail runs by default: TLS with client certificates, records sealed.
+    // Twice, each into a fresh database: with the CIS alarms off (none made, so no filter
+    // runs), then on (the 15 made at start, the default). The first database is dropped before
+    // the second run, so neither runs beside the other's autovacuum.
     let security = Security::Tls(&pki);
+    postgres.psql("postgres", "CREATE DATABASE bench_cis_off")?;
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("bench_cis_off"),
+        &work.join("aggregator-cis-off.log"),
+        &[("ORGTRAIL_ALARMS__CIS_BUILTIN", "false")],
+        security,
+    )?;
+    let cis_off_seconds = time_grpc_ingest(
+        &bin_dir,
+        &security.endpoint(address),
+        security,
+        &data,
+        &options,
+    )?;
+    aggregator.stop();
+    let alarms_off = count(&postgres, "bench_cis_off", "SELECT count(*) FROM alarms")?;
+    if alarms_off != 0 {
+        bail!("{alarms_off} alarms exist with ORGTRAIL_ALARMS__CIS_BUILTIN=false");
+    }
+    postgres.psql("postgres", "DROP DATABASE bench_cis_off")?;
+    check_interrupted(interrupted)?;
+
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
@@ -199,7 +235,26 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         security,
     )?;
     let endpoint = security.endpoint(address);
+    let cis_alarms = count(
+        &postgres,
+        "postgres",
+        "SELECT count(*) FROM alarms WHERE cis_id IS NOT NULL AND deleted_at IS NULL",
+    )?;
+    if cis_alarms != 15 {
+        bail!("{cis_alarms} CIS alarms made at start, 15 expected");
+    }
     let grpc_seconds = time_grpc_ingest(&bin_dir, &endpoint, security, &data, &options)?;
+    // What the alarms matched, every file's rows written in the transaction of its events.
+    let alarm_matches = count(
+        &postgres,
+        "postgres",
+        "SELECT coalesce(sum(matches), 0) FROM alarm_matches",
+    )?;
+    let transitions = count(
+        &postgres,
+        "postgres",
+        "SELECT count(*) FROM alarm_transitions",
+    )?;
     // Statistics as autovacuum keeps them on a live system (a bulk load outruns it).
     postgres.psql("postgres", "ANALYZE events")?;
     let lookups = time_lookups(&bin_dir, &endpoint, security)?;
@@ -217,16 +272,14 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     let started = Instant::now();
     postgres.psql("postgres", &format!("\\copy events FROM '{rows_path}'"))?;
     let copy_seconds = started.elapsed().as_secs_f64();
-    let copied: usize = postgres
-        .psql("postgres", "SELECT count(*) FROM events")?
-        .trim()
-        .parse()?;
+    let copied = count(&postgres, "postgres", "SELECT count(*) FROM events")?;
     let _ = std::fs::remove_file(&rows);
-    if copied != options.events {
+    if copied != options.events as u64 {
         bail!("COPY stored {copied} rows, {} expected", options.events);
     }
 
     let grpc_rate = options.events as f64 / grpc_seconds;
+    let cis_off_rate = options.events as f64 / cis_off_seconds;
     let plaintext_rate = options.events as f64 / plaintext_seconds;
     let copy_rate = options.events as f64 / copy_seconds;
     let files = options.events.div_ceil(options.records_per_file);
@@ -235,24 +288,57 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         options.events, options.records_per_file, options.streams
     );
     println!(
-        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records):"
+        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records), CIS set on:"
     );
     println!("                                  {plaintext_seconds:8.1} s  {plaintext_rate:10.0} events/s");
     println!(
         "  gRPC → aggregator → PostgreSQL, secure (TLS, client certificate, AES-256-GCM records):"
     );
-    println!("                                  {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
+    println!(
+        "    CIS set off (no alarm):       {cis_off_seconds:8.1} s  {cis_off_rate:10.0} events/s"
+    );
+    println!("    CIS set on (15, the default): {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
+    println!(
+        "  CIS set on: {grpc_rate:.0} events/s, off: {cis_off_rate:.0} events/s, {}",
+        signed_percent(grpc_rate / cis_off_rate - 1.0)
+    );
+    println!(
+        "  the 15 alarms counted {alarm_matches} matches (sum of alarm_matches.matches; the same filters in-process: {}); {transitions} alarm transitions recorded meanwhile",
+        filters.total_matches
+    );
     println!("  COPY of the same rows:          {copy_seconds:8.1} s  {copy_rate:10.0} events/s (the ceiling)");
     println!(
-        "  ratio secure / COPY:            {:8.2}",
+        "  ratio secure (CIS on) / COPY:   {:8.2}",
         grpc_rate / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
+    print!("{}", filters.table);
     println!("lookups over the {} stored events (first page of 50, median of {LOOKUP_RUNS} runs of `orgtrail events lookup`, process start included):", options.events);
     for (label, milliseconds, printed) in lookups {
         println!("  {label:<58} {milliseconds:7.1} ms  ({printed} events)");
     }
+    if alarm_matches != filters.total_matches {
+        bail!(
+            "the aggregator counted {alarm_matches} matches of the 15 CIS alarms, the same filters in-process {}",
+            filters.total_matches
+        );
+    }
     Ok(())
+}
+
+/// A one-number query's answer.
+fn count(postgres: &ThrowawayPostgres, database: &str, sql: &str) -> anyhow::Result<u64> {
+    let answer = postgres.psql(database, sql)?;
+    answer
+        .trim()
+        .parse()
+        .with_context(|| format!("{sql} answered {answer:?}"))
+}
+
+/// `+1.2 %` or `−3.4 %` (a true minus sign) of a ratio less one.
+fn signed_percent(change: f64) -> String {
+    let sign = if change < 0.0 { '−' } else { '+' };
+    format!("{sign}{:.1} %", change.abs() * 100.0)
 }
 
 /// Sends the data through `orgtrail ingest` and checks every event was stored; returns the

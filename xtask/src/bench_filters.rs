@@ -7,7 +7,8 @@
 //!
 //! The figures must come from optimized code, and `cargo xtask` is a debug build: this builds
 //! the release xtask and hands it the measurement (`bench filters --data DIR`, which measures in
-//! its own process).
+//! its own process). `bench ingest` does the same with the binaries it builds anyway, and prints
+//! the table after its own figures.
 //!
 //! The events go through in batches of [`BATCH_RECORDS`], and each batch is measured
 //! [`ROUNDS`] times per filter with the fastest round counted: on a shared machine the slower
@@ -66,9 +67,11 @@ pub fn bench_filters(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
     Ok(())
 }
 
-/// The printed table.
+/// The printed table, and the matches of all the filters together (what the aggregator's
+/// `alarm_matches` must add up to after ingesting the same events).
 pub struct FilterBenchReport {
     pub table: String,
+    pub total_matches: u64,
 }
 
 /// Measures the filters over `data` in the release xtask of `bin_dir`.
@@ -90,7 +93,12 @@ pub fn measure_filters_in_release(
         bail!("the filter benchmark failed ({})", output.status);
     }
     let table = String::from_utf8(output.stdout).context("the filter table is not UTF-8")?;
-    Ok(FilterBenchReport { table })
+    let total_matches =
+        total_matches(&table).context("no total in the filter benchmark's table")?;
+    Ok(FilterBenchReport {
+        table,
+        total_matches,
+    })
 }
 
 /// One filter's share of the measurement.
@@ -268,11 +276,32 @@ fn fastest_round(mut work: impl FnMut()) -> Duration {
         .unwrap_or_default()
 }
 
-/// The table's row of every filter together.
+/// The table's row of every filter together; [`total_matches`] reads it back.
 fn all_filters_row(filters: usize, rate: f64, nanoseconds: f64, matches: u64) -> String {
     format!(
         "  {:<10} {rate:>12.0} {nanoseconds:>10.1} {matches:>9}  every event through all {filters}, as ingest does ({:.0} evaluations/s)",
         format!("all {filters}"),
         rate * filters as f64
     )
+}
+
+fn total_matches(table: &str) -> Option<u64> {
+    let row = table
+        .lines()
+        .find(|line| line.trim_start().starts_with("all "))?;
+    row.split_whitespace().nth(4)?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_total_is_read_back_from_the_table() {
+        let table = format!(
+            "header\n  4.1  1 2 3  title\n{}\n  JSON parse 1 2\n",
+            all_filters_row(15, 1_234_567.0, 810.4, 4_321)
+        );
+        assert_eq!(total_matches(&table), Some(4_321));
+    }
 }

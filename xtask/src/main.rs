@@ -6,7 +6,8 @@
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
-//! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
+//! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
+//!   the CIS alarms on and off, and the CIS filters' cost on their own.
 //! - `cargo xtask bench filters`: the CIS filters' cost on their own, per filter and together.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
@@ -42,7 +43,7 @@ commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
   demo            run orgtrail on a local sample organization and show the consolidated view
-  bench ingest    measure ingest through gRPC against a plain COPY of the same rows
+  bench ingest    measure ingest through gRPC (CIS alarms on and off) against a plain COPY of the same rows
   bench filters   measure the CIS metric filters alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
