@@ -23,7 +23,9 @@ use anyhow::{bail, Context};
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
 use crate::bench_filters::measure_filters_in_release;
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, create_admin_token, start_aggregator, Profile, Security};
+use crate::processes::{
+    build_binaries, create_admin_token, start_aggregator, ChildProcess, Profile, Security,
+};
 use crate::workspace_root;
 
 pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -212,6 +214,7 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         &[("ORGTRAIL_ALARMS__CIS_BUILTIN", "false")],
         security,
     )?;
+    let cis_off_cpu = CpuUse::start(&aggregator, &postgres)?;
     let cis_off_seconds = time_grpc_ingest(
         &bin_dir,
         &security.endpoint(address),
@@ -219,6 +222,7 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         &data,
         &options,
     )?;
+    let cis_off_cpu = cis_off_cpu.end(&aggregator, &postgres, options.events)?;
     aggregator.stop();
     let alarms_off = count(&postgres, "bench_cis_off", "SELECT count(*) FROM alarms")?;
     if alarms_off != 0 {
@@ -243,7 +247,9 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     if cis_alarms != 15 {
         bail!("{cis_alarms} CIS alarms made at start, 15 expected");
     }
+    let cis_on_cpu = CpuUse::start(&aggregator, &postgres)?;
     let grpc_seconds = time_grpc_ingest(&bin_dir, &endpoint, security, &data, &options)?;
+    let cis_on_cpu = cis_on_cpu.end(&aggregator, &postgres, options.events)?;
     // What the alarms matched, every file's rows written in the transaction of its events.
     let alarm_matches = count(
         &postgres,
@@ -303,6 +309,21 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         signed_percent(grpc_rate / cis_off_rate - 1.0)
     );
     println!(
+        "  CPU per event, CIS set off → on: aggregator {:.1} → {:.1} µs ({}), PostgreSQL {:.1} → {:.1} µs ({})",
+        cis_off_cpu.aggregator_microseconds,
+        cis_on_cpu.aggregator_microseconds,
+        signed_percent(cis_on_cpu.aggregator_microseconds / cis_off_cpu.aggregator_microseconds - 1.0),
+        cis_off_cpu.postgres_microseconds,
+        cis_on_cpu.postgres_microseconds,
+        signed_percent(cis_on_cpu.postgres_microseconds / cis_off_cpu.postgres_microseconds - 1.0),
+    );
+    let off_total = cis_off_cpu.aggregator_microseconds + cis_off_cpu.postgres_microseconds;
+    let on_total = cis_on_cpu.aggregator_microseconds + cis_on_cpu.postgres_microseconds;
+    println!(
+        "    both: {off_total:.1} → {on_total:.1} µs ({}; CPU time, user and system, from /proc: what the runs cost, whatever else shared the cores)",
+        signed_percent(on_total / off_total - 1.0)
+    );
+    println!(
         "  the 15 alarms counted {alarm_matches} matches (sum of alarm_matches.matches; the same filters in-process: {}); {transitions} alarm transitions recorded meanwhile",
         filters.total_matches
     );
@@ -324,6 +345,40 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         );
     }
     Ok(())
+}
+
+/// The CPU the aggregator and PostgreSQL used during a run, per event.
+struct CpuPerEvent {
+    aggregator_microseconds: f64,
+    postgres_microseconds: f64,
+}
+
+/// CPU seconds at the start of a run.
+struct CpuUse {
+    aggregator: f64,
+    postgres: f64,
+}
+
+impl CpuUse {
+    fn start(aggregator: &ChildProcess, postgres: &ThrowawayPostgres) -> anyhow::Result<CpuUse> {
+        Ok(CpuUse {
+            aggregator: aggregator.cpu_seconds()?,
+            postgres: postgres.cpu_seconds()?,
+        })
+    }
+
+    fn end(
+        self,
+        aggregator: &ChildProcess,
+        postgres: &ThrowawayPostgres,
+        events: usize,
+    ) -> anyhow::Result<CpuPerEvent> {
+        let per_event = |seconds: f64| seconds * 1e6 / events as f64;
+        Ok(CpuPerEvent {
+            aggregator_microseconds: per_event(aggregator.cpu_seconds()? - self.aggregator),
+            postgres_microseconds: per_event(postgres.cpu_seconds()? - self.postgres),
+        })
+    }
 }
 
 /// A one-number query's answer.
