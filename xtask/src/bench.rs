@@ -1,30 +1,31 @@
 //! Benchmarks.
 //!
 //! `cargo xtask bench ingest [--events N] [--streams S] [--records-per-file R]`: ingest
-//! throughput through gRPC into PostgreSQL, beside the ceiling of this machine — a plain COPY
-//! of the very same rows into the same table — in one run; then lookup latencies.
+//! throughput through gRPC into PostgreSQL — in the clear, then secure with the 15 CIS alarms
+//! off and on, each into a fresh database — beside the ceiling of this machine, a plain COPY of
+//! the very same rows into the same table, in one run; the CIS filters' cost on their own
+//! (`bench_filters`) over the same events; then lookup latencies.
 //!
 //! `cargo xtask bench collect [--accounts A] [--regions R] [--files-per-region F]
 //! [--records-per-file N] [--large-file-records L]`: one collector pass over a generated
 //! organization in moto: files/s, events/s and the collector's peak memory.
 //!
-//! The data is generated from the shapes of the real samples: each record is a real sample
-//! record with a fresh eventID, an eventTime spread over 30 days, and one of 100 accounts and
-//! 4 regions; files hold R records (CloudTrail's own hold tens to hundreds), in CloudTrail's
-//! key layout. Generation is deterministic and cached under target/bench.
+//! The ingest benchmark's events are generated from the shapes of the real samples
+//! (`bench_data`).
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use serde_json::Value;
 
+use crate::bench_data::{event_id, generate_bench_data, REGIONS};
+use crate::bench_filters::measure_filters_in_release;
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{build_binaries, create_admin_token, start_aggregator, Profile, Security};
+use crate::processes::{
+    build_binaries, create_admin_token, start_aggregator, ChildProcess, Profile, Security,
+};
 use crate::workspace_root;
 
 pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -167,11 +168,18 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     let data = generate_bench_data(options.events, options.records_per_file, 0)?;
     check_interrupted(interrupted)?;
 
+    // The filters on their own first, before any server runs (the release xtask was built with
+    // the binaries).
+    let filters = measure_filters_in_release(&bin_dir, &data)?;
+    check_interrupted(interrupted)?;
+
     let postgres = ThrowawayPostgres::start()?;
     let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
     let work = data.parent().unwrap_or(&data).to_path_buf();
 
-    // In the clear first (plaintext gRPC, unencrypted records), into a database of its own…
+    // In the clear first (plaintext gRPC, unencrypted records), into a database of its own;
+    // the CIS alarms on, as by default, so that it differs from the secure run below in
+    // security only…
     postgres.psql("postgres", "CREATE DATABASE bench_plaintext")?;
     let token = create_admin_token(&bin_dir, &postgres.url("bench_plaintext"))?;
     let plaintext = Security::Insecure(&token);
@@ -194,7 +202,35 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     check_interrupted(interrupted)?;
 
     // …then secure, as orgtrail runs by default: TLS with client certificates, records sealed.
+    // Twice, each into a fresh database: with the CIS alarms off (none made, so no filter
+    // runs), then on (the 15 made at start, the default). The first database is dropped before
+    // the second run, so neither runs beside the other's autovacuum.
     let security = Security::Tls(&pki);
+    postgres.psql("postgres", "CREATE DATABASE bench_cis_off")?;
+    let (mut aggregator, address) = start_aggregator(
+        &bin_dir,
+        &postgres.url("bench_cis_off"),
+        &work.join("aggregator-cis-off.log"),
+        &[("ORGTRAIL_ALARMS__CIS_BUILTIN", "false")],
+        security,
+    )?;
+    let cis_off_cpu = CpuUse::start(&aggregator, &postgres)?;
+    let cis_off_seconds = time_grpc_ingest(
+        &bin_dir,
+        &security.endpoint(address),
+        security,
+        &data,
+        &options,
+    )?;
+    let cis_off_cpu = cis_off_cpu.end(&aggregator, &postgres, options.events)?;
+    aggregator.stop();
+    let alarms_off = count(&postgres, "bench_cis_off", "SELECT count(*) FROM alarms")?;
+    if alarms_off != 0 {
+        bail!("{alarms_off} alarms exist with ORGTRAIL_ALARMS__CIS_BUILTIN=false");
+    }
+    postgres.psql("postgres", "DROP DATABASE bench_cis_off")?;
+    check_interrupted(interrupted)?;
+
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
@@ -203,7 +239,29 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         security,
     )?;
     let endpoint = security.endpoint(address);
+    let cis_alarms = count(
+        &postgres,
+        "postgres",
+        "SELECT count(*) FROM alarms WHERE cis_id IS NOT NULL AND deleted_at IS NULL",
+    )?;
+    let cis_set = orgtrail_detection::cis_metric_filters().len() as u64;
+    if cis_alarms != cis_set {
+        bail!("{cis_alarms} CIS alarms made at start, {cis_set} expected");
+    }
+    let cis_on_cpu = CpuUse::start(&aggregator, &postgres)?;
     let grpc_seconds = time_grpc_ingest(&bin_dir, &endpoint, security, &data, &options)?;
+    let cis_on_cpu = cis_on_cpu.end(&aggregator, &postgres, options.events)?;
+    // What the alarms matched, every file's rows written in the transaction of its events.
+    let alarm_matches = count(
+        &postgres,
+        "postgres",
+        "SELECT coalesce(sum(matches), 0) FROM alarm_matches",
+    )?;
+    let transitions = count(
+        &postgres,
+        "postgres",
+        "SELECT count(*) FROM alarm_transitions",
+    )?;
     // Statistics as autovacuum keeps them on a live system (a bulk load outruns it).
     postgres.psql("postgres", "ANALYZE events")?;
     let lookups = time_lookups(&bin_dir, &endpoint, security)?;
@@ -221,16 +279,14 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     let started = Instant::now();
     postgres.psql("postgres", &format!("\\copy events FROM '{rows_path}'"))?;
     let copy_seconds = started.elapsed().as_secs_f64();
-    let copied: usize = postgres
-        .psql("postgres", "SELECT count(*) FROM events")?
-        .trim()
-        .parse()?;
+    let copied = count(&postgres, "postgres", "SELECT count(*) FROM events")?;
     let _ = std::fs::remove_file(&rows);
-    if copied != options.events {
+    if copied != options.events as u64 {
         bail!("COPY stored {copied} rows, {} expected", options.events);
     }
 
     let grpc_rate = options.events as f64 / grpc_seconds;
+    let cis_off_rate = options.events as f64 / cis_off_seconds;
     let plaintext_rate = options.events as f64 / plaintext_seconds;
     let copy_rate = options.events as f64 / copy_seconds;
     let files = options.events.div_ceil(options.records_per_file);
@@ -239,24 +295,106 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         options.events, options.records_per_file, options.streams
     );
     println!(
-        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records):"
+        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records), CIS set on:"
     );
     println!("                                  {plaintext_seconds:8.1} s  {plaintext_rate:10.0} events/s");
     println!(
         "  gRPC → aggregator → PostgreSQL, secure (TLS, client certificate, AES-256-GCM records):"
     );
-    println!("                                  {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
+    println!(
+        "    CIS set off (no alarm):       {cis_off_seconds:8.1} s  {cis_off_rate:10.0} events/s"
+    );
+    println!("    CIS set on (15, the default): {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
+    println!(
+        "  CIS set on: {grpc_rate:.0} events/s, off: {cis_off_rate:.0} events/s, {}",
+        signed_percent(grpc_rate / cis_off_rate - 1.0)
+    );
+    println!(
+        "  CPU per event, CIS set off → on: aggregator {:.1} → {:.1} µs ({}), PostgreSQL {:.1} → {:.1} µs ({})",
+        cis_off_cpu.aggregator_microseconds,
+        cis_on_cpu.aggregator_microseconds,
+        signed_percent(cis_on_cpu.aggregator_microseconds / cis_off_cpu.aggregator_microseconds - 1.0),
+        cis_off_cpu.postgres_microseconds,
+        cis_on_cpu.postgres_microseconds,
+        signed_percent(cis_on_cpu.postgres_microseconds / cis_off_cpu.postgres_microseconds - 1.0),
+    );
+    let off_total = cis_off_cpu.aggregator_microseconds + cis_off_cpu.postgres_microseconds;
+    let on_total = cis_on_cpu.aggregator_microseconds + cis_on_cpu.postgres_microseconds;
+    println!(
+        "    both: {off_total:.1} → {on_total:.1} µs ({}; CPU time, user and system, from /proc: what the runs cost, whatever else shared the cores)",
+        signed_percent(on_total / off_total - 1.0)
+    );
+    println!(
+        "  the 15 alarms counted {alarm_matches} matches (sum of alarm_matches.matches; the same filters in-process: {}); {transitions} alarm transitions recorded meanwhile",
+        filters.total_matches
+    );
     println!("  COPY of the same rows:          {copy_seconds:8.1} s  {copy_rate:10.0} events/s (the ceiling)");
     println!(
-        "  ratio secure / COPY:            {:8.2}",
+        "  ratio secure (CIS on) / COPY:   {:8.2}",
         grpc_rate / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
+    print!("{}", filters.table);
     println!("lookups over the {} stored events (first page of 50, median of {LOOKUP_RUNS} runs of `orgtrail events lookup`, process start included):", options.events);
     for (label, milliseconds, printed) in lookups {
         println!("  {label:<58} {milliseconds:7.1} ms  ({printed} events)");
     }
+    if alarm_matches != filters.total_matches {
+        bail!(
+            "the aggregator counted {alarm_matches} matches of the 15 CIS alarms, the same filters in-process {}",
+            filters.total_matches
+        );
+    }
     Ok(())
+}
+
+/// The CPU the aggregator and PostgreSQL used during a run, per event.
+struct CpuPerEvent {
+    aggregator_microseconds: f64,
+    postgres_microseconds: f64,
+}
+
+/// CPU seconds at the start of a run.
+struct CpuUse {
+    aggregator: f64,
+    postgres: f64,
+}
+
+impl CpuUse {
+    fn start(aggregator: &ChildProcess, postgres: &ThrowawayPostgres) -> anyhow::Result<CpuUse> {
+        Ok(CpuUse {
+            aggregator: aggregator.cpu_seconds()?,
+            postgres: postgres.cpu_seconds()?,
+        })
+    }
+
+    fn end(
+        self,
+        aggregator: &ChildProcess,
+        postgres: &ThrowawayPostgres,
+        events: usize,
+    ) -> anyhow::Result<CpuPerEvent> {
+        let per_event = |seconds: f64| seconds * 1e6 / events as f64;
+        Ok(CpuPerEvent {
+            aggregator_microseconds: per_event(aggregator.cpu_seconds()? - self.aggregator),
+            postgres_microseconds: per_event(postgres.cpu_seconds()? - self.postgres),
+        })
+    }
+}
+
+/// A one-number query's answer.
+fn count(postgres: &ThrowawayPostgres, database: &str, sql: &str) -> anyhow::Result<u64> {
+    let answer = postgres.psql(database, sql)?;
+    answer
+        .trim()
+        .parse()
+        .with_context(|| format!("{sql} answered {answer:?}"))
+}
+
+/// `+1.2 %` or `−3.4 %` (a true minus sign) of a ratio less one.
+fn signed_percent(change: f64) -> String {
+    let sign = if change < 0.0 { '−' } else { '+' };
+    format!("{sign}{:.1} %", change.abs() * 100.0)
 }
 
 /// Sends the data through `orgtrail ingest` and checks every event was stored; returns the
@@ -426,214 +564,4 @@ fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
         bail!("interrupted");
     }
     Ok(())
-}
-
-const ACCOUNTS: usize = 100;
-const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"];
-const DAYS: u64 = 30;
-/// 2026-10-01T00:00:00Z.
-const FIRST_DAY_UNIX: u64 = 1_790_812_800;
-
-/// Generates (once) `events` records in files of `records_per_file`; returns the directory.
-/// Data sets of different `seed`s share no eventID.
-pub fn generate_bench_data(
-    events: usize,
-    records_per_file: usize,
-    seed: u64,
-) -> anyhow::Result<PathBuf> {
-    let root = workspace_root().join(if seed == 0 {
-        format!("target/bench/ingest-{events}-{records_per_file}")
-    } else {
-        format!("target/bench/ingest-{events}-{records_per_file}-seed{seed}")
-    });
-    let data = root.join("AWSLogs");
-    let complete = root.join("complete");
-    if complete.exists() {
-        eprintln!(
-            "bench: using the data generated before in {}",
-            root.display()
-        );
-        return Ok(data);
-    }
-    let _ = std::fs::remove_dir_all(&root);
-    let samples = sample_records()?;
-    eprintln!(
-        "bench: generating {events} events from {} sample records into {}",
-        samples.len(),
-        root.display()
-    );
-    let files = events.div_ceil(records_per_file);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let workers = 2;
-        let handles: Vec<_> = (0..workers)
-            .map(|worker| {
-                let samples = &samples;
-                let data = &data;
-                scope.spawn(move || -> anyhow::Result<()> {
-                    for file in (worker..files).step_by(workers) {
-                        let first = file * records_per_file;
-                        let last = (first + records_per_file).min(events);
-                        write_bench_file(data, samples, file, first..last, seed)?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for handle in handles {
-            handle
-                .join()
-                .map_err(|_| anyhow::anyhow!("a generator thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    std::fs::write(&complete, b"")?;
-    Ok(data)
-}
-
-fn write_bench_file(
-    data: &Path,
-    samples: &[Value],
-    file: usize,
-    records: std::ops::Range<usize>,
-    seed: u64,
-) -> anyhow::Result<()> {
-    let account = format!("{:012}", 100_000_000_000 + (file % ACCOUNTS) as u64 * 7_919);
-    let region = REGIONS[(file / ACCOUNTS) % REGIONS.len()];
-    let mut generated = Vec::with_capacity(records.len());
-    let mut newest = 0;
-    for number in records {
-        let mut record = samples[number % samples.len()].clone();
-        let mixed = mix(number as u64);
-        let time = FIRST_DAY_UNIX + mixed % (DAYS * 86_400);
-        newest = newest.max(time);
-        let object = record
-            .as_object_mut()
-            .context("a sample record is not an object")?;
-        object.insert(
-            "eventID".into(),
-            Value::from(event_id(number as u64 + (seed << 40))),
-        );
-        object.insert("eventTime".into(), Value::from(format_time(time)));
-        object.insert("recipientAccountId".into(), Value::from(account.clone()));
-        object.insert("awsRegion".into(), Value::from(region));
-        generated.push(serde_json::to_string(&record)?);
-    }
-    let day = format_time(newest);
-    let (date, _) = day.split_once('T').unwrap_or((&day, ""));
-    let folder = data.join(format!(
-        "{account}/CloudTrail/{region}/{}",
-        date.replace('-', "/")
-    ));
-    std::fs::create_dir_all(&folder)?;
-    let stamp = day.replace(['-', ':'], "");
-    let name = format!(
-        "{account}_CloudTrail_{region}_{}Z_{file:016}.json.gz",
-        &stamp[..13]
-    );
-    let mut encoder = flate2::write::GzEncoder::new(
-        std::fs::File::create(folder.join(name))?,
-        flate2::Compression::fast(),
-    );
-    write!(encoder, "{{\"Records\":[{}]}}", generated.join(","))?;
-    encoder.finish()?;
-    Ok(())
-}
-
-/// Every record of the sample data that has an eventID and an eventTime.
-fn sample_records() -> anyhow::Result<Vec<Value>> {
-    let mut paths = Vec::new();
-    collect_gz(&workspace_root().join("data/cloudtrail"), &mut paths)?;
-    paths.sort();
-    let mut records = Vec::new();
-    for path in paths {
-        let mut text = String::new();
-        flate2::read::MultiGzDecoder::new(std::fs::File::open(&path)?).read_to_string(&mut text)?;
-        let file: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not JSON", path.display()))?;
-        for record in file["Records"].as_array().cloned().unwrap_or_default() {
-            if record.get("eventID").is_some() && record.get("eventTime").is_some() {
-                records.push(record);
-            }
-        }
-    }
-    if records.is_empty() {
-        bail!("no sample records under data/cloudtrail");
-    }
-    Ok(records)
-}
-
-fn collect_gz(directory: &Path, paths: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    for entry in std::fs::read_dir(directory)? {
-        let path = entry?.path();
-        if path.is_dir() {
-            collect_gz(&path, paths)?;
-        } else if path.to_string_lossy().ends_with(".json.gz") {
-            paths.push(path);
-        }
-    }
-    Ok(())
-}
-
-/// SplitMix64: a fixed, well-spread sequence, so every run generates the same data.
-fn mix(value: u64) -> u64 {
-    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
-}
-
-/// A version-4-shaped GUID derived from `number`.
-fn event_id(number: u64) -> String {
-    let high = mix(number ^ 0x5555_5555);
-    let low = mix(number);
-    format!(
-        "{:08x}-{:04x}-4{:03x}-{:04x}-{:012x}",
-        high >> 32,
-        (high >> 16) & 0xffff,
-        high & 0x0fff,
-        0x8000 | (low >> 48) & 0x3fff,
-        low & 0xffff_ffff_ffff
-    )
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil-from-days, proleptic Gregorian).
-fn format_time(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let seconds = unix % 86_400;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        seconds / 3600,
-        (seconds / 60) % 60,
-        seconds % 60
-    )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_times_and_ids_are_well_formed() {
-        assert_eq!(format_time(FIRST_DAY_UNIX), "2026-10-01T00:00:00Z");
-        assert_eq!(format_time(951_782_400), "2000-02-29T00:00:00Z");
-        assert_eq!(format_time(1_411_800_311), "2014-09-27T06:45:11Z");
-        let id = event_id(7);
-        assert_eq!(id.len(), 36);
-        assert_eq!(&id[14..15], "4");
-        assert_ne!(event_id(7), event_id(8));
-    }
 }

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 
-use crate::bench::generate_bench_data;
+use crate::bench_data::generate_bench_data;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{build_binaries, start_aggregator, Profile, Security};
 use crate::workspace_root;

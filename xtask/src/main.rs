@@ -6,12 +6,16 @@
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised.
-//! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
+//! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
+//!   the CIS alarms on and off, and the CIS filters' cost on their own.
+//! - `cargo xtask bench filters`: the CIS filters' cost on their own, per filter and together.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
+mod bench_data;
+mod bench_filters;
 mod bench_retention;
 mod demo;
 mod deploy_checks;
@@ -39,7 +43,8 @@ commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
   demo            run orgtrail on a local sample organization and show the consolidated view
-  bench ingest    measure ingest through gRPC against a plain COPY of the same rows
+  bench ingest    measure ingest through gRPC (CIS alarms on and off) against a plain COPY of the same rows
+  bench filters   measure the CIS metric filters alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
   pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
@@ -64,6 +69,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
         Some("pki") => pki::run_pki(&arguments[1..], &pki_dir()),
         Some("bench") => match arguments.get(1).map(String::as_str) {
             Some("ingest") => bench::bench_ingest(&arguments[2..], &interrupted),
+            Some("filters") => bench_filters::bench_filters(&arguments[2..], &interrupted),
             Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
             Some("retention") => bench_retention::bench_retention(&arguments[2..], &interrupted),
             _ => bail!("{USAGE}"),

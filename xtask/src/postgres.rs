@@ -90,6 +90,19 @@ impl ThrowawayPostgres {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// CPU seconds the server has used so far: the postmaster and its processes, backends
+    /// included (see [`crate::processes::cpu_seconds`]).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let pid_file = self.dir.join("data/postmaster.pid");
+        let postmaster: u32 = std::fs::read_to_string(&pid_file)
+            .with_context(|| format!("cannot read {}", pid_file.display()))?
+            .lines()
+            .next()
+            .and_then(|line| line.trim().parse().ok())
+            .with_context(|| format!("no pid in {}", pid_file.display()))?;
+        crate::processes::cpu_seconds(postmaster)
+    }
+
     /// Runs SQL through psql against `database`.
     pub fn psql(&self, database: &str, sql: &str) -> anyhow::Result<String> {
         let output = Command::new(self.bin_dir.join("psql"))

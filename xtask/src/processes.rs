@@ -19,21 +19,28 @@ pub enum Profile {
 
 /// Builds every binary of the workspace and returns the directory they are in.
 pub fn build_binaries(profile: Profile) -> anyhow::Result<PathBuf> {
-    build(profile, "--bins")
+    build(profile, &["--workspace", "--bins"])
 }
 
 /// Builds every target of the workspace — the binaries with the features the tests resolve
 /// (dev-dependencies unify features), so that `cargo test --workspace` afterwards builds
 /// nothing twice — and returns the directory of the binaries.
 pub fn build_binaries_and_tests() -> anyhow::Result<PathBuf> {
-    build(Profile::Debug, "--all-targets")
+    build(Profile::Debug, &["--workspace", "--all-targets"])
 }
 
-fn build(profile: Profile, targets: &str) -> anyhow::Result<PathBuf> {
+/// Builds the release xtask alone (what measures in its own process, since `cargo xtask` is a
+/// debug build) and returns the directory it is in.
+pub fn build_release_xtask() -> anyhow::Result<PathBuf> {
+    build(Profile::Release, &["--package", "xtask", "--bin", "xtask"])
+}
+
+fn build(profile: Profile, targets: &[&str]) -> anyhow::Result<PathBuf> {
     let mut command = Command::new(cargo());
     command
         .current_dir(workspace_root())
-        .args(["build", "--workspace", targets]);
+        .arg("build")
+        .args(targets);
     if profile == Profile::Release {
         command.arg("--release");
     }
@@ -56,6 +63,11 @@ pub struct ChildProcess {
 }
 
 impl ChildProcess {
+    /// CPU seconds the process has used so far (see [`cpu_seconds`]).
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        cpu_seconds(self.child.id())
+    }
+
     pub fn stop(&mut self) {
         if let Ok(Some(_)) = self.child.try_wait() {
             return;
@@ -265,4 +277,61 @@ fn listening_address(line: &str) -> Option<SocketAddr> {
         return None;
     }
     value.get("address")?.as_str()?.parse().ok()
+}
+
+/// CPU seconds (user and system) process `pid` has used, with those of its children — the
+/// living ones and those it has waited for — from `/proc`: what a run cost the machine,
+/// whatever else shared its cores meanwhile (a PostgreSQL server's work is in its backends).
+pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
+    let ticks_per_second = clock_ticks_per_second();
+    let own = process_ticks(pid).with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    let mut ticks = own.used + own.children_waited_for;
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|name| name.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // A process gone since the listing is skipped.
+        if let Some(child) = process_ticks(child).filter(|child| child.parent == pid) {
+            ticks += child.used + child.children_waited_for;
+        }
+    }
+    Ok(ticks as f64 / ticks_per_second)
+}
+
+struct ProcessTicks {
+    parent: u32,
+    /// utime + stime.
+    used: u64,
+    /// cutime + cstime.
+    children_waited_for: u64,
+}
+
+/// Fields 4 and 14–17 of `/proc/PID/stat` (proc(5)); the name, field 2, may hold spaces, so
+/// the fields are counted after its closing parenthesis.
+fn process_ticks(pid: u32) -> Option<ProcessTicks> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat
+        .get(stat.rfind(')')? + 1..)?
+        .split_whitespace()
+        .collect();
+    let field = |number: usize| -> Option<u64> { fields.get(number - 3)?.parse().ok() };
+    Some(ProcessTicks {
+        parent: u32::try_from(field(4)?).ok()?,
+        used: field(14)? + field(15)?,
+        children_waited_for: field(16)? + field(17)?,
+    })
+}
+
+/// USER_HZ: 100 on every Linux of note; `getconf` says if not.
+fn clock_ticks_per_second() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|output| String::from_utf8_lossy(&output.stdout).trim().parse().ok())
+        .unwrap_or(100.0)
 }
