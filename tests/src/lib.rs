@@ -11,6 +11,7 @@ pub mod organization;
 pub mod pki;
 pub mod raw_ingest;
 pub mod receiver;
+pub mod rollups;
 pub mod samples;
 pub mod sealing;
 pub mod sns;

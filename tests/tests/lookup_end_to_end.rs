@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::event_service_client::EventServiceClient;
 use orgtrail_client::AuthChannel;
@@ -480,4 +480,111 @@ async fn the_summary_counts_events_per_account_region_and_category() {
         })
         .collect();
     assert_eq!(got, want);
+}
+
+/// Per (account, region, category): events, oldest, newest.
+type Summary = BTreeMap<(String, String, String), (u64, DateTime<Utc>, DateTime<Utc>)>;
+/// A window of event time, either side open.
+type Window = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
+/// The summary of `[start, end]` as the expectations give it: events, oldest, newest per group.
+fn expected_summary(
+    expected: &ExpectedStore,
+    start: Option<DateTime<Utc>>,
+    end: Option<DateTime<Utc>>,
+) -> Summary {
+    let mut want = Summary::new();
+    for event in expected.events.values() {
+        let time = event.event_time;
+        if start.is_some_and(|start| time < start) || end.is_some_and(|end| time > end) {
+            continue;
+        }
+        let key = (
+            event.account_id.clone().unwrap_or_default(),
+            event.aws_region.clone().unwrap_or_default(),
+            event.event_category.clone(),
+        );
+        let entry = want.entry(key).or_insert((0, time, time));
+        entry.0 += 1;
+        entry.1 = entry.1.min(time);
+        entry.2 = entry.2.max(time);
+    }
+    want
+}
+
+/// The summary answers from the rollups (whole hours, whole minutes at the edges, the events
+/// of the edge minutes): for windows that start and end anywhere — on an event, a second
+/// before or after one, on an hour, within one minute, open on either side — its counts and
+/// its oldest and newest events are exactly those of the events in the window, after a second
+/// delivery of every file too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_summary_of_any_window_is_exact_from_the_rollups() {
+    let (stack, expected) = stack_with_samples().await;
+    // Every file again: already ingested, nothing counted twice.
+    ingest_sample_files(&stack, &sample_files()).await;
+    orgtrail_tests::rollups::assert_rollups_match_the_events(&stack.pool().await).await;
+
+    let mut times: Vec<DateTime<Utc>> = expected
+        .events
+        .values()
+        .map(|event| event.event_time)
+        .collect();
+    times.sort();
+    let second = chrono::TimeDelta::seconds(1);
+    let hour = |time: DateTime<Utc>| {
+        time.duration_trunc(chrono::TimeDelta::hours(1))
+            .unwrap_or(time)
+    };
+    let mut windows: Vec<Window> = vec![
+        (None, None),
+        (Some(times[100]), None),
+        (None, Some(times[5000])),
+    ];
+    // Deterministic picks across the whole span: a dense hour of Invictus, 2014, 2018, 2024.
+    for step in [7usize, 131, 977, 2099, 4001] {
+        for offset in (0..times.len().saturating_sub(step)).step_by(times.len() / 6) {
+            let (a, b) = (times[offset], times[offset + step]);
+            windows.push((Some(a), Some(b)));
+            windows.push((Some(a + second), Some(b - second)));
+            windows.push((Some(a - second), Some(b + second)));
+            windows.push((Some(hour(a)), Some(hour(b))));
+            windows.push((Some(a), Some(a + chrono::TimeDelta::milliseconds(1500))));
+            windows.push((Some(hour(a) - second), Some(hour(b) + second)));
+        }
+    }
+    let mut client = stack.events_client().await;
+    for (start, end) in windows {
+        let counts = client
+            .summarize_events(pb::SummarizeEventsRequest {
+                start_time: start.map(timestamp),
+                end_time: end.map(timestamp),
+            })
+            .await
+            .unwrap_or_else(|status| panic!("summary of {start:?}..{end:?}: {status}"))
+            .into_inner()
+            .counts;
+        let got: Summary = counts
+            .into_iter()
+            .map(|count| {
+                let time = |timestamp: Option<prost_types::Timestamp>| {
+                    let timestamp = timestamp.unwrap_or_default();
+                    DateTime::from_timestamp(timestamp.seconds, timestamp.nanos as u32)
+                        .unwrap_or_default()
+                };
+                (
+                    (count.account_id, count.aws_region, count.event_category),
+                    (
+                        count.events,
+                        time(count.oldest_event_time),
+                        time(count.newest_event_time),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            expected_summary(&expected, start, end),
+            "the summary of {start:?}..{end:?}"
+        );
+    }
 }

@@ -185,6 +185,8 @@ async fn event_ids_are_consistent(stack: &TestStack) {
         events, ids,
         "the dedupe index holds exactly the stored events"
     );
+    // And the rollups count exactly them.
+    orgtrail_tests::rollups::assert_rollups_match_the_events(&pool).await;
 }
 
 /// P1 keeps GRyCAP's 2014 us-east-1 events from late August 2014 on; P2 keeps read-only

@@ -18,7 +18,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use crate::detection::{Detectors, FileDetections};
 use crate::store::{
     self, Encryption, FileCounts, FileTransaction, LedgerEntry, NewLogFile, PgStore,
-    QuarantineItem, QuarantineOrigin, StoreError,
+    QuarantineItem, QuarantineOrigin, RollupDelta, StoreError,
 };
 
 /// One record as sent: its index in the file and its text.
@@ -177,7 +177,8 @@ impl IngestService {
                     transaction,
                     log_file_id,
                     seen_event_ids: HashSet::new(),
-                    detections: self.detectors.file_detections(detectors),
+                    detections: Box::new(self.detectors.file_detections(detectors)),
+                    rollups: RollupDelta::default(),
                 }
             }
             LedgerEntry::AlreadyTaken(previous) => {
@@ -198,6 +199,7 @@ impl IngestService {
             quarantined: Vec::new(),
             quarantine_overflow: 0,
             service_cipher: self.store.encryption().cloned(),
+            store: self.store.clone(),
             _permit: permit,
         })
     }
@@ -268,6 +270,8 @@ struct OpenFile {
     quarantine_overflow: u32,
     /// Seals the quarantined content.
     service_cipher: Option<Arc<Encryption>>,
+    /// Where the rollups' series ids are cached.
+    store: PgStore,
     _permit: OwnedSemaphorePermit,
 }
 
@@ -284,7 +288,9 @@ enum OpenFileState {
         /// reaches the database.
         seen_event_ids: HashSet<orgtrail_domain::EventId>,
         /// What the file's new events matched, written with them.
-        detections: FileDetections,
+        detections: Box<FileDetections>,
+        /// The file's new events, counted per series and minute, added to the rollups with them.
+        rollups: RollupDelta,
     },
     AlreadyTaken {
         first_committed_at: DateTime<Utc>,
@@ -303,6 +309,7 @@ impl OpenFile {
             log_file_id,
             seen_event_ids,
             detections,
+            rollups,
         } = &mut self.state
         else {
             self.counts.duplicates += u32::try_from(records.len()).unwrap_or(u32::MAX);
@@ -373,6 +380,7 @@ impl OpenFile {
                 while new_ids.next_if(|id| **id < event_id).is_some() {}
                 if new_ids.next_if(|id| **id == event_id).is_some() {
                     detections.observe(event);
+                    rollups.add(event);
                 }
             }
             let inserted = u32::try_from(inserted.inserted.len()).unwrap_or(u32::MAX);
@@ -416,6 +424,7 @@ impl OpenFile {
                 mut transaction,
                 log_file_id,
                 detections,
+                rollups,
                 ..
             } => {
                 let store_error = |source| IngestError::Store {
@@ -480,6 +489,10 @@ impl OpenFile {
                 )
                 .await
                 .map_err(store_error)?;
+                // Last before the commit: the rollup rows it takes are held the shortest.
+                store::add_rollups(&mut transaction, self.store.series_ids(), &rollups)
+                    .await
+                    .map_err(store_error)?;
                 PgStore::commit_file_transaction(transaction)
                     .await
                     .map_err(store_error)?;

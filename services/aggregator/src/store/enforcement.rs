@@ -15,6 +15,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::partitions::{day_of_partition, partition_name, PARTITION_DDL_LOCK};
 use super::retention::{list_policies, RETENTION_RULES_LOCK};
+use super::rollups::{recount_rollups, remove_empty_rollups, GONE_COLUMNS, SUBTRACT_GONE};
 use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// The rules a run (or a preview) applies, fixed at its start.
@@ -381,6 +382,9 @@ impl PgStore {
             .execute(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
+        // The day's rollups go with it (counting whatever came back to the day meanwhile).
+        let (day_start, day_end) = day_bounds(day);
+        recount_rollups(&mut transaction, day_start, day_end).await?;
         sqlx::query("UPDATE retention_partition_drops SET state = 'dropped', events = $2, run_id = $3, updated_at = now() WHERE partition = $1")
             .bind(&name)
             .bind(events)
@@ -528,14 +532,21 @@ impl PgStore {
         ));
         push_deletable(&mut sql, rules, "e.");
         sql.push(" LIMIT ").push_bind(i64::from(batch));
-        sql.push(
-            ")) RETURNING e.event_id, coalesce(e.account_id, '') AS account_id, coalesce(e.aws_region, '') AS aws_region), \
+        // The deleted events leave the dedupe index, the run's counts and the rollups.
+        sql.push(format!(
+            ")) RETURNING e.event_id, {}), \
              ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), \
+             {SUBTRACT_GONE}, \
              counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) SELECT ",
-        );
+            GONE_COLUMNS
+                .split(", ")
+                .map(|column| format!("e.{column}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
         sql.push_bind(run_id);
         sql.push(
-            ", account_id, aws_region, count(*) FROM gone GROUP BY account_id, aws_region \
+            ", coalesce(account_id, ''), coalesce(aws_region, ''), count(*) FROM gone GROUP BY 2, 3 \
                  ON CONFLICT (run_id, account_id, aws_region) \
                  DO UPDATE SET events = retention_run_deletions.events + EXCLUDED.events) \
              SELECT count(*) FROM gone",
@@ -545,9 +556,17 @@ impl PgStore {
             .fetch_one(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
+        let (day_start, day_end) = day_bounds(day);
+        remove_empty_rollups(&mut transaction, day_start, day_end).await?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(Some(BatchOutcome { deleted }))
     }
+}
+
+/// `[start, end)` of a UTC day.
+fn day_bounds(day: NaiveDate) -> (DateTime<Utc>, DateTime<Utc>) {
+    let start = day.and_time(chrono::NaiveTime::MIN).and_utc();
+    (start, start + chrono::Duration::days(1))
 }
 
 async fn add_deletions(

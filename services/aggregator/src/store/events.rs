@@ -1,7 +1,7 @@
 //! Events: the deduplicating batch insert, lookups with keyset pagination, summaries.
 
 use chrono::{DateTime, Utc};
-use orgtrail_domain::lookup::{EventCount, LookupAttribute, LookupQuery, PageCursor};
+use orgtrail_domain::lookup::{LookupAttribute, LookupQuery, PageCursor};
 use orgtrail_domain::{
     AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity,
 };
@@ -468,39 +468,6 @@ impl PgStore {
         let cipher = self.encryption().map(|encryption| &encryption.cipher);
         rows.into_iter().map(|row| row.into_event(cipher)).collect()
     }
-
-    /// Event counts per account, region and category within the time range.
-    pub async fn summarize_events(
-        &self,
-        start_time: Option<DateTime<Utc>>,
-        end_time: Option<DateTime<Utc>>,
-    ) -> Result<Vec<EventCount>, StoreError> {
-        let rows: Vec<PgEventCountRow> = sqlx::query_as(
-            "SELECT account_id, aws_region, event_category, count(*) AS events,
-                    min(event_time) AS oldest, max(event_time) AS newest
-             FROM events
-             WHERE ($1::timestamptz IS NULL OR event_time >= $1)
-               AND ($2::timestamptz IS NULL OR event_time <= $2)
-             GROUP BY account_id, aws_region, event_category
-             ORDER BY account_id, aws_region, event_category",
-        )
-        .bind(start_time)
-        .bind(end_time)
-        .fetch_all(self.pool())
-        .await
-        .map_err(convert_sqlx_error)?;
-        Ok(rows
-            .into_iter()
-            .map(|row| EventCount {
-                account_id: row.account_id,
-                aws_region: row.aws_region,
-                event_category: EventCategory::parse(&row.event_category),
-                events: u64::try_from(row.events).unwrap_or(0),
-                oldest_event_time: row.oldest,
-                newest_event_time: row.newest,
-            })
-            .collect())
-    }
 }
 
 impl PgStore {
@@ -554,17 +521,6 @@ impl PgStore {
         }
         Ok(Some(read))
     }
-}
-
-/// A row of the summary.
-#[derive(sqlx::FromRow)]
-struct PgEventCountRow {
-    account_id: Option<String>,
-    aws_region: Option<String>,
-    event_category: String,
-    events: i64,
-    oldest: DateTime<Utc>,
-    newest: DateTime<Utc>,
 }
 
 fn push_attribute_condition(sql: &mut QueryBuilder<'_, Postgres>, attribute: &LookupAttribute) {

@@ -11,6 +11,7 @@ mod notifications;
 mod partitions;
 mod quarantine;
 mod retention;
+mod rollups;
 mod rules;
 mod session_lock;
 mod sources;
@@ -43,6 +44,7 @@ pub use notifications::{
 pub use partitions::EventPartitions;
 pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
+pub use rollups::{add_rollups, hour_of, minute_of, RollupDelta, SeriesIds, SeriesKey};
 pub use rules::{enabled_rules, RuleContent, RuleWrite, StoredRule};
 pub use session_lock::{SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
@@ -59,6 +61,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations"
 pub struct PgStore {
     pool: PgPool,
     partitions: std::sync::Arc<EventPartitions>,
+    /// The rollup series' ids seen so far.
+    series_ids: std::sync::Arc<SeriesIds>,
     /// Record encryption; `None` only when turned off on purpose.
     encryption: Option<std::sync::Arc<Encryption>>,
 }
@@ -98,6 +102,7 @@ impl PgStore {
         PgStore {
             pool,
             partitions: std::sync::Arc::new(EventPartitions::default()),
+            series_ids: std::sync::Arc::default(),
             encryption: None,
         }
     }
@@ -109,6 +114,11 @@ impl PgStore {
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    /// The rollup series' ids this replica has seen (for [`add_rollups`]).
+    pub fn series_ids(&self) -> &SeriesIds {
+        &self.series_ids
     }
 
     pub async fn begin_file_transaction(&self) -> Result<FileTransaction, StoreError> {

@@ -1,0 +1,57 @@
+//! The rollups checked against the events they count: after any ingest, duplicate delivery,
+//! retention deletion or partition drop, `event_minutes` and `event_hours` must be exactly the
+//! counts of the events stored.
+
+use sqlx::PgPool;
+
+/// Panics, saying where, unless the rollups are the counts of the stored events.
+pub async fn assert_rollups_match_the_events(pool: &PgPool) {
+    for (what, statement) in [
+        (
+            "event_minutes",
+            "WITH counted AS (
+                 SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
+                        event_category, coalesce(event_source, '') AS event_source,
+                        coalesce(event_name, '') AS event_name,
+                        CASE read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END AS access,
+                        coalesce(error_code, '') AS error_code,
+                        date_trunc('minute', event_time, 'UTC') AS minute, count(*) AS events
+                 FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+             ),
+             rolled AS (
+                 SELECT s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
+                        s.access::text AS access, s.error_code, m.minute, m.events
+                 FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
+             )
+             SELECT count(*), coalesce(string_agg(format('%s %s/%s/%s %s:%s %s %s: %s counted, %s rolled up',
+                        minute, account_id, aws_region, event_category, event_source, event_name,
+                        access, error_code, c.events, r.events), '; '), '')
+             FROM counted AS c FULL JOIN rolled AS r
+                  USING (account_id, aws_region, event_category, event_source, event_name, access, error_code, minute)
+             WHERE c.events IS DISTINCT FROM r.events",
+        ),
+        (
+            "event_hours",
+            "WITH counted AS (
+                 SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
+                        event_category, date_trunc('hour', event_time, 'UTC') AS hour, count(*) AS events
+                 FROM events GROUP BY 1, 2, 3, 4
+             )
+             SELECT count(*), coalesce(string_agg(format('%s %s/%s/%s: %s counted, %s rolled up',
+                        hour, account_id, aws_region, event_category, c.events, r.events), '; '), '')
+             FROM counted AS c FULL JOIN event_hours AS r USING (account_id, aws_region, event_category, hour)
+             WHERE c.events IS DISTINCT FROM r.events",
+        ),
+    ] {
+        let (wrong, rows): (i64, String) = sqlx::query_as(statement)
+            .fetch_one(pool)
+            .await
+            .unwrap_or_else(|error| panic!("cannot compare {what} with the events: {error}"));
+        assert_eq!(
+            wrong,
+            0,
+            "{what} differs from the stored events in {wrong} rows: {}",
+            &rows[..rows.len().min(2000)]
+        );
+    }
+}
