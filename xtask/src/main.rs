@@ -5,7 +5,8 @@
 //!   against it (`cargo test --workspace ARGS…`), tears it down.
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
-//! - `cargo xtask demo`: the main job on a local sample organization, summarised.
+//! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
+//!   alarms and a notification end to end.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
@@ -14,6 +15,7 @@
 mod bench;
 mod bench_retention;
 mod demo;
+mod demo_alarms;
 mod deploy_checks;
 mod moto;
 mod pki;
@@ -21,6 +23,7 @@ mod postgres;
 mod prerequisites;
 mod processes;
 mod python_venv;
+mod webhook_receiver;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -38,7 +41,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
-  demo            run orgtrail on a local sample organization and show the consolidated view
+  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification
   bench ingest    measure ingest through gRPC against a plain COPY of the same rows
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
