@@ -53,12 +53,15 @@ pub fn show_alarms(
     println!("their periods ended years before they were evaluated, so nothing was notified (alarms.notify_within_hours).");
     cli.show(&["alarms", "list"])?;
 
-    for (alarm, what) in HISTORIES {
+    for (index, (alarm, what)) in HISTORIES.into_iter().enumerate() {
         check_interrupted(interrupted)?;
         step += 1;
         heading(&format!(
             "{step}. Why {alarm} ({what}) changed state, newest first: the reason, the events behind it, why not notified"
         ));
+        if index == 0 {
+            println!("The accounts' and regions' files arrive interleaved, not in time order: a transition that files of older periods then made untrue stays, marked SUPERSEDED.");
+        }
         cli.show(&["alarms", "history", alarm, "--max", "5"])?;
     }
 
