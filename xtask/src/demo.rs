@@ -3,13 +3,17 @@
 //! member accounts with two regions each, their account trails and an organization trail
 //! holding the same files); the collector assumes a role into each account and reads it; the
 //! aggregator dedupes and stores everything in a throwaway PostgreSQL. Then the consolidated
-//! view: source status, a summary per account, region and category, and lookups.
+//! view: source status, a summary per account, region and category, and lookups; then the
+//! alarms on those records and a notification end to end (`demo_alarms`).
 
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 
+use crate::demo_alarms::{show_alarms, show_notification, EVALUATION_INTERVAL_SECONDS};
 use crate::moto::ensure_moto_server;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{
@@ -67,11 +71,16 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     let (_moto, moto_endpoint) = start_moto(&moto_server, &work.join("moto.log"))?;
     let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
     let security = Security::Tls(&pki);
+    // Alarms are evaluated every minute by default; the demo has no minute to spare.
+    let evaluation_interval = EVALUATION_INTERVAL_SECONDS.to_string();
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
         &work.join("aggregator.log"),
-        &[],
+        &[(
+            "ORGTRAIL_ALARMS__EVALUATION_INTERVAL_SECONDS",
+            &evaluation_interval,
+        )],
         security,
     )?;
     let endpoint = security.endpoint(address);
@@ -111,33 +120,32 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     collect_once(&bin_dir, &collector_config, &work)?;
     check_interrupted(interrupted)?;
 
-    let orgtrail = |arguments: &[&str]| -> anyhow::Result<()> {
-        let status = security
-            .orgtrail(&bin_dir, &endpoint)
-            .args(arguments)
-            .status()
-            .context("cannot run orgtrail")?;
-        if !status.success() {
-            bail!("orgtrail {} failed ({status})", arguments.join(" "));
-        }
-        Ok(())
+    let ingest_finished = Instant::now();
+
+    let cli = DemoCli {
+        bin_dir: &bin_dir,
+        endpoint: &endpoint,
+        security,
     };
     heading("4. Source status per account and region: last file taken, lag, errors");
-    println!("$ orgtrail sources list");
-    orgtrail(&["sources", "list"])?;
+    cli.show(&["sources", "list"])?;
 
     heading("5. The consolidated view, per account, region and event category (the organization trail's copies stored once)");
-    println!("$ orgtrail events summary");
-    orgtrail(&["events", "summary"])?;
+    cli.show(&["events", "summary"])?;
 
-    for (number, (title, arguments)) in LOOKUPS.iter().enumerate() {
+    let mut step = 5;
+    for (title, arguments) in LOOKUPS {
         check_interrupted(interrupted)?;
-        heading(&format!("{}. {title}", number + 6));
-        println!("$ orgtrail events lookup {}", arguments.join(" "));
+        step += 1;
+        heading(&format!("{step}. {title}"));
         let mut command = vec!["events", "lookup"];
         command.extend_from_slice(arguments);
-        orgtrail(&command)?;
+        cli.show(&command)?;
     }
+    check_interrupted(interrupted)?;
+    let step = show_alarms(&cli, ingest_finished, step + 1, interrupted)?;
+    check_interrupted(interrupted)?;
+    show_notification(&cli, step + 1)?;
     aggregator.stop();
     heading("Done: the aggregator drained and stopped; PostgreSQL and moto are removed.");
     Ok(())
@@ -171,11 +179,84 @@ fn collect_once(
     Ok(())
 }
 
-fn heading(text: &str) {
+/// The `orgtrail` command line, as the demo's admin.
+pub struct DemoCli<'a> {
+    pub bin_dir: &'a Path,
+    pub endpoint: &'a str,
+    pub security: Security<'a>,
+}
+
+impl DemoCli<'_> {
+    /// Prints `$ orgtrail ARGS…` and runs it, its output on the terminal; fails unless it
+    /// succeeds.
+    pub fn show(&self, arguments: &[&str]) -> anyhow::Result<()> {
+        println!("$ orgtrail {}", shell_words(arguments));
+        let status = self
+            .command(arguments)
+            .status()
+            .context("cannot run orgtrail")?;
+        if !status.success() {
+            bail!("orgtrail {} failed ({status})", shell_words(arguments));
+        }
+        Ok(())
+    }
+
+    /// As [`DemoCli::show`], its standard error on the terminal and its standard output
+    /// returned (e.g. a secret printed once).
+    pub fn show_capturing_stdout(&self, arguments: &[&str]) -> anyhow::Result<String> {
+        println!("$ orgtrail {}", shell_words(arguments));
+        self.output(arguments)
+    }
+
+    /// Runs `orgtrail ARGS…`, its standard error on the terminal; its standard output.
+    pub fn output(&self, arguments: &[&str]) -> anyhow::Result<String> {
+        let output = self
+            .command(arguments)
+            .stderr(Stdio::inherit())
+            .output()
+            .context("cannot run orgtrail")?;
+        if !output.status.success() {
+            bail!(
+                "orgtrail {} failed ({})",
+                shell_words(arguments),
+                output.status
+            );
+        }
+        Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+    }
+
+    fn command(&self, arguments: &[&str]) -> Command {
+        let mut command = self.security.orgtrail(self.bin_dir, self.endpoint);
+        command.args(arguments);
+        command
+    }
+}
+
+/// Arguments as a shell would take them back: quoted when they hold anything but plain
+/// word characters.
+fn shell_words(arguments: &[&str]) -> String {
+    arguments
+        .iter()
+        .map(|argument| {
+            let plain = !argument.is_empty()
+                && argument
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.,/:=@+".contains(c));
+            if plain {
+                argument.to_string()
+            } else {
+                format!("'{}'", argument.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+pub fn heading(text: &str) {
     println!("\n=== {text}");
 }
 
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
+pub fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
     if interrupted.load(Ordering::SeqCst) {
         bail!("interrupted");
     }

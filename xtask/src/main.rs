@@ -5,7 +5,8 @@
 //!   against it (`cargo test --workspace ARGS…`), tears it down.
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
-//! - `cargo xtask demo`: the main job on a local sample organization, summarised.
+//! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
+//!   alarms and a notification end to end.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
 //!   the CIS alarms on and off, and the CIS filters' cost on their own.
 //! - `cargo xtask bench filters`: the CIS filters' cost on their own, per filter and together.
@@ -18,6 +19,7 @@ mod bench_data;
 mod bench_filters;
 mod bench_retention;
 mod demo;
+mod demo_alarms;
 mod deploy_checks;
 mod moto;
 mod pki;
@@ -25,6 +27,7 @@ mod postgres;
 mod prerequisites;
 mod processes;
 mod python_venv;
+mod webhook_receiver;
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -42,7 +45,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
-  demo            run orgtrail on a local sample organization and show the consolidated view
+  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification
   bench ingest    measure ingest through gRPC (CIS alarms on and off) against a plain COPY of the same rows
   bench filters   measure the CIS metric filters alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto

@@ -142,7 +142,7 @@ impl AlarmService {
         Ok(self.store.list_alarms().await?)
     }
 
-    /// The alarm's transitions, newest first, before transition `before_id`.
+    /// The alarm's transitions, newest period first, after transition `before_id`.
     pub async fn history(
         &self,
         name: &str,

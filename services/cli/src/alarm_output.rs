@@ -162,7 +162,7 @@ pub fn transitions_table(transitions: &[pb::AlarmTransition]) -> String {
                     or_dash(&transition.new_state)
                 ),
                 or_dash(&truncate_cell(&transition.reason, REASON_COLUMN_CHARS)),
-                transition.event_ids.len().to_string(),
+                events_behind(transition),
                 format_time(transition.superseded_at.as_ref()),
                 or_dash(&transition.not_notified_reason),
             ]
@@ -300,6 +300,20 @@ fn filter_test_json(response: &pb::TestFilterResponse) -> Value {
         })).collect::<Vec<_>>(),
         "canonicalPattern": response.canonical_pattern,
     })
+}
+
+/// The events behind a transition: the matches of the breaching periods of its window (the
+/// datapoints its reason quotes), whose first ids `--output json` lists. Not the ids' count:
+/// the server keeps only the first few of each minute.
+fn events_behind(transition: &pb::AlarmTransition) -> String {
+    let events: f64 = transition
+        .datapoints
+        .iter()
+        .filter(|datapoint| datapoint.breaching)
+        .filter_map(|datapoint| datapoint.value)
+        // Not `sum`: an empty sum of floats is -0.
+        .fold(0.0, |total, value| total + value);
+    format!("{events}")
 }
 
 /// `>= 1 for 1/1 of 300s`: CloudWatch's rule, read as a sentence.
@@ -508,6 +522,12 @@ mod tests {
                 old_state: "OK".into(),
                 new_state: "ALARM".into(),
                 reason: "Threshold Crossed: 1 out of the last 1 datapoints [2.0 (27/09/14 06:45:00)] was greater than or equal to the threshold (1.0)".into(),
+                // Three events in the breaching period; the server listed the first two.
+                datapoints: vec![pb::Datapoint {
+                    period_start: at(1_411_800_300),
+                    value: Some(3.0),
+                    breaching: true,
+                }],
                 event_ids: vec!["a".into(), "b".into()],
                 superseded_at: at(1_411_801_000),
                 not_notified_reason: "the period ended long before it was evaluated".into(),
@@ -546,7 +566,7 @@ mod tests {
                 "2014-09-27T06:50:00Z",
                 "OK → ALARM",
                 cut_reason.as_str(),
-                "2",
+                "3",
                 "2014-09-27T06:56:40Z",
                 transitions[0].not_notified_reason.as_str(),
             ]

@@ -359,9 +359,14 @@ fn notification_details(notification: &pb::Notification) -> String {
         ("last error", or_dash(&notification.last_error)),
         ("created", format_time(notification.created_at.as_ref())),
         ("delivered", format_time(notification.delivered_at.as_ref())),
+        // Only a pending notification has a next attempt.
         (
             "next attempt",
-            format_time(notification.next_attempt_at.as_ref()),
+            if notification.state == "pending" {
+                format_time(notification.next_attempt_at.as_ref())
+            } else {
+                "-".to_string()
+            },
         ),
     ];
     lines
@@ -494,6 +499,36 @@ mod tests {
         assert!(create_arguments(&["--webhook", "https://a", "--sns", "arn:x"]).is_err());
         assert!(create_arguments(&["--webhook", "https://a", "--webhook-from-env", "X"]).is_err());
         assert!(create_arguments(&["--slack-from-env", "X", "--slack", "https://a"]).is_err());
+    }
+
+    #[test]
+    fn a_test_message_shows_its_next_attempt_only_while_pending() {
+        let at = |seconds| Some(prost_types::Timestamp { seconds, nanos: 0 });
+        let mut notification = pb::Notification {
+            notification_id: 3,
+            destination: "ops".into(),
+            state: "delivered".into(),
+            attempts: 1,
+            created_at: at(1_411_800_300),
+            delivered_at: at(1_411_800_301),
+            next_attempt_at: at(1_411_800_301),
+            ..Default::default()
+        };
+        let text = notification_details(&notification);
+        assert!(
+            text.contains("delivered     2014-09-27T06:45:01Z\n"),
+            "{text}"
+        );
+        assert!(text.contains("next attempt  -\n"), "{text}");
+        notification.state = "pending".into();
+        notification.delivered_at = None;
+        notification.next_attempt_at = at(1_411_800_311);
+        let text = notification_details(&notification);
+        assert!(text.contains("delivered     -\n"), "{text}");
+        assert!(
+            text.contains("next attempt  2014-09-27T06:45:11Z\n"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -462,7 +462,10 @@ impl PgStore {
         rows.into_iter().map(StoredAlarm::try_from).collect()
     }
 
-    /// An alarm's transitions, newest first, before transition `before_id`.
+    /// An alarm's transitions, newest first — by the period end where the state changed, then
+    /// latest recorded first (a live transition before the one it superseded) — after
+    /// transition `before_id` in that order. Not by id alone: late events record transitions
+    /// of old periods after those of newer ones.
     pub async fn alarm_history(
         &self,
         alarm_id: i64,
@@ -471,8 +474,10 @@ impl PgStore {
     ) -> Result<Vec<StoredTransition>, StoreError> {
         let rows: Vec<PgTransitionRow> = sqlx::query_as(&format!(
             "SELECT {TRANSITION_COLUMNS} FROM alarm_transitions
-             WHERE alarm_id = $1 AND ($2::bigint IS NULL OR transition_id < $2)
-             ORDER BY transition_id DESC LIMIT $3"
+             WHERE alarm_id = $1
+               AND ($2::bigint IS NULL OR (period_end, transition_id) <
+                    (SELECT period_end, transition_id FROM alarm_transitions WHERE transition_id = $2))
+             ORDER BY period_end DESC, transition_id DESC LIMIT $3"
         ))
         .bind(alarm_id)
         .bind(before_id)
