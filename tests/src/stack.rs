@@ -519,6 +519,19 @@ impl AggregatorProcess {
 impl Drop for AggregatorProcess {
     fn drop(&mut self) {
         self.stop();
+        // A failing test shows what the aggregator said last (its warnings and errors).
+        if std::thread::panicking() {
+            let log = self.log();
+            let said: Vec<&str> = log
+                .lines()
+                .filter(|line| line.contains("\"WARN\"") || line.contains("\"ERROR\""))
+                .collect();
+            eprintln!(
+                "orgtrail-aggregator's last warnings and errors ({}):\n{}",
+                self.log_path.display(),
+                said[said.len().saturating_sub(40)..].join("\n")
+            );
+        }
         let _ = std::fs::remove_file(&self.log_path);
     }
 }

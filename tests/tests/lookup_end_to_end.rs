@@ -554,6 +554,9 @@ async fn the_summary_of_any_window_is_exact_from_the_rollups() {
     }
     let mut client = stack.events_client().await;
     for (start, end) in windows {
+        if start.zip(end).is_some_and(|(start, end)| start > end) {
+            continue;
+        }
         let counts = client
             .summarize_events(pb::SummarizeEventsRequest {
                 start_time: start.map(timestamp),

@@ -15,6 +15,7 @@ mod rollups;
 mod rules;
 mod session_lock;
 mod sources;
+mod summary;
 mod tokens;
 
 use std::time::Duration;

@@ -7,11 +7,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
-use orgtrail_domain::lookup::EventCount;
-use orgtrail_domain::{CloudTrailEvent, EventCategory};
+use orgtrail_domain::CloudTrailEvent;
 use sqlx::PgConnection;
 
-use super::{convert_sqlx_error, PgStore, StoreError};
+use super::{convert_sqlx_error, StoreError};
 
 /// What a series is: the events of one account, region, category and API, with one access
 /// and one error code. Missing fields are empty strings, as in `rollup_series`.
@@ -161,12 +160,15 @@ async fn series_ids(
         column(|key| key.error_code.clone()),
     );
     // Made without taking a lock on existing rows (DO NOTHING), then read back: a concurrent
-    // transaction making the same series is waited for by the unique index.
-    sqlx::query(&format!(
+    // transaction making the same series is waited for by the unique index. The ids this
+    // transaction made are not cached: until it commits, no other transaction may use them
+    // (and if it rolls back, they never exist).
+    let made: Vec<i32> = sqlx::query_scalar(&format!(
         "INSERT INTO rollup_series ({SERIES_COLUMNS})
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::\"char\"[], $7::text[])
          ORDER BY 1, 2, 3, 4, 5, 6, 7
-         ON CONFLICT DO NOTHING"
+         ON CONFLICT DO NOTHING
+         RETURNING series_id"
     ))
     .bind(&accounts)
     .bind(&regions)
@@ -175,7 +177,7 @@ async fn series_ids(
     .bind(&names)
     .bind(&accesses)
     .bind(&errors)
-    .execute(&mut *connection)
+    .fetch_all(&mut *connection)
     .await
     .map_err(convert_sqlx_error)?;
     let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
@@ -221,7 +223,12 @@ async fn series_ids(
             found.len()
         )));
     }
-    cache.remember(&found);
+    let committed: Vec<(SeriesKey, i32)> = found
+        .iter()
+        .filter(|(_, id)| !made.contains(id))
+        .cloned()
+        .collect();
+    cache.remember(&committed);
     ids.extend(found);
     Ok(ids)
 }
@@ -438,149 +445,3 @@ pub async fn recount_rollups(
     }
     Ok(())
 }
-
-/// A row of the summary before its oldest and newest events are found.
-#[derive(sqlx::FromRow)]
-struct SummaryRow {
-    account_id: String,
-    aws_region: String,
-    event_category: String,
-    events: i64,
-    oldest: Option<DateTime<Utc>>,
-    newest: Option<DateTime<Utc>>,
-}
-
-impl PgStore {
-    /// Event counts per account, region and category within `[start, end]`, from the rollups:
-    /// whole hours from `event_hours`, whole minutes of the hours at either edge from
-    /// `event_minutes`, and the seconds of the minutes at either edge from `events` itself —
-    /// exact, and a few index reads however many events there are. The oldest and newest
-    /// event of each group are found the same way, narrowing hour → minute → event.
-    pub async fn summarize_events(
-        &self,
-        start_time: Option<DateTime<Utc>>,
-        end_time: Option<DateTime<Utc>>,
-    ) -> Result<Vec<EventCount>, StoreError> {
-        // `[start, end]` as a half-open range of event time, then split into parts.
-        let start = start_time;
-        let end = end_time.map(|end| end + TimeDelta::microseconds(1));
-        let rows: Vec<SummaryRow> = sqlx::query_as(SUMMARY)
-            .bind(start)
-            .bind(end)
-            .fetch_all(self.pool())
-            .await
-            .map_err(convert_sqlx_error)?;
-        rows.into_iter()
-            .filter(|row| row.events > 0)
-            .map(|row| {
-                // The rollups and the events change in the same transactions, and the
-                // statement reads one snapshot: counted events are always found.
-                let (Some(oldest), Some(newest)) = (row.oldest, row.newest) else {
-                    return Err(StoreError::CorruptRow(format!(
-                        "the rollups count {} events of {}/{}/{} that the events table does not have",
-                        row.events, row.account_id, row.aws_region, row.event_category
-                    )));
-                };
-                Ok(EventCount {
-                    account_id: Some(row.account_id).filter(|text| !text.is_empty()),
-                    aws_region: Some(row.aws_region).filter(|text| !text.is_empty()),
-                    event_category: EventCategory::parse(&row.event_category),
-                    events: u64::try_from(row.events).unwrap_or(0),
-                    oldest_event_time: oldest,
-                    newest_event_time: newest,
-                })
-            })
-            .collect()
-    }
-}
-
-/// The summary of `[$1, $2)` (either bound may be NULL). Parts: `hours` (the whole hours
-/// inside), `minutes` (the whole minutes inside but outside those hours), `seconds` (the
-/// events inside but outside those minutes). Then, per group, the oldest event: in the oldest
-/// part that has one — narrowed from an hour to its oldest minute to the event; the newest
-/// likewise.
-const SUMMARY: &str = "
-WITH bounds AS (
-    SELECT $1::timestamptz AS start_at, $2::timestamptz AS end_at,
-           -- whole hours: [hours_from, hours_to)
-           coalesce(date_trunc('hour', $1::timestamptz - interval '1 microsecond', 'UTC') + interval '1 hour', '-infinity') AS hours_from,
-           coalesce(date_trunc('hour', $2::timestamptz, 'UTC'), 'infinity') AS hours_to,
-           -- whole minutes: [minutes_from, minutes_to)
-           coalesce(date_trunc('minute', $1::timestamptz - interval '1 microsecond', 'UTC') + interval '1 minute', '-infinity') AS minutes_from,
-           coalesce(date_trunc('minute', $2::timestamptz, 'UTC'), 'infinity') AS minutes_to
-),
-hours AS (
-    SELECT h.account_id, h.aws_region, h.event_category, h.hour AS bucket, h.events
-    FROM event_hours AS h, bounds AS b
-    WHERE h.hour >= b.hours_from AND h.hour < b.hours_to AND h.events > 0
-),
--- The whole minutes before the whole hours and after them (all of them when there are none):
--- two index ranges, never the window between.
-minute_ranges AS (
-    SELECT b.minutes_from AS range_from,
-           CASE WHEN b.hours_from < b.hours_to THEN least(b.hours_from, b.minutes_to) ELSE b.minutes_to END AS range_to
-    FROM bounds AS b
-    UNION ALL
-    SELECT greatest(b.hours_to, b.minutes_from), b.minutes_to
-    FROM bounds AS b WHERE b.hours_from < b.hours_to
-),
-minutes AS (
-    SELECT s.account_id, s.aws_region, s.event_category, m.minute AS bucket, m.events
-    FROM minute_ranges AS r
-    JOIN event_minutes AS m ON m.minute >= r.range_from AND m.minute < r.range_to
-    JOIN rollup_series AS s USING (series_id)
-    WHERE m.events > 0
-),
--- The events before the whole minutes and after them, when the window has a bound.
-second_ranges AS (
-    SELECT b.start_at AS range_from, least(b.minutes_from, b.end_at) AS range_to
-    FROM bounds AS b WHERE b.start_at IS NOT NULL
-    UNION ALL
-    SELECT greatest(b.minutes_to, b.minutes_from, b.start_at), b.end_at
-    FROM bounds AS b WHERE b.end_at IS NOT NULL
-),
-seconds AS (
-    SELECT coalesce(e.account_id, '') AS account_id, coalesce(e.aws_region, '') AS aws_region,
-           e.event_category, e.event_time
-    FROM second_ranges AS r
-    JOIN events AS e ON e.event_time >= r.range_from AND e.event_time < r.range_to
-),
-counted AS (
-    SELECT account_id, aws_region, event_category, sum(events)::bigint AS events,
-           min(bucket) AS oldest_bucket, max(bucket) AS newest_bucket
-    FROM (
-        SELECT account_id, aws_region, event_category, events, bucket FROM hours
-        UNION ALL
-        SELECT account_id, aws_region, event_category, events, bucket FROM minutes
-        UNION ALL
-        SELECT account_id, aws_region, event_category, 1, event_time FROM seconds
-    ) AS parts
-    GROUP BY 1, 2, 3
-)
-SELECT c.account_id, c.aws_region, c.event_category, c.events,
-       (SELECT min(e.event_time) FROM events AS e, bounds AS b
-         WHERE e.event_time >= greatest(c.oldest_bucket, coalesce(b.start_at, '-infinity'))
-           AND e.event_time < least(c.oldest_bucket + interval '1 hour', coalesce(b.end_at, 'infinity'))
-           AND coalesce(e.account_id, '') = c.account_id AND coalesce(e.aws_region, '') = c.aws_region
-           AND e.event_category = c.event_category
-           AND e.event_time < coalesce((SELECT min(m.minute) + interval '1 minute'
-                FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
-                WHERE m.minute >= c.oldest_bucket AND m.minute < c.oldest_bucket + interval '1 hour'
-                  AND m.events > 0 AND s.account_id = c.account_id AND s.aws_region = c.aws_region
-                  AND s.event_category = c.event_category
-                  AND m.minute + interval '1 minute' > coalesce(b.start_at, '-infinity')), 'infinity')
-       ) AS oldest,
-       (SELECT max(e.event_time) FROM events AS e, bounds AS b
-         WHERE e.event_time >= greatest(c.newest_bucket, coalesce(b.start_at, '-infinity'))
-           AND e.event_time < least(c.newest_bucket + interval '1 hour', coalesce(b.end_at, 'infinity'))
-           AND coalesce(e.account_id, '') = c.account_id AND coalesce(e.aws_region, '') = c.aws_region
-           AND e.event_category = c.event_category
-           AND e.event_time >= coalesce((SELECT max(m.minute)
-                FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
-                WHERE m.minute >= c.newest_bucket AND m.minute < c.newest_bucket + interval '1 hour'
-                  AND m.events > 0 AND s.account_id = c.account_id AND s.aws_region = c.aws_region
-                  AND s.event_category = c.event_category
-                  AND m.minute < coalesce(b.end_at, 'infinity')), '-infinity')
-       ) AS newest
-FROM counted AS c
-ORDER BY c.account_id, c.aws_region, c.event_category";
