@@ -343,7 +343,7 @@ fn scope_json(scope: Option<&pb::AlarmScope>) -> Value {
     })
 }
 
-fn yes_no(value: bool) -> &'static str {
+pub fn yes_no(value: bool) -> &'static str {
     if value {
         "yes"
     } else {
