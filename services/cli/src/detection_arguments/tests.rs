@@ -338,7 +338,8 @@ fn a_rule_file_that_cannot_be_read_stops_everything_and_is_named() {
     );
     let empty = directory.0.join("empty");
     std::fs::create_dir_all(&empty).expect("a directory");
-    let error = read_rule_files(&[empty.clone()]).expect_err("an empty directory is refused");
+    let error =
+        read_rule_files(std::slice::from_ref(&empty)).expect_err("an empty directory is refused");
     assert_eq!(
         error.to_string(),
         format!("{}: no *.yml or *.yaml files in it", empty.display())
