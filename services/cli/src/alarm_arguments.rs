@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use orgtrail_api::v1 as pb;
 
+use crate::detection_arguments::FindingLevel;
 use crate::retention_command::OutputArguments;
 use crate::time_argument::{timestamp_argument, RangeEnd};
 
@@ -110,6 +111,9 @@ pub struct AlarmDefinitionArguments {
     /// A destination notified besides those that take every alarm (repeatable).
     #[arg(long = "destination", value_name = "NAME")]
     pub destinations: Vec<String>,
+    /// The level of the finding raised each time the alarm enters ALARM (create: medium).
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub finding_level: Option<FindingLevel>,
 }
 
 /// Which events count; each flag repeatable; none given: the whole organization.
@@ -278,6 +282,7 @@ impl AlarmDefinitionArguments {
             || !self.scope.categories.is_empty()
             || !self.notify_on.is_empty()
             || !self.destinations.is_empty()
+            || self.finding_level.is_some()
     }
 }
 
@@ -309,7 +314,11 @@ pub fn create_alarm_request(arguments: &CreateAlarmArguments) -> pb::CreateAlarm
             notify_on: given.notify_on(),
             destinations: given.destinations.clone(),
             enabled: !arguments.disabled,
-            finding_level: String::new(),
+            finding_level: given
+                .finding_level
+                .unwrap_or(FindingLevel::Medium)
+                .as_str()
+                .to_string(),
         }),
     }
 }
@@ -358,6 +367,9 @@ pub fn merge_alarm_update(
     }
     if let Some(treat_missing_data) = given.treat_missing_data {
         definition.treat_missing_data = treat_missing_data.as_str().to_string();
+    }
+    if let Some(finding_level) = given.finding_level {
+        definition.finding_level = finding_level.as_str().to_string();
     }
     let mut scope = definition.scope.take().unwrap_or_default();
     replace_list(

@@ -132,6 +132,7 @@ pub fn alarm_details(alarm: &pb::Alarm) -> String {
         ("missing data", or_dash(&definition.treat_missing_data)),
         ("notify on", notify_on),
         ("destinations", destinations),
+        ("finding level", finding_level_text(&definition)),
         ("cis", cis),
         ("created", format_time(alarm.created_at.as_ref())),
         (
@@ -248,6 +249,7 @@ pub fn alarm_json(alarm: &pb::Alarm) -> Value {
             "notifyOn": definition.notify_on,
             "destinations": definition.destinations,
             "enabled": definition.enabled,
+            "findingLevel": definition.finding_level,
         },
         "cisId": alarm.cis_id,
         "cisTitle": alarm.cis_title,
@@ -330,6 +332,15 @@ fn rule_text(definition: &pb::AlarmDefinition) -> String {
     )
 }
 
+/// The level of the finding raised on entering ALARM; the API's empty means medium.
+fn finding_level_text(definition: &pb::AlarmDefinition) -> String {
+    if definition.finding_level.is_empty() {
+        "medium".into()
+    } else {
+        definition.finding_level.clone()
+    }
+}
+
 fn scope_text(scope: Option<&pb::AlarmScope>) -> String {
     let scope = scope.cloned().unwrap_or_default();
     let parts: Vec<String> = [
@@ -357,7 +368,7 @@ fn scope_json(scope: Option<&pb::AlarmScope>) -> Value {
     })
 }
 
-fn yes_no(value: bool) -> &'static str {
+pub fn yes_no(value: bool) -> &'static str {
     if value {
         "yes"
     } else {
@@ -434,7 +445,7 @@ mod tests {
                 notify_on: vec!["ALARM".into(), "OK".into()],
                 destinations: vec!["ops-webhook".into()],
                 enabled: false,
-                finding_level: String::new(),
+                finding_level: "high".into(),
             }),
             state: "INSUFFICIENT_DATA".into(),
             ..Default::default()
@@ -503,7 +514,12 @@ mod tests {
         );
         assert!(text.contains("scope             the whole organization\n"));
         assert!(text.contains("notify on         ALARM\n"));
+        assert!(
+            text.contains("finding level     medium\n"),
+            "an empty finding level is the API's medium"
+        );
         let text = alarm_details(&custom_alarm());
+        assert!(text.contains("finding level     high\n"));
         assert!(
             text.contains("scope             accounts=111111111111 categories=Management,Data\n")
         );
@@ -596,6 +612,10 @@ mod tests {
         assert_eq!(value["stateSince"], "2014-09-27T06:45:11Z");
         assert_eq!(value["evaluatedThrough"], Value::Null);
         assert_eq!(value["cisId"], "4.3");
+        assert_eq!(
+            alarm_json(&custom_alarm())["definition"]["findingLevel"],
+            "high"
+        );
         let transition = transition_json(&pb::AlarmTransition {
             datapoints: vec![
                 pb::Datapoint {

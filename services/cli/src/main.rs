@@ -3,13 +3,18 @@
 mod alarm_arguments;
 mod alarm_output;
 mod alarms_command;
+mod detection_arguments;
+mod detection_output;
 mod events_command;
+mod finding_output;
+mod findings_command;
 mod grpc_call;
 mod ingest_command;
 mod keys_command;
 mod notifications_command;
 mod quarantine_command;
 mod retention_command;
+mod rules_command;
 mod sources_command;
 mod time_argument;
 mod tokens_command;
@@ -94,12 +99,26 @@ enum Command {
     /// Filter patterns tried on stored events, raising nothing.
     #[command(subcommand)]
     Filters(alarms_command::FiltersCommand),
-    /// Where alarm notifications go: webhooks, Slack, Amazon SNS.
+    /// Where alarm and finding notifications go: webhooks, Slack, Amazon SNS.
     #[command(subcommand)]
     Destinations(notifications_command::DestinationsCommand),
     /// The notifications sent, pending and failed.
     #[command(subcommand)]
     Notifications(notifications_command::NotificationsCommand),
+    /// Sigma rules evaluated on every newly stored event: SigmaHQ's CloudTrail rules built
+    /// in, and the team's own; backtests of a rule file.
+    #[command(subcommand)]
+    Rules(rules_command::RulesCommand),
+    /// Replays of the enabled rules over stored history.
+    #[command(subcommand)]
+    Detections(rules_command::DetectionsCommand),
+    /// The findings queue: Sigma matches and alarm transitions, each with its rule's author;
+    /// triage.
+    #[command(subcommand)]
+    Findings(findings_command::FindingsCommand),
+    /// Suppressions: known-good activity whose matches are kept and counted, not notified.
+    #[command(subcommand)]
+    Suppressions(findings_command::SuppressionsCommand),
 }
 
 #[derive(Subcommand)]
@@ -243,6 +262,12 @@ fn main() -> ExitCode {
             }
             Command::Notifications(command) => {
                 notifications_command::run_notifications(&settings, command).await
+            }
+            Command::Rules(command) => rules_command::run_rules(&settings, command).await,
+            Command::Detections(command) => rules_command::run_detections(&settings, command).await,
+            Command::Findings(command) => findings_command::run_findings(&settings, command).await,
+            Command::Suppressions(command) => {
+                findings_command::run_suppressions(&settings, command).await
             }
         }
     });

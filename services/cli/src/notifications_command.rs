@@ -1,5 +1,5 @@
 //! `orgtrail destinations list|create|delete|test` and `orgtrail notifications list`: where
-//! alarm notifications go (webhooks, Slack, Amazon SNS) and what was sent there. A webhook's
+//! alarm and finding notifications go (webhooks, Slack, Amazon SNS) and what was sent there. A webhook's
 //! signing secret is printed once, when it is made, and never again.
 
 use std::process::ExitCode;
@@ -12,6 +12,7 @@ use orgtrail_client::table::{render_table, truncate_cell};
 use orgtrail_client::{connect, AuthChannel, ClientSettings};
 use serde_json::{json, Value};
 
+use crate::detection_arguments::FindingLevel;
 use crate::events_command::{format_optional_time, format_time, or_dash};
 use crate::grpc_call::{status_error, with_actor};
 use crate::retention_command::OutputArguments;
@@ -24,8 +25,8 @@ const ERROR_COLUMN_CHARS: usize = 60;
 
 #[derive(Subcommand)]
 pub enum DestinationsCommand {
-    /// Where notifications go: kind, target (never a URL's path or secrets), and whether it
-    /// takes every alarm.
+    /// Where notifications go: kind, target (never a URL's path or secrets), whether it takes
+    /// every alarm, and the findings it takes.
     List(OutputArguments),
     /// A new destination. A webhook's signing secret is printed once, on standard output;
     /// what was made goes to standard error then.
@@ -71,6 +72,9 @@ pub struct CreateDestinationArguments {
     /// --destination).
     #[arg(long)]
     pub every_alarm: bool,
+    /// Takes the findings (Sigma matches) at or above this level; without it, none.
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub finding_level: Option<FindingLevel>,
     #[command(flatten)]
     pub output: OutputArguments,
 }
@@ -139,7 +143,10 @@ pub fn create_destination_request(
         kind: kind.to_string(),
         target,
         every_alarm: arguments.every_alarm,
-        finding_level: String::new(),
+        finding_level: arguments
+            .finding_level
+            .map(|level| level.as_str().to_string())
+            .unwrap_or_default(),
     })
 }
 
@@ -310,12 +317,27 @@ pub fn destinations_table(destinations: &[pb::Destination]) -> String {
                     "alarms naming it"
                 }
                 .to_string(),
+                findings_taken(destination),
                 format_time(destination.created_at.as_ref()),
                 or_dash(&destination.created_by),
             ]
         })
         .collect();
-    render_table(&["NAME", "KIND", "TARGET", "TAKES", "CREATED", "BY"], &rows)
+    render_table(
+        &[
+            "NAME", "KIND", "TARGET", "TAKES", "FINDINGS", "CREATED", "BY",
+        ],
+        &rows,
+    )
+}
+
+/// The findings a destination takes: `high and above`, or `-` for none.
+fn findings_taken(destination: &pb::Destination) -> String {
+    if destination.finding_level.is_empty() {
+        "-".into()
+    } else {
+        format!("{} and above", destination.finding_level)
+    }
 }
 
 pub fn notifications_table(notifications: &[pb::Notification]) -> String {
@@ -381,6 +403,7 @@ fn destination_json(destination: &pb::Destination) -> Value {
         "kind": destination.kind,
         "target": destination.target,
         "everyAlarm": destination.every_alarm,
+        "findingLevel": destination.finding_level,
         "createdAt": format_optional_time(destination.created_at.as_ref()),
         "createdBy": destination.created_by,
     })
@@ -465,6 +488,76 @@ mod tests {
         }
         let request = destination_request(&["--sns", "arn:x", "--every-alarm"], &[]).expect("made");
         assert!(request.every_alarm);
+        assert_eq!(request.finding_level, "", "no findings unless asked");
+    }
+
+    #[test]
+    fn a_finding_level_takes_findings_at_or_above_it() {
+        for (level, expected) in [
+            ("informational", "informational"),
+            ("low", "low"),
+            ("medium", "medium"),
+            ("high", "high"),
+            ("critical", "critical"),
+        ] {
+            let request =
+                destination_request(&["--webhook", "https://a", "--finding-level", level], &[])
+                    .expect("made");
+            assert_eq!(request.finding_level, expected);
+        }
+        assert!(
+            create_arguments(&["--webhook", "https://a", "--finding-level", "severe"]).is_err()
+        );
+    }
+
+    #[test]
+    fn the_destination_list_shows_the_findings_each_takes() {
+        let destinations = [
+            pb::Destination {
+                name: "team-webhook".into(),
+                kind: "webhook".into(),
+                target: "https://hooks.example".into(),
+                every_alarm: true,
+                finding_level: "high".into(),
+                created_by: "cert:admin".into(),
+                ..Default::default()
+            },
+            pb::Destination {
+                name: "alarms-only".into(),
+                kind: "sns".into(),
+                target: "arn:aws:sns:eu-west-1:111111111111:alarms".into(),
+                ..Default::default()
+            },
+        ];
+        // Cells: columns are at least two spaces apart, and no cell holds two in a row.
+        let rows: Vec<Vec<String>> = destinations_table(&destinations)
+            .lines()
+            .map(|line| {
+                line.split("  ")
+                    .map(str::trim)
+                    .filter(|cell| !cell.is_empty())
+                    .map(str::to_string)
+                    .collect()
+            })
+            .collect();
+        assert_eq!(
+            rows[0],
+            ["NAME", "KIND", "TARGET", "TAKES", "FINDINGS", "CREATED", "BY"]
+        );
+        assert_eq!(
+            rows[1],
+            [
+                "team-webhook",
+                "webhook",
+                "https://hooks.example",
+                "every alarm",
+                "high and above",
+                "-",
+                "cert:admin"
+            ]
+        );
+        assert_eq!(rows[2][3..5], ["alarms naming it", "-"]);
+        assert_eq!(destination_json(&destinations[0])["findingLevel"], "high");
     }
 
     #[test]

@@ -112,7 +112,8 @@ pub enum HoldsCommand {
 pub enum AuditCommand {
     /// Audit entries, newest first.
     List {
-        /// Only actions starting with this: policy., hold., retention.run
+        /// Only actions starting with this: policy., hold., retention.run, rule., finding.,
+        /// suppression., detections.replay
         #[arg(long)]
         action: Option<String>,
         /// From: RFC 3339, a date, or a span before now (7d).
@@ -127,6 +128,7 @@ pub enum AuditCommand {
 
 #[derive(Args)]
 pub struct OutputArguments {
+    /// How to print: a table (or text) to read, or JSON with the API's fields in camelCase.
     #[arg(long, value_enum, default_value_t = SummaryFormat::Table)]
     pub output: SummaryFormat,
 }

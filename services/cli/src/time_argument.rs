@@ -1,5 +1,6 @@
 //! Times on the command line: RFC 3339 (`2024-05-01T12:00:00Z`), a UTC date (`2024-05-01`),
-//! or a span before now (`90m`, `12h`, `7d`).
+//! or a span before now (`90m`, `12h`, `7d`); an expiry is a future time, or a span from now
+//! (`+7d`).
 
 use chrono::{DateTime, Duration, NaiveDate, NaiveTime, Utc};
 
@@ -44,6 +45,42 @@ pub fn timestamp_argument(
         seconds: time.timestamp(),
         nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
     }))
+}
+
+/// An expiry: RFC 3339, a date (its last instant), or a span from now (`+90m`, `+12h`,
+/// `+7d`); it must be after `now`. A bare span (`7d`) is refused: elsewhere it means before now.
+pub fn parse_expiry(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    if let Some(span) = text.strip_prefix('+') {
+        return match parse_span(span) {
+            Some(span) if span > Duration::zero() => Ok(now + span),
+            _ => Err(format!(
+                "{text:?} is not a span from now: give a number and a unit, e.g. +90m, +12h, +7d"
+            )),
+        };
+    }
+    if parse_span(text).is_some() {
+        return Err(format!(
+            "{text:?} is a span before now, and an expiry is in the future: write +{text} for {text} from now"
+        ));
+    }
+    let time = parse_time(text, RangeEnd::End, now).map_err(|_| {
+        format!(
+            "{text:?} is not an expiry: give RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01) or a span from now (+12h, +7d)"
+        )
+    })?;
+    if time <= now {
+        return Err(format!("{text:?} is not in the future"));
+    }
+    Ok(time)
+}
+
+/// An expiry as the API's timestamp.
+pub fn expiry_argument(text: &str, now: DateTime<Utc>) -> anyhow::Result<prost_types::Timestamp> {
+    let time = parse_expiry(text, now).map_err(|message| anyhow::anyhow!(message))?;
+    Ok(prost_types::Timestamp {
+        seconds: time.timestamp(),
+        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+    })
 }
 
 fn parse_span(text: &str) -> Option<Duration> {
@@ -93,5 +130,39 @@ mod tests {
         );
         assert!(parse("yesterday", RangeEnd::Start).is_err());
         assert!(parse("-5d", RangeEnd::Start).is_err());
+    }
+
+    #[test]
+    fn expiries_are_future_times_or_spans_from_now() {
+        let now = DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let parse = |text| parse_expiry(text, now).map(|time| time.to_rfc3339());
+        assert_eq!(parse("+7d").unwrap(), "2026-12-03T12:00:00+00:00");
+        assert_eq!(parse("+90m").unwrap(), "2026-11-26T13:30:00+00:00");
+        assert_eq!(
+            parse("2026-12-31").unwrap(),
+            "2026-12-31T23:59:59.999999+00:00"
+        );
+        assert_eq!(
+            parse("2027-01-01T00:00:00Z").unwrap(),
+            "2027-01-01T00:00:00+00:00"
+        );
+        // The day of `now` is still in the future until its last instant.
+        assert_eq!(
+            parse("2026-11-26").unwrap(),
+            "2026-11-26T23:59:59.999999+00:00"
+        );
+        let bare = parse("7d").unwrap_err();
+        assert!(bare.contains("write +7d"), "{bare}");
+        assert!(parse("2026-11-25")
+            .unwrap_err()
+            .contains("not in the future"));
+        assert!(parse("+0d").is_err());
+        assert!(parse("+-1d").is_err());
+        assert!(parse("+7x").is_err());
+        assert!(parse("next week").is_err());
+        let timestamp = expiry_argument("+1h", now).unwrap();
+        assert_eq!(timestamp.seconds, now.timestamp() + 3600);
     }
 }

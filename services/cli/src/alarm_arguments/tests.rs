@@ -120,7 +120,7 @@ fn create_uses_cloudwatch_defaults_for_what_is_not_given() {
             notify_on: Vec::new(),
             destinations: Vec::new(),
             enabled: true,
-            finding_level: String::new(),
+            finding_level: "medium".into(),
         }
     );
 }
@@ -176,8 +176,11 @@ fn create_takes_every_flag_and_repeats_scope_and_notification_flags() {
         "--destination",
         "slack",
         "--disabled",
+        "--finding-level",
+        "critical",
     ]);
     assert_eq!(definition.description, "CIS-like");
+    assert_eq!(definition.finding_level, "critical");
     assert_eq!(definition.period_seconds, 60);
     assert_eq!(definition.threshold, 2.5);
     assert_eq!(definition.treat_missing_data, "notBreaching");
@@ -231,6 +234,8 @@ fn an_update_changes_only_the_given_fields_and_expects_the_version_read() {
         "--notify-on",
         "OK",
         "--disable",
+        "--finding-level",
+        "low",
     ]);
     let request = merge_alarm_update(current.clone(), &arguments).expect("the update merges");
     let mut expected = current
@@ -244,6 +249,7 @@ fn an_update_changes_only_the_given_fields_and_expects_the_version_read() {
     }
     expected.notify_on = vec!["OK".into()];
     expected.enabled = false;
+    expected.finding_level = "low".into();
     assert_eq!(request.name, current.name);
     assert_eq!(request.definition, Some(expected));
     assert_eq!(request.expected_version, Some(current.version));
@@ -292,6 +298,10 @@ fn clear_flags_empty_their_list_and_nothing_else() {
     assert_eq!(definition.filter_pattern, "{ $.b = 2 }");
     assert_eq!(definition.description, before.description);
     assert_eq!(definition.enabled, before.enabled);
+    assert_eq!(
+        definition.finding_level, before.finding_level,
+        "the finding level stays unless given"
+    );
 }
 
 #[test]
@@ -318,6 +328,7 @@ fn an_update_that_changes_nothing_is_recognised() {
         &["--clear-regions"][..],
         &["--destination", "ops"][..],
         &["--pattern", "{ $.a = 1 }"][..],
+        &["--finding-level", "high"][..],
     ] {
         assert!(update_arguments(words).changes_anything(), "{words:?}");
     }
