@@ -15,6 +15,7 @@ pub mod alarm;
 pub mod alarm_definition;
 pub mod cis;
 pub mod filter_pattern;
+pub mod insights;
 pub mod sigma;
 pub mod suppression;
 

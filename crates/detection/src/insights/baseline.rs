@@ -1,0 +1,406 @@
+//! A series' baseline for one UTC day: from the `baseline_days` whole days before it (never
+//! the day itself, so a minute's judgement does not depend on the minutes around it), the
+//! expected count of each hour of the day, how widely counts spread around it, the peak the
+//! series reaches at that time on several days, and so the count threshold of each hour.
+//! Computed once per series and day (`DayBaselines` keeps them), then each minute is one
+//! comparison.
+
+use std::collections::BTreeMap;
+
+use super::model::{InsightModel, Seasonality, MINUTES_PER_DAY};
+use super::tail::{count_threshold, normal_upper_tail};
+use super::MinuteCounts;
+
+const HOURS: usize = 24;
+const MINUTES_PER_HOUR: i64 = 60;
+/// The share of the expected rate that is the baseline's flat average rather than its
+/// time-of-day profile: activity can happen at any hour, and a quiet hour's few minutes would
+/// otherwise promise nothing ever happens in it.
+const FLAT_SHARE_OF_PROFILE: f64 = 0.1;
+/// Pseudo-events that pull a day type's level towards the overall level, so a weekend of two
+/// nearly empty days does not make every weekend call look unusual.
+const DAY_TYPE_PSEUDO_EVENTS: f64 = 10.0;
+
+/// What one series' baseline says about each hour of one UTC day.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DayBaseline {
+    /// The day: Unix minute / 1440 (floored).
+    pub day: i64,
+    /// The baseline's minutes: from `max(day start − baseline_days, history_from)` to the
+    /// day's start.
+    pub baseline_minutes: i64,
+    /// The counts in those minutes.
+    pub baseline_total: u64,
+    /// Minutes before this one are never unusual: `history_from + min_history_days`.
+    pub raising_from: i64,
+    pub hours: [HourBaseline; HOURS],
+}
+
+/// What the baseline says about one hour of the day.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HourBaseline {
+    /// The expected count in a minute of this hour.
+    pub expected: f64,
+    /// Variance over mean of the baseline's counts around what the model expected of them
+    /// (1 for a Poisson process; more for bursty series).
+    pub dispersion: f64,
+    /// The highest count seen within an hour of this time on `recurring_peak_days` days of the
+    /// baseline (0 with fewer baseline days).
+    pub recurring_peak: u64,
+    /// A minute of this hour is unusual when its count is at least this; `None` when the
+    /// baseline is empty.
+    pub threshold: Option<u64>,
+}
+
+impl DayBaseline {
+    /// The baseline of `day` for `counts`, whose scope has data from `history_from` on. Reads
+    /// only counts before the day's start.
+    pub fn compute(
+        counts: &MinuteCounts,
+        day: i64,
+        history_from: i64,
+        model: &InsightModel,
+    ) -> DayBaseline {
+        let day_start = day.saturating_mul(MINUTES_PER_DAY);
+        let baseline_span = i64::from(model.baseline_days) * MINUTES_PER_DAY;
+        let from = day_start.saturating_sub(baseline_span).max(history_from);
+        let raising_from =
+            history_from.saturating_add(i64::from(model.min_history_days) * MINUTES_PER_DAY);
+        let mut sums = BaselineSums::new(from, day_start);
+        if from < day_start {
+            for (&minute, &count) in counts.range(from..day_start) {
+                sums.add(minute, count);
+            }
+        }
+        let hours = sums.hour_baselines(day, model);
+        DayBaseline {
+            day,
+            baseline_minutes: (day_start - from).max(0),
+            baseline_total: sums.total,
+            raising_from,
+            hours,
+        }
+    }
+
+    /// The per-minute average over the whole baseline (CloudTrail's `baseline.average`).
+    pub fn average(&self) -> f64 {
+        if self.baseline_minutes == 0 {
+            0.0
+        } else {
+            self.baseline_total as f64 / self.baseline_minutes as f64
+        }
+    }
+
+    /// What the baseline says about `minute` (which must be of this day).
+    pub fn hour_of(&self, minute: i64) -> &HourBaseline {
+        &self.hours[hour_of_day(minute)]
+    }
+
+    /// Whether a minute of this day with `count` is unusual.
+    pub fn is_unusual(&self, minute: i64, count: u64) -> bool {
+        minute >= self.raising_from
+            && self
+                .hour_of(minute)
+                .threshold
+                .is_some_and(|threshold| count >= threshold)
+    }
+}
+
+/// The day baselines of one series, each computed on first use: the cache the aggregator keeps
+/// per series between settled minutes. It is valid for one model and one `history_from`, and
+/// forgets everything when asked with others; the caller must `clear` it when counts of
+/// minutes already settled change (late events beyond the settle).
+#[derive(Clone, Debug, Default)]
+pub struct DayBaselines {
+    built_for: Option<(InsightModel, i64)>,
+    days: BTreeMap<i64, DayBaseline>,
+}
+
+impl DayBaselines {
+    pub fn new() -> DayBaselines {
+        DayBaselines::default()
+    }
+
+    pub fn clear(&mut self) {
+        self.days.clear();
+    }
+
+    /// Forgets the days before `day` (those no later window needs).
+    pub fn forget_before(&mut self, day: i64) {
+        self.days = self.days.split_off(&day);
+    }
+
+    /// How many days are kept.
+    pub fn len(&self) -> usize {
+        self.days.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.days.is_empty()
+    }
+
+    /// The baseline of `day`, computed now if it is not kept yet.
+    pub fn day(
+        &mut self,
+        counts: &MinuteCounts,
+        day: i64,
+        history_from: i64,
+        model: &InsightModel,
+    ) -> &DayBaseline {
+        let same = self
+            .built_for
+            .as_ref()
+            .is_some_and(|(built_model, built_history)| {
+                built_model == model && *built_history == history_from
+            });
+        if !same {
+            self.days.clear();
+            self.built_for = Some((model.clone(), history_from));
+        }
+        self.days
+            .entry(day)
+            .or_insert_with(|| DayBaseline::compute(counts, day, history_from, model))
+    }
+}
+
+/// The UTC day of a Unix minute.
+pub fn day_of(minute: i64) -> i64 {
+    minute.div_euclid(MINUTES_PER_DAY)
+}
+
+fn hour_of_day(minute: i64) -> usize {
+    // In 0..24 by construction.
+    (minute.rem_euclid(MINUTES_PER_DAY) / MINUTES_PER_HOUR) as usize
+}
+
+/// Whether a UTC day is a Saturday or a Sunday (day 0, 1970-01-01, was a Thursday).
+fn is_weekend(day: i64) -> bool {
+    (day + 3).rem_euclid(7) >= 5
+}
+
+/// Index 0: weekdays, 1: weekend days.
+fn day_type(day: i64) -> usize {
+    usize::from(is_weekend(day))
+}
+
+/// The sums one pass over the baseline's counts gathers, per day type and hour of the day.
+struct BaselineSums {
+    first_day: i64,
+    days: usize,
+    /// Minutes of the baseline, counts, and squared counts, by [day type][hour].
+    minutes: [[f64; HOURS]; 2],
+    sums: [[f64; HOURS]; 2],
+    squares: [[f64; HOURS]; 2],
+    /// The highest count of each baseline day and hour, by [day − first_day][hour].
+    day_hour_peaks: Vec<[u64; HOURS]>,
+    total: u64,
+}
+
+impl BaselineSums {
+    fn new(from: i64, to: i64) -> BaselineSums {
+        let first_day = day_of(from);
+        let days = if from < to {
+            (day_of(to - 1) - first_day + 1).max(0) as usize
+        } else {
+            0
+        };
+        let mut minutes = [[0.0; HOURS]; 2];
+        for offset in 0..days {
+            let day = first_day + offset as i64;
+            let day_start = day * MINUTES_PER_DAY;
+            for (hour, slot) in minutes[day_type(day)].iter_mut().enumerate() {
+                let hour_start = day_start + hour as i64 * MINUTES_PER_HOUR;
+                let covered_from = hour_start.max(from);
+                let covered_to = (hour_start + MINUTES_PER_HOUR).min(to);
+                *slot += (covered_to - covered_from).max(0) as f64;
+            }
+        }
+        BaselineSums {
+            first_day,
+            days,
+            minutes,
+            sums: [[0.0; HOURS]; 2],
+            squares: [[0.0; HOURS]; 2],
+            day_hour_peaks: vec![[0; HOURS]; days],
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, minute: i64, count: u64) {
+        let day = day_of(minute);
+        let hour = hour_of_day(minute);
+        let kind = day_type(day);
+        let value = count as f64;
+        self.sums[kind][hour] += value;
+        self.squares[kind][hour] += value * value;
+        self.total = self.total.saturating_add(count);
+        if let Some(peaks) = usize::try_from(day - self.first_day)
+            .ok()
+            .and_then(|offset| self.day_hour_peaks.get_mut(offset))
+        {
+            peaks[hour] = peaks[hour].max(count);
+        }
+    }
+
+    fn hour_baselines(&self, day: i64, model: &InsightModel) -> [HourBaseline; HOURS] {
+        let all_minutes: f64 = self.minutes.iter().flatten().sum();
+        let empty = HourBaseline {
+            expected: 0.0,
+            dispersion: 1.0,
+            recurring_peak: 0,
+            threshold: None,
+        };
+        if all_minutes <= 0.0 {
+            return [empty; HOURS];
+        }
+        let overall_rate = self.total as f64 / all_minutes;
+        let profile = self.time_of_day_profile(overall_rate, model.seasonality);
+        let levels = self.day_type_levels(overall_rate, model.seasonality);
+        // The expected count of a minute, by [day type][hour].
+        let mut expected = [[0.0; HOURS]; 2];
+        for kind in 0..2 {
+            for hour in 0..HOURS {
+                expected[kind][hour] = profile[hour] * levels[kind];
+            }
+        }
+        let dispersion = self.dispersion(&expected);
+        let tail = normal_upper_tail(model.threshold_sigma);
+        // At least one call over the whole baseline: an API never seen is not certain never to
+        // be called.
+        let floor_rate = 1.0 / all_minutes;
+        let kind = day_type(day);
+        let mut hours = [empty; HOURS];
+        for (hour, baseline) in hours.iter_mut().enumerate() {
+            let expected = expected[kind][hour];
+            let recurring_peak = self.recurring_peak(hour, model.recurring_peak_days);
+            let statistical = count_threshold(expected.max(floor_rate), dispersion[hour], tail);
+            let threshold = statistical
+                .max(ceil_count(model.min_rate_per_minute))
+                .max(ceil_count(model.min_increase_factor * expected))
+                .max(recurring_peak.saturating_add(1));
+            *baseline = HourBaseline {
+                expected,
+                dispersion: dispersion[hour],
+                recurring_peak,
+                threshold: Some(threshold),
+            };
+        }
+        hours
+    }
+
+    /// The expected rate of each hour before the day type's level: the hour's average (over
+    /// it and its neighbours, weighted 1-2-1) mixed with the flat average; the flat average
+    /// alone without seasonality.
+    fn time_of_day_profile(&self, overall_rate: f64, seasonality: Seasonality) -> [f64; HOURS] {
+        if seasonality == Seasonality::None {
+            return [overall_rate; HOURS];
+        }
+        let mut profile = [overall_rate; HOURS];
+        for (hour, rate) in profile.iter_mut().enumerate() {
+            let (mut sum, mut minutes) = (0.0, 0.0);
+            for (neighbour, weight) in neighbours(hour) {
+                for kind in 0..2 {
+                    sum += weight * self.sums[kind][neighbour];
+                    minutes += weight * self.minutes[kind][neighbour];
+                }
+            }
+            if minutes > 0.0 {
+                *rate = (1.0 - FLAT_SHARE_OF_PROFILE) * (sum / minutes)
+                    + FLAT_SHARE_OF_PROFILE * overall_rate;
+            }
+        }
+        profile
+    }
+
+    /// Each day type's level relative to the overall one (1 and 1 unless seasonality follows
+    /// the weekday), pulled towards 1 by `DAY_TYPE_PSEUDO_EVENTS`.
+    fn day_type_levels(&self, overall_rate: f64, seasonality: Seasonality) -> [f64; 2] {
+        if seasonality != Seasonality::TimeOfDayAndWeekday {
+            return [1.0, 1.0];
+        }
+        let mut levels = [1.0, 1.0];
+        for (kind, level) in levels.iter_mut().enumerate() {
+            let minutes: f64 = self.minutes[kind].iter().sum();
+            let count: f64 = self.sums[kind].iter().sum();
+            if minutes > 0.0 {
+                *level = (count + DAY_TYPE_PSEUDO_EVENTS)
+                    / (overall_rate * minutes + DAY_TYPE_PSEUDO_EVENTS);
+            }
+        }
+        levels
+    }
+
+    /// Per hour (with its neighbours, 1-2-1): the squared deviations of the baseline's counts
+    /// from what the model expected of them, over what a Poisson process would give; at least 1.
+    fn dispersion(&self, expected: &[[f64; HOURS]; 2]) -> [f64; HOURS] {
+        let mut squared_deviation = [0.0; HOURS];
+        let mut poisson_variance = [0.0; HOURS];
+        for hour in 0..HOURS {
+            for kind in 0..2 {
+                let mean = expected[kind][hour];
+                let (sum, squares, minutes) = (
+                    self.sums[kind][hour],
+                    self.squares[kind][hour],
+                    self.minutes[kind][hour],
+                );
+                squared_deviation[hour] +=
+                    (squares - 2.0 * mean * sum + minutes * mean * mean).max(0.0);
+                poisson_variance[hour] += minutes * mean;
+            }
+        }
+        let mut dispersion = [1.0; HOURS];
+        for (hour, value) in dispersion.iter_mut().enumerate() {
+            let (mut deviation, mut variance) = (0.0, 0.0);
+            for (neighbour, weight) in neighbours(hour) {
+                deviation += weight * squared_deviation[neighbour];
+                variance += weight * poisson_variance[neighbour];
+            }
+            if variance > 0.0 {
+                *value = (deviation / variance).max(1.0);
+            }
+        }
+        dispersion
+    }
+
+    /// The `days_needed`-th highest of the baseline days' peaks within an hour of `hour`.
+    fn recurring_peak(&self, hour: usize, days_needed: u32) -> u64 {
+        let mut peaks: Vec<u64> = self
+            .day_hour_peaks
+            .iter()
+            .map(|day| {
+                neighbours(hour)
+                    .iter()
+                    .map(|&(neighbour, _)| day[neighbour])
+                    .max()
+                    .unwrap_or(0)
+            })
+            .collect();
+        peaks.sort_unstable_by(|a, b| b.cmp(a));
+        let index = (days_needed as usize).saturating_sub(1);
+        if self.days < days_needed as usize {
+            0
+        } else {
+            peaks.get(index).copied().unwrap_or(0)
+        }
+    }
+}
+
+/// An hour and its two neighbours around the clock, weighted 1-2-1.
+fn neighbours(hour: usize) -> [(usize, f64); 3] {
+    [
+        ((hour + HOURS - 1) % HOURS, 1.0),
+        (hour, 2.0),
+        ((hour + 1) % HOURS, 1.0),
+    ]
+}
+
+/// The least whole count at or above `value` (saturating).
+fn ceil_count(value: f64) -> u64 {
+    if value.is_nan() || value <= 0.0 {
+        0
+    } else if value >= u64::MAX as f64 {
+        u64::MAX
+    } else {
+        value.ceil() as u64
+    }
+}
