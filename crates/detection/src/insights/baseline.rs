@@ -187,12 +187,12 @@ fn day_type(day: i64) -> usize {
 struct BaselineSums {
     first_day: i64,
     days: usize,
-    /// Minutes of the baseline, counts, and squared counts, by [day type][hour].
+    /// Minutes of the baseline and their counts, by [day type][hour].
     minutes: [[f64; HOURS]; 2],
     sums: [[f64; HOURS]; 2],
-    squares: [[f64; HOURS]; 2],
-    /// The highest count of each baseline day and hour, by [day − first_day][hour].
-    day_hour_peaks: Vec<[u64; HOURS]>,
+    /// Per baseline day (by day − first_day) and hour: minutes, counts, squared counts, and
+    /// the highest count.
+    days_by_hour: Vec<DayByHour>,
     total: u64,
 }
 
@@ -205,14 +205,17 @@ impl BaselineSums {
             0
         };
         let mut minutes = [[0.0; HOURS]; 2];
-        for offset in 0..days {
+        let mut days_by_hour = vec![DayByHour::default(); days];
+        for (offset, by_hour) in days_by_hour.iter_mut().enumerate() {
             let day = first_day + offset as i64;
             let day_start = day * MINUTES_PER_DAY;
-            for (hour, slot) in minutes[day_type(day)].iter_mut().enumerate() {
+            for hour in 0..HOURS {
                 let hour_start = day_start + hour as i64 * MINUTES_PER_HOUR;
                 let covered_from = hour_start.max(from);
                 let covered_to = (hour_start + MINUTES_PER_HOUR).min(to);
-                *slot += (covered_to - covered_from).max(0) as f64;
+                let covered = (covered_to - covered_from).max(0) as f64;
+                minutes[day_type(day)][hour] += covered;
+                by_hour.minutes[hour] = covered;
             }
         }
         BaselineSums {
@@ -220,8 +223,7 @@ impl BaselineSums {
             days,
             minutes,
             sums: [[0.0; HOURS]; 2],
-            squares: [[0.0; HOURS]; 2],
-            day_hour_peaks: vec![[0; HOURS]; days],
+            days_by_hour,
             total: 0,
         }
     }
@@ -232,13 +234,14 @@ impl BaselineSums {
         let kind = day_type(day);
         let value = count as f64;
         self.sums[kind][hour] += value;
-        self.squares[kind][hour] += value * value;
         self.total = self.total.saturating_add(count);
-        if let Some(peaks) = usize::try_from(day - self.first_day)
+        if let Some(by_hour) = usize::try_from(day - self.first_day)
             .ok()
-            .and_then(|offset| self.day_hour_peaks.get_mut(offset))
+            .and_then(|offset| self.days_by_hour.get_mut(offset))
         {
-            peaks[hour] = peaks[hour].max(count);
+            by_hour.sums[hour] += value;
+            by_hour.squares[hour] += value * value;
+            by_hour.peaks[hour] = by_hour.peaks[hour].max(count);
         }
     }
 
@@ -330,34 +333,50 @@ impl BaselineSums {
         levels
     }
 
-    /// Per hour (with its neighbours, 1-2-1): the squared deviations of the baseline's counts
-    /// from what the model expected of them, over what a Poisson process would give; at least 1.
+    /// Per hour: how widely counts spread around what the model expected of them, over what a
+    /// Poisson process would give (at least 1) — on the median baseline day. Each day's figure
+    /// takes the hour with its neighbours (1-2-1); the median keeps one day's burst (a past
+    /// Insight) from making the whole baseline look noisy.
     fn dispersion(&self, expected: &[[f64; HOURS]; 2]) -> [f64; HOURS] {
-        let mut squared_deviation = [0.0; HOURS];
-        let mut poisson_variance = [0.0; HOURS];
-        for hour in 0..HOURS {
-            for kind in 0..2 {
-                let mean = expected[kind][hour];
-                let (sum, squares, minutes) = (
-                    self.sums[kind][hour],
-                    self.squares[kind][hour],
-                    self.minutes[kind][hour],
-                );
-                squared_deviation[hour] +=
-                    (squares - 2.0 * mean * sum + minutes * mean * mean).max(0.0);
-                poisson_variance[hour] += minutes * mean;
-            }
-        }
+        let per_day: Vec<[Option<f64>; HOURS]> = self
+            .days_by_hour
+            .iter()
+            .enumerate()
+            .map(|(offset, by_hour)| {
+                let expected = &expected[day_type(self.first_day + offset as i64)];
+                let mut squared_deviation = [0.0; HOURS];
+                let mut poisson_variance = [0.0; HOURS];
+                for hour in 0..HOURS {
+                    let mean = expected[hour];
+                    let (sum, squares, minutes) =
+                        (by_hour.sums[hour], by_hour.squares[hour], by_hour.minutes[hour]);
+                    squared_deviation[hour] =
+                        (squares - 2.0 * mean * sum + minutes * mean * mean).max(0.0);
+                    poisson_variance[hour] = minutes * mean;
+                }
+                let mut dispersion = [None; HOURS];
+                for (hour, value) in dispersion.iter_mut().enumerate() {
+                    let (mut deviation, mut variance) = (0.0, 0.0);
+                    for (neighbour, weight) in neighbours(hour) {
+                        deviation += weight * squared_deviation[neighbour];
+                        variance += weight * poisson_variance[neighbour];
+                    }
+                    if variance > 0.0 {
+                        *value = Some(deviation / variance);
+                    }
+                }
+                dispersion
+            })
+            .collect();
         let mut dispersion = [1.0; HOURS];
         for (hour, value) in dispersion.iter_mut().enumerate() {
-            let (mut deviation, mut variance) = (0.0, 0.0);
-            for (neighbour, weight) in neighbours(hour) {
-                deviation += weight * squared_deviation[neighbour];
-                variance += weight * poisson_variance[neighbour];
+            let mut days: Vec<f64> = per_day.iter().filter_map(|day| day[hour]).collect();
+            if days.is_empty() {
+                continue;
             }
-            if variance > 0.0 {
-                *value = (deviation / variance).max(1.0);
-            }
+            days.sort_unstable_by(f64::total_cmp);
+            // The upper median: with an even number of days, the higher of the middle two.
+            *value = days[days.len() / 2].max(1.0);
         }
         dispersion
     }
@@ -365,12 +384,12 @@ impl BaselineSums {
     /// The `days_needed`-th highest of the baseline days' peaks within an hour of `hour`.
     fn recurring_peak(&self, hour: usize, days_needed: u32) -> u64 {
         let mut peaks: Vec<u64> = self
-            .day_hour_peaks
+            .days_by_hour
             .iter()
             .map(|day| {
                 neighbours(hour)
                     .iter()
-                    .map(|&(neighbour, _)| day[neighbour])
+                    .map(|&(neighbour, _)| day.peaks[neighbour])
                     .max()
                     .unwrap_or(0)
             })
@@ -383,6 +402,15 @@ impl BaselineSums {
             peaks.get(index).copied().unwrap_or(0)
         }
     }
+}
+
+/// One baseline day's sums by hour of the day.
+#[derive(Clone, Debug, Default)]
+struct DayByHour {
+    minutes: [f64; HOURS],
+    sums: [f64; HOURS],
+    squares: [f64; HOURS],
+    peaks: [u64; HOURS],
 }
 
 /// An hour and its two neighbours around the clock, weighted 1-2-1.

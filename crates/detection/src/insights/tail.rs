@@ -34,7 +34,7 @@ pub(crate) fn count_threshold(mean: f64, dispersion: f64, tail: f64) -> u64 {
     }
     // Doubling: the bound falls at least geometrically beyond the mode.
     let mut below = first;
-    let mut step = mean.sqrt().max(1.0);
+    let mut step = mean.sqrt().ceil().max(1.0);
     let mut above = first + step;
     while !within(above) {
         below = above;
@@ -44,9 +44,9 @@ pub(crate) fn count_threshold(mean: f64, dispersion: f64, tail: f64) -> u64 {
             return u64::MAX;
         }
     }
-    // Bisection on whole counts: `below` fails, `above` holds.
+    // Bisection on whole counts (all three are whole): `below` fails, `above` holds.
     while above - below > 1.0 {
-        let middle = ((below + above) / 2.0).floor();
+        let middle = below + ((above - below) / 2.0).floor();
         if within(middle) {
             above = middle;
         } else {
@@ -220,7 +220,7 @@ mod tests {
     #[test]
     fn a_geometric_distribution_has_its_closed_form_quantile() {
         // Mean 2, variance 6: r = 1, p = 1/3, P(X ≥ k) = (2/3)^k.
-        let tail = 1e-6;
+        let tail: f64 = 1e-6;
         let exact = (tail.ln() / (2.0f64 / 3.0).ln()).ceil() as u64;
         let threshold = count_threshold(2.0, 3.0, tail);
         assert!(threshold == exact || threshold == exact + 1, "{threshold} vs {exact}");

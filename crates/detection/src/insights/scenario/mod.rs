@@ -162,17 +162,46 @@ pub fn generate_background(
                 1.0
             };
             let level = base_per_minute * day_level * hour_level;
-            while minute < hour_end {
-                let rate = level * profile_at(&profile, minute);
-                let count = random.poisson(rate);
-                if count > 0 {
-                    counts.insert(minute, count);
-                }
-                minute += 1;
-            }
+            let hour_start = minute;
+            let rates: Vec<f64> = (hour_start..hour_end)
+                .map(|minute| level * profile_at(&profile, minute))
+                .collect();
+            draw_hour(&rates, hour_start, random, &mut counts);
+            minute = hour_end;
         }
     }
     counts
+}
+
+/// Draws the counts of the minutes of one hour, each Poisson with its rate. A quiet hour (less
+/// than one call a minute on average) is drawn as a Poisson process: the hour's total, then each
+/// call's minute with probability proportional to its rate (by rejection) — the same
+/// distribution for a fraction of the draws.
+fn draw_hour(rates: &[f64], hour_start: i64, random: &mut Random, counts: &mut MinuteCounts) {
+    let total_rate: f64 = rates.iter().sum();
+    if total_rate >= rates.len() as f64 {
+        for (offset, &rate) in rates.iter().enumerate() {
+            let count = random.poisson(rate);
+            if count > 0 {
+                counts.insert(hour_start + offset as i64, count);
+            }
+        }
+        return;
+    }
+    let highest = rates.iter().copied().fold(0.0, f64::max);
+    if highest <= 0.0 {
+        return;
+    }
+    let calls = random.poisson(total_rate);
+    for _ in 0..calls {
+        loop {
+            let offset = random.integer_in(0, rates.len() as i64) as usize;
+            if random.uniform() * highest < rates[offset] {
+                *counts.entry(hour_start + offset as i64).or_insert(0) += 1;
+                break;
+            }
+        }
+    }
 }
 
 /// The highest mean rate a minute of a weekday of `shape` has.
