@@ -334,11 +334,14 @@ impl BaselineSums {
     }
 
     /// Per hour: how widely counts spread around what the model expected of them, over what a
-    /// Poisson process would give (at least 1) — on the median baseline day. Each day's figure
-    /// takes the hour with its neighbours (1-2-1); the median keeps one day's burst (a past
-    /// Insight) from making the whole baseline look noisy.
+    /// Poisson process would give (at least 1), taking the hour with its neighbours (1-2-1) and
+    /// pooling the baseline days — all but the one that spread most, when there are three or
+    /// more, so that one day's burst (a past Insight) does not make the whole baseline look
+    /// noisy. (A median day would be more robust still, but it understates a bursty series:
+    /// most days are calmer than the average day.)
     fn dispersion(&self, expected: &[[f64; HOURS]; 2]) -> [f64; HOURS] {
-        let per_day: Vec<[Option<f64>; HOURS]> = self
+        // (squared deviation, Poisson variance) per day and hour, neighbours included.
+        let per_day: Vec<[(f64, f64); HOURS]> = self
             .days_by_hour
             .iter()
             .enumerate()
@@ -354,29 +357,43 @@ impl BaselineSums {
                         (squares - 2.0 * mean * sum + minutes * mean * mean).max(0.0);
                     poisson_variance[hour] = minutes * mean;
                 }
-                let mut dispersion = [None; HOURS];
-                for (hour, value) in dispersion.iter_mut().enumerate() {
-                    let (mut deviation, mut variance) = (0.0, 0.0);
+                let mut pooled = [(0.0, 0.0); HOURS];
+                for (hour, value) in pooled.iter_mut().enumerate() {
                     for (neighbour, weight) in neighbours(hour) {
-                        deviation += weight * squared_deviation[neighbour];
-                        variance += weight * poisson_variance[neighbour];
-                    }
-                    if variance > 0.0 {
-                        *value = Some(deviation / variance);
+                        value.0 += weight * squared_deviation[neighbour];
+                        value.1 += weight * poisson_variance[neighbour];
                     }
                 }
-                dispersion
+                pooled
             })
             .collect();
         let mut dispersion = [1.0; HOURS];
         for (hour, value) in dispersion.iter_mut().enumerate() {
-            let mut days: Vec<f64> = per_day.iter().filter_map(|day| day[hour]).collect();
-            if days.is_empty() {
-                continue;
+            let days = per_day.iter().map(|day| day[hour]).filter(|(_, variance)| *variance > 0.0);
+            let mut deviation: f64 = 0.0;
+            let mut variance: f64 = 0.0;
+            let mut noisiest: Option<(f64, f64)> = None;
+            let mut counted = 0usize;
+            for (day_deviation, day_variance) in days {
+                deviation += day_deviation;
+                variance += day_variance;
+                counted += 1;
+                let ratio = day_deviation / day_variance;
+                if noisiest.is_none_or(|(noisiest_deviation, noisiest_variance)| {
+                    ratio > noisiest_deviation / noisiest_variance
+                }) {
+                    noisiest = Some((day_deviation, day_variance));
+                }
             }
-            days.sort_unstable_by(f64::total_cmp);
-            // The upper median: with an even number of days, the higher of the middle two.
-            *value = days[days.len() / 2].max(1.0);
+            if counted >= 3 {
+                if let Some((noisiest_deviation, noisiest_variance)) = noisiest {
+                    deviation -= noisiest_deviation;
+                    variance -= noisiest_variance;
+                }
+            }
+            if variance > 0.0 {
+                *value = (deviation / variance).max(1.0);
+            }
         }
         dispersion
     }
