@@ -11,6 +11,8 @@
 //! Then the edge cases: 0 → 2 calls is not an Insight, too little history raises nothing, an
 //! Insight over midnight is one Insight, and evaluating live in chunks equals a replay.
 
+// Shared with the CIS and Sigma tests; this one reads the records only, not their keys.
+#[allow(dead_code)]
 mod sample_records;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -156,4 +158,159 @@ fn scenario_of_seed_2024() {
 #[test]
 fn scenario_of_seed_5eedcafe() {
     every_burst_is_found_on_time_and_the_clean_background_stays_quiet(SEEDS[2]);
+}
+
+/// A scenario over the shapes of the busiest account only (quick), with `spec`'s bursts.
+fn busiest_account_scenario(spec: &ScenarioSpec) -> Scenario {
+    let shapes = shapes();
+    let mut records_by_account: BTreeMap<&str, f64> = BTreeMap::new();
+    for shape in shapes {
+        *records_by_account
+            .entry(shape.series.recipient_account_id.as_str())
+            .or_insert(0.0) += shape.per_day;
+    }
+    let busiest = records_by_account
+        .iter()
+        .max_by(|a, b| a.1.total_cmp(b.1))
+        .map(|(account, _)| *account)
+        .expect("the samples have accounts");
+    let account_shapes: Vec<SeriesShape> = shapes
+        .iter()
+        .filter(|shape| shape.series.recipient_account_id == busiest)
+        .cloned()
+        .collect();
+    generate_scenario(&account_shapes, spec)
+}
+
+/// The Insights of one series over the whole scenario, evaluated all at once.
+fn episodes_at_once(
+    scenario: &Scenario,
+    counts: &MinuteCounts,
+    model: &InsightModel,
+) -> Vec<Episode> {
+    detect_episodes_with(
+        counts,
+        scenario.history_from,
+        scenario.minutes.clone(),
+        model,
+        &mut DayBaselines::new(),
+    )
+}
+
+#[test]
+fn a_quiet_api_going_to_two_calls_a_minute_is_not_an_insight() {
+    let scenario = busiest_account_scenario(&ScenarioSpec {
+        call_rate_bursts: 0,
+        error_rate_bursts: 0,
+        ..spec(7)
+    });
+    let model = InsightModel::default();
+    // The quietest write API of the account: 2 calls every minute for an hour, ten days in.
+    let (quietest, counts) = scenario
+        .background
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| scenario.series[*index].insight_type == InsightType::ApiCallRate)
+        .min_by_key(|(_, counts)| counts.values().sum::<u64>())
+        .expect("the account has write APIs");
+    let start = scenario.minutes.start + 10 * MINUTES_PER_DAY + 600;
+    let mut raised = counts.clone();
+    for minute in start..start + 60 {
+        *raised.entry(minute).or_insert(0) += 2;
+    }
+    let overlapping: Vec<Episode> = episodes_at_once(&scenario, &raised, &model)
+        .into_iter()
+        .filter(|episode| episode.start_minute < start + 60 && episode.end_minute > start)
+        .collect();
+    assert_eq!(overlapping, [], "{:?}", scenario.series[quietest]);
+}
+
+#[test]
+fn bursts_before_the_minimum_history_raise_nothing() {
+    let model = InsightModel::default();
+    let scenario = busiest_account_scenario(&ScenarioSpec {
+        days: model.min_history_days,
+        burst_free_days: 0,
+        call_rate_bursts: 5,
+        error_rate_bursts: 5,
+        ..spec(11)
+    });
+    assert_eq!(scenario.bursts.len(), 10);
+    let detected = detect_day_by_day(&scenario, &scenario.counts, &model);
+    assert_eq!(detected, []);
+}
+
+#[test]
+fn a_burst_over_midnight_is_one_insight_on_time() {
+    let model = InsightModel::default();
+    let scenario = busiest_account_scenario(&ScenarioSpec {
+        call_rate_bursts: 0,
+        error_rate_bursts: 0,
+        ..spec(13)
+    });
+    // The busiest write API: 40 minutes from 23:40 on day 12, at four times its busiest rate.
+    let (busiest, background) = scenario
+        .background
+        .iter()
+        .enumerate()
+        .filter(|(index, _)| scenario.series[*index].insight_type == InsightType::ApiCallRate)
+        .max_by_key(|(_, counts)| counts.values().sum::<u64>())
+        .expect("the account has write APIs");
+    let peak_per_minute = background.values().copied().max().unwrap_or(0);
+    let start = scenario.minutes.start + 13 * MINUTES_PER_DAY - 20;
+    let mut counts = background.clone();
+    for minute in start..start + 40 {
+        *counts.entry(minute).or_insert(0) += 4 * peak_per_minute.max(10);
+    }
+    let mut with_burst = scenario.clone();
+    with_burst.counts[busiest] = counts;
+    let found: Vec<Episode> = detect_day_by_day(&with_burst, &with_burst.counts, &model)
+        .into_iter()
+        .filter(|insight| insight.series == busiest)
+        .map(|insight| insight.episode)
+        .filter(|episode| episode.start_minute < start + 40 && episode.end_minute > start)
+        .collect();
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert!((found[0].start_minute - start).abs() <= 2, "{found:?}");
+    assert!((found[0].end_minute - (start + 40)).abs() <= 5, "{found:?}");
+    assert!(found[0].closed);
+}
+
+#[test]
+fn evaluating_live_in_chunks_equals_evaluating_at_once() {
+    let model = InsightModel::default();
+    let scenario = busiest_account_scenario(&spec(17));
+    let burst_series: BTreeSet<usize> = scenario.bursts.iter().map(|burst| burst.series).collect();
+    // Day by day, as in the scenario tests.
+    let day_by_day = detect_day_by_day(&scenario, &scenario.counts, &model);
+    for &series in &burst_series {
+        let counts = &scenario.counts[series];
+        let at_once = episodes_at_once(&scenario, counts, &model);
+        let of_series: Vec<Episode> = day_by_day
+            .iter()
+            .filter(|insight| insight.series == series)
+            .map(|insight| insight.episode.clone())
+            .collect();
+        assert_eq!(of_series, at_once);
+        // In uneven chunks of 7 to 97 minutes, settled one after the other.
+        let mut by_start: BTreeMap<i64, Episode> = BTreeMap::new();
+        let mut baselines = DayBaselines::new();
+        let mut start = scenario.minutes.start;
+        let mut length = 7;
+        while start < scenario.minutes.end {
+            let end = (start + length).min(scenario.minutes.end);
+            for episode in detect_episodes_with(
+                counts,
+                scenario.history_from,
+                start..end,
+                &model,
+                &mut baselines,
+            ) {
+                by_start.insert(episode.start_minute, episode);
+            }
+            start = end;
+            length = length * 7 % 97 + 7;
+        }
+        assert_eq!(by_start.into_values().collect::<Vec<_>>(), at_once);
+    }
 }

@@ -209,13 +209,13 @@ impl BaselineSums {
         for (offset, by_hour) in days_by_hour.iter_mut().enumerate() {
             let day = first_day + offset as i64;
             let day_start = day * MINUTES_PER_DAY;
-            for hour in 0..HOURS {
+            let kind_minutes = &mut minutes[day_type(day)];
+            for (hour, day_minutes) in by_hour.minutes.iter_mut().enumerate() {
                 let hour_start = day_start + hour as i64 * MINUTES_PER_HOUR;
                 let covered_from = hour_start.max(from);
                 let covered_to = (hour_start + MINUTES_PER_HOUR).min(to);
-                let covered = (covered_to - covered_from).max(0) as f64;
-                minutes[day_type(day)][hour] += covered;
-                by_hour.minutes[hour] = covered;
+                *day_minutes = (covered_to - covered_from).max(0) as f64;
+                kind_minutes[hour] += *day_minutes;
             }
         }
         BaselineSums {
@@ -351,8 +351,11 @@ impl BaselineSums {
                 let mut poisson_variance = [0.0; HOURS];
                 for hour in 0..HOURS {
                     let mean = expected[hour];
-                    let (sum, squares, minutes) =
-                        (by_hour.sums[hour], by_hour.squares[hour], by_hour.minutes[hour]);
+                    let (sum, squares, minutes) = (
+                        by_hour.sums[hour],
+                        by_hour.squares[hour],
+                        by_hour.minutes[hour],
+                    );
                     squared_deviation[hour] =
                         (squares - 2.0 * mean * sum + minutes * mean * mean).max(0.0);
                     poisson_variance[hour] = minutes * mean;
@@ -369,7 +372,10 @@ impl BaselineSums {
             .collect();
         let mut dispersion = [1.0; HOURS];
         for (hour, value) in dispersion.iter_mut().enumerate() {
-            let days = per_day.iter().map(|day| day[hour]).filter(|(_, variance)| *variance > 0.0);
+            let days = per_day
+                .iter()
+                .map(|day| day[hour])
+                .filter(|(_, variance)| *variance > 0.0);
             let mut deviation: f64 = 0.0;
             let mut variance: f64 = 0.0;
             let mut noisiest: Option<(f64, f64)> = None;

@@ -82,7 +82,13 @@ pub fn detect_episodes(
     window: Range<i64>,
     model: &InsightModel,
 ) -> Vec<Episode> {
-    detect_episodes_with(counts, history_from, window, model, &mut DayBaselines::new())
+    detect_episodes_with(
+        counts,
+        history_from,
+        window,
+        model,
+        &mut DayBaselines::new(),
+    )
 }
 
 /// `detect_episodes` with the series' day baselines kept in `baselines` between calls: the
@@ -227,9 +233,12 @@ impl Judge<'_> {
         unusual_minutes: u32,
     ) -> Episode {
         let (baseline_average, baseline_duration_minutes) = {
-            let baseline =
-                self.baselines
-                    .day(self.counts, day_of(start_minute), self.history_from, self.model);
+            let baseline = self.baselines.day(
+                self.counts,
+                day_of(start_minute),
+                self.history_from,
+                self.model,
+            );
             (baseline.average(), baseline.baseline_minutes)
         };
         let mut total = 0u64;
@@ -240,9 +249,9 @@ impl Judge<'_> {
         }
         let mut expected_total = 0.0;
         for minute in start_minute..end_minute {
-            let baseline = self
-                .baselines
-                .day(self.counts, day_of(minute), self.history_from, self.model);
+            let baseline =
+                self.baselines
+                    .day(self.counts, day_of(minute), self.history_from, self.model);
             expected_total += baseline.hour_of(minute).expected;
         }
         let duration = (end_minute - start_minute).max(1) as f64;

@@ -70,7 +70,10 @@ fn going_from_nothing_to_two_calls_is_not_an_insight() {
     set(&mut counts, day_start(8) + 600..day_start(8) + 660, 2);
     let model = InsightModel::default();
     let window = day_start(8)..day_start(9);
-    assert_eq!(detect_episodes(&counts, day_start(0), window.clone(), &model), []);
+    assert_eq!(
+        detect_episodes(&counts, day_start(0), window.clone(), &model),
+        []
+    );
     // At the minimum rate it is one.
     set(&mut counts, day_start(8) + 600..day_start(8) + 660, 5);
     let episodes = detect_episodes(&counts, day_start(0), window, &model);
@@ -87,7 +90,12 @@ fn too_little_history_raises_nothing() {
         detect_episodes(&counts, day_start(0), day_start(2)..day_start(3), &model),
         []
     );
-    let points = explain_minutes(&counts, day_start(2) + 600..day_start(2) + 601, day_start(0), &model);
+    let points = explain_minutes(
+        &counts,
+        day_start(2) + 600..day_start(2) + 601,
+        day_start(0),
+        &model,
+    );
     assert_eq!(points[0].threshold, None);
     assert!(!points[0].unusual);
     // With the scope older than the series, the same burst is raised.
@@ -156,7 +164,10 @@ fn an_episode_is_open_until_its_quiet_minutes_have_passed() {
     // The next window still reports it while it was open at its start, then no more.
     let next = detect_episodes(&counts, history, start + 14..start + 20, &model);
     assert_eq!(next, closed);
-    assert_eq!(detect_episodes(&counts, history, start + 15..start + 20, &model), []);
+    assert_eq!(
+        detect_episodes(&counts, history, start + 15..start + 20, &model),
+        []
+    );
 }
 
 #[test]
@@ -229,7 +240,10 @@ fn the_time_of_day_sets_what_is_expected() {
     // 40 a minute at night is unusual with seasonality, not without.
     set(&mut counts, quiet_minute..quiet_minute + 5, 40);
     let window = day_start(4)..day_start(5);
-    assert_eq!(detect_episodes(&counts, day_start(0), window.clone(), &seasonal).len(), 1);
+    assert_eq!(
+        detect_episodes(&counts, day_start(0), window.clone(), &seasonal).len(),
+        1
+    );
     assert_eq!(detect_episodes(&counts, day_start(0), window, &flat), []);
 }
 
@@ -245,7 +259,12 @@ fn weekends_are_expected_to_be_quieter_than_weekdays() {
     }
     let model = InsightModel::default();
     let saturday = day_start(19);
-    let weekday_points = explain_minutes(&counts, day_start(18)..day_start(18) + 1, day_start(0), &model);
+    let weekday_points = explain_minutes(
+        &counts,
+        day_start(18)..day_start(18) + 1,
+        day_start(0),
+        &model,
+    );
     let weekend_points = explain_minutes(&counts, saturday..saturday + 1, day_start(0), &model);
     assert!(weekday_points[0].expected > 15.0, "{weekday_points:?}");
     assert!(weekend_points[0].expected < 5.0, "{weekend_points:?}");
@@ -260,7 +279,13 @@ fn the_cache_gives_what_fresh_baselines_give() {
     for start in (day_start(4)..day_start(6)).step_by(37) {
         let window = start..start + 37;
         assert_eq!(
-            detect_episodes_with(&counts, day_start(0), window.clone(), &model, &mut baselines),
+            detect_episodes_with(
+                &counts,
+                day_start(0),
+                window.clone(),
+                &model,
+                &mut baselines
+            ),
             detect_episodes(&counts, day_start(0), window, &model)
         );
     }
@@ -271,7 +296,13 @@ fn the_cache_gives_what_fresh_baselines_give() {
     };
     let window = day_start(5)..day_start(6);
     assert_eq!(
-        detect_episodes_with(&counts, day_start(0), window.clone(), &other, &mut baselines),
+        detect_episodes_with(
+            &counts,
+            day_start(0),
+            window.clone(),
+            &other,
+            &mut baselines
+        ),
         detect_episodes(&counts, day_start(0), window, &other)
     );
     assert!(baselines.len() <= 3);

@@ -58,8 +58,8 @@ mod tail;
 use std::collections::BTreeMap;
 
 pub use attributions::{
-    attributions, error_code_value, AttributeName, AttributedValue, Attribution,
-    AttributionCounts, ValueCounts, MAX_ATTRIBUTION_VALUES, NO_ERROR_CODE,
+    attributions, error_code_value, AttributeName, AttributedValue, Attribution, AttributionCounts,
+    ValueCounts, MAX_ATTRIBUTION_VALUES, NO_ERROR_CODE,
 };
 pub use baseline::{day_of, DayBaseline, DayBaselines, HourBaseline};
 pub use episodes::{detect_episodes, detect_episodes_with, explain_minutes, Episode, MinutePoint};

@@ -135,7 +135,9 @@ pub enum InsightModelError {
     MinRatePerMinute(f64),
     #[error("min_increase_factor must be a number between 1 and 1000, found {0}")]
     MinIncreaseFactor(f64),
-    #[error("recurring_peak_days must be between 1 and baseline_days ({baseline_days}), found {found}")]
+    #[error(
+        "recurring_peak_days must be between 1 and baseline_days ({baseline_days}), found {found}"
+    )]
     RecurringPeakDays { found: u32, baseline_days: u32 },
     #[error("quiet_minutes must be between 1 and 1440, found {0}")]
     QuietMinutes(u32),
@@ -289,7 +291,8 @@ impl InsightTuning {
 impl InsightOverrideScope {
     /// Whether the scope covers the series of this account and API.
     pub fn covers(&self, account_id: &str, event_source: &str, event_name: &str) -> bool {
-        let matches = |field: &Option<String>, value: &str| field.as_deref().is_none_or(|f| f == value);
+        let matches =
+            |field: &Option<String>, value: &str| field.as_deref().is_none_or(|f| f == value);
         matches(&self.account_id, account_id)
             && matches(&self.event_source, event_source)
             && matches(&self.event_name, event_name)

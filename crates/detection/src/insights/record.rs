@@ -21,7 +21,8 @@ use super::model::InsightType;
 
 /// The namespace of orgtrail's Insight ids (a random UUID, fixed forever: changing it would
 /// change every id).
-pub const ORGTRAIL_INSIGHT_NAMESPACE: Uuid = Uuid::from_u128(0x58b4_508e_7a30_48b4_bde2_d9ea_5f96_cfb2);
+pub const ORGTRAIL_INSIGHT_NAMESPACE: Uuid =
+    Uuid::from_u128(0x58b4_508e_7a30_48b4_bde2_d9ea_5f96_cfb2);
 /// The `eventVersion` of Insight records: the version Insights events have had since they
 /// appeared.
 pub const INSIGHT_EVENT_VERSION: &str = "1.07";
@@ -70,7 +71,11 @@ pub fn shared_event_id(series: &InsightSeries, start_minute: i64) -> Uuid {
 
 /// The `eventID` of the Start or End record of that Insight.
 pub fn insight_event_id(series: &InsightSeries, start_minute: i64, state: InsightState) -> Uuid {
-    let name = format!("{}/{}", shared_event_id(series, start_minute), state.as_str());
+    let name = format!(
+        "{}/{}",
+        shared_event_id(series, start_minute),
+        state.as_str()
+    );
     Uuid::new_v5(&ORGTRAIL_INSIGHT_NAMESPACE, name.as_bytes())
 }
 
@@ -78,7 +83,11 @@ pub fn insight_event_id(series: &InsightSeries, start_minute: i64, state: Insigh
 /// its count and `insightDuration` 1 — so it is the same whenever it is written, live at the
 /// first minute or by a replay that knows the whole episode. `attributions` should be counted
 /// over that first minute.
-pub fn start_record(series: &InsightSeries, episode: &Episode, attributions: &[Attribution]) -> Value {
+pub fn start_record(
+    series: &InsightSeries,
+    episode: &Episode,
+    attributions: &[Attribution],
+) -> Value {
     insight_record(
         series,
         episode,

@@ -125,7 +125,10 @@ fn the_records_have_cloudtrails_fields_and_nothing_else() {
         assert_eq!(text(record, "/eventVersion"), "1.07");
         assert_eq!(text(record, "/awsRegion"), "us-east-1");
         assert_eq!(text(record, "/recipientAccountId"), "123456789012");
-        assert_eq!(text(record, "/insightDetails/eventSource"), "ssm.amazonaws.com");
+        assert_eq!(
+            text(record, "/insightDetails/eventSource"),
+            "ssm.amazonaws.com"
+        );
         assert_eq!(
             text(record, "/insightDetails/eventName"),
             "UpdateInstanceInformation"
@@ -134,7 +137,11 @@ fn the_records_have_cloudtrails_fields_and_nothing_else() {
             text(record, "/insightDetails/insightType"),
             "ApiCallRateInsight"
         );
-        let details: Vec<&String> = record["insightDetails"].as_object().unwrap().keys().collect();
+        let details: Vec<&String> = record["insightDetails"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect();
         assert_eq!(details.len(), 5, "{details:?}");
     }
 }
@@ -180,10 +187,16 @@ fn orgtrails_insights_are_recognised_and_cloudtrails_are_not() {
 fn attributions_appear_in_cloudtrails_shape() {
     let counts = AttributionCounts {
         user_identity_arn: ValueCounts {
-            insight: [("arn:aws:sts::012345678901:assumed-role/CodeDeployRole1".to_string(), 3)]
-                .into(),
-            baseline: [("arn:aws:sts::012345678901:assumed-role/CodeDeployRole1".to_string(), 1)]
-                .into(),
+            insight: [(
+                "arn:aws:sts::012345678901:assumed-role/CodeDeployRole1".to_string(),
+                3,
+            )]
+            .into(),
+            baseline: [(
+                "arn:aws:sts::012345678901:assumed-role/CodeDeployRole1".to_string(),
+                1,
+            )]
+            .into(),
         },
         error_code: ValueCounts {
             insight: [(NO_ERROR_CODE.to_string(), 3)].into(),

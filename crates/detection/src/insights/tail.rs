@@ -161,8 +161,7 @@ fn complementary_error_function(x: f64) -> f64 {
                     + t * (-0.186_288_06
                         + t * (0.278_868_07
                             + t * (-1.135_203_98
-                                + t * (1.488_515_87
-                                    + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
     let value = t * polynomial.exp();
     if x >= 0.0 {
         value
@@ -189,7 +188,10 @@ mod tests {
     fn log_gamma_matches_factorials() {
         let mut factorial: f64 = 1.0;
         for n in 1..30u32 {
-            assert!((log_gamma(f64::from(n)) - factorial.ln()).abs() < 1e-10, "{n}");
+            assert!(
+                (log_gamma(f64::from(n)) - factorial.ln()).abs() < 1e-10,
+                "{n}"
+            );
             factorial *= f64::from(n);
         }
         assert!((log_gamma(0.5) - std::f64::consts::PI.sqrt().ln()).abs() < 1e-12);
@@ -223,7 +225,10 @@ mod tests {
         let tail: f64 = 1e-6;
         let exact = (tail.ln() / (2.0f64 / 3.0).ln()).ceil() as u64;
         let threshold = count_threshold(2.0, 3.0, tail);
-        assert!(threshold == exact || threshold == exact + 1, "{threshold} vs {exact}");
+        assert!(
+            threshold == exact || threshold == exact + 1,
+            "{threshold} vs {exact}"
+        );
     }
 
     #[test]

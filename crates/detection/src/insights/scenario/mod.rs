@@ -294,7 +294,13 @@ fn shuffle(items: &mut [usize], random: &mut Random) {
 
 /// The profile scaled to a mean of 1 (flat when it sums to nothing).
 fn normalised_profile(profile: &[f64; 24]) -> [f64; 24] {
-    let clean = profile.map(|weight| if weight.is_finite() { weight.max(0.0) } else { 0.0 });
+    let clean = profile.map(|weight| {
+        if weight.is_finite() {
+            weight.max(0.0)
+        } else {
+            0.0
+        }
+    });
     let mean = clean.iter().sum::<f64>() / 24.0;
     if mean <= 0.0 {
         return [1.0; 24];

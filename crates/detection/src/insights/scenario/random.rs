@@ -142,8 +142,14 @@ mod tests {
         for mean in [0.05, 3.0, 25.0, 400.0] {
             let draws: Vec<f64> = (0..40_000).map(|_| random.poisson(mean) as f64).collect();
             let (found_mean, found_variance) = mean_and_variance(&draws);
-            assert!((found_mean / mean - 1.0).abs() < 0.05, "{mean}: {found_mean}");
-            assert!((found_variance / mean - 1.0).abs() < 0.08, "{mean}: {found_variance}");
+            assert!(
+                (found_mean / mean - 1.0).abs() < 0.05,
+                "{mean}: {found_mean}"
+            );
+            assert!(
+                (found_variance / mean - 1.0).abs() < 0.08,
+                "{mean}: {found_variance}"
+            );
         }
     }
 

@@ -101,7 +101,8 @@ pub fn score_scenario(
                 .filter(|insight| insight.series == burst.series)
                 .filter(|insight| overlaps(insight, burst.start_minute, burst.end_minute))
                 .min_by_key(|insight| insight.episode.start_minute);
-            let start_error = first.map(|insight| insight.episode.start_minute - burst.start_minute);
+            let start_error =
+                first.map(|insight| insight.episode.start_minute - burst.start_minute);
             let end_error = first.map(|insight| insight.episode.end_minute - burst.end_minute);
             let on_time = matches!(
                 (start_error, end_error),

@@ -80,7 +80,12 @@ pub fn shapes_from_records<'a>(
         scope.hours[call.hour] += 1;
         scope.days.insert(call.day);
         let api = apis
-            .entry((call.account, call.region, call.event_source, call.event_name))
+            .entry((
+                call.account,
+                call.region,
+                call.event_source,
+                call.event_name,
+            ))
             .or_default();
         api.records += 1;
         api.errors += u64::from(call.failed);
@@ -98,7 +103,11 @@ pub fn shapes_from_records<'a>(
         let human = 2 * api.human_votes >= api.records;
         let account_profile = scope.profile(&account, &region);
         let (hourly_profile, weekend_factor, hour_level_shape) = if human {
-            (account_profile, HUMAN_WEEKEND_FACTOR, HUMAN_HOUR_LEVEL_SHAPE)
+            (
+                account_profile,
+                HUMAN_WEEKEND_FACTOR,
+                HUMAN_HOUR_LEVEL_SHAPE,
+            )
         } else {
             (
                 account_profile.map(|weight| {
@@ -126,9 +135,12 @@ pub fn shapes_from_records<'a>(
         if 2 * api.write_votes > api.records {
             shapes.push(shape(InsightType::ApiCallRate, calls_per_day));
         }
-        let error_share = (api.errors as f64 + ERROR_PRIOR_ERRORS)
-            / (api.records as f64 + ERROR_PRIOR_RECORDS);
-        shapes.push(shape(InsightType::ApiErrorRate, calls_per_day * error_share));
+        let error_share =
+            (api.errors as f64 + ERROR_PRIOR_ERRORS) / (api.records as f64 + ERROR_PRIOR_RECORDS);
+        shapes.push(shape(
+            InsightType::ApiErrorRate,
+            calls_per_day * error_share,
+        ));
     }
     shapes
 }
@@ -156,7 +168,8 @@ impl ScopeSample {
     /// name, so that accounts do not all peak together.
     fn profile(&self, account: &str, region: &str) -> [f64; 24] {
         let mut profile = [0.0; 24];
-        if self.days.len() >= MIN_DAYS_FOR_OWN_PROFILE && self.records >= MIN_RECORDS_FOR_OWN_PROFILE
+        if self.days.len() >= MIN_DAYS_FOR_OWN_PROFILE
+            && self.records >= MIN_RECORDS_FOR_OWN_PROFILE
         {
             for (hour, weight) in profile.iter_mut().enumerate() {
                 *weight = (self.hours[(hour + 23) % 24]
@@ -204,7 +217,11 @@ impl ManagementCall {
         let account = text("/recipientAccountId").or_else(|| text("/userIdentity/accountId"))?;
         let event_name = text("/eventName")?;
         let event_time = text("/eventTime")?;
-        let hour = event_time.get(11..13)?.parse::<usize>().ok().filter(|hour| *hour < 24)?;
+        let hour = event_time
+            .get(11..13)?
+            .parse::<usize>()
+            .ok()
+            .filter(|hour| *hour < 24)?;
         let writes = match record.get("readOnly").and_then(Value::as_bool) {
             Some(read_only) => !read_only,
             None => !reads_by_its_name(event_name),
