@@ -56,9 +56,9 @@ pub struct ScenarioSpec {
     pub burst_minutes: Range<i64>,
     /// The least extra count a minute a burst adds.
     pub burst_min_per_minute: f64,
-    /// A burst adds this many times the series' busiest-hour rate (drawn uniformly), when
-    /// that is more than `burst_min_per_minute`.
-    pub burst_times_peak_rate: Range<f64>,
+    /// A burst adds this many times the series' busy rate (`busy_rate_per_minute`; drawn
+    /// uniformly), when that is more than `burst_min_per_minute`.
+    pub burst_times_busy_rate: Range<f64>,
 }
 
 impl Default for ScenarioSpec {
@@ -72,7 +72,7 @@ impl Default for ScenarioSpec {
             error_rate_bursts: 20,
             burst_minutes: 5..121,
             burst_min_per_minute: 15.0,
-            burst_times_peak_rate: 3.0..8.0,
+            burst_times_busy_rate: 3.0..8.0,
         }
     }
 }
@@ -204,6 +204,22 @@ fn draw_hour(rates: &[f64], hour_start: i64, random: &mut Random, counts: &mut M
     }
 }
 
+/// The rate a series reaches on its own about one hour in a hundred at its busiest time of a
+/// weekday: its peak mean rate times the 99th percentile of its hour's level (gamma, by
+/// Wilson and Hilferty's approximation) and of its day's. A burst is sized against this, not
+/// against the mean, so that it is unusual for a bursty series as much as for a steady one.
+pub fn busy_rate_per_minute(shape: &SeriesShape) -> f64 {
+    const Z_99: f64 = 2.326;
+    let hour_level = if shape.hour_level_shape.is_finite() && shape.hour_level_shape > 0.0 {
+        let ninth = 1.0 / (9.0 * shape.hour_level_shape);
+        (1.0 - ninth + Z_99 * ninth.sqrt()).max(0.0).powi(3)
+    } else {
+        1.0
+    };
+    let day_level = (Z_99 * shape.day_level_sigma.max(0.0)).exp();
+    peak_rate_per_minute(shape) * hour_level * day_level
+}
+
 /// The highest mean rate a minute of a weekday of `shape` has.
 pub fn peak_rate_per_minute(shape: &SeriesShape) -> f64 {
     let profile = normalised_profile(&shape.hourly_profile);
@@ -240,12 +256,12 @@ fn inject_bursts(
             let earliest = minutes.start + i64::from(spec.burst_free_days) * MINUTES_PER_DAY;
             let latest = minutes.end - length - 60;
             let start_minute = random.integer_in(earliest, latest.max(earliest + 1));
-            let times_peak = random.uniform_in(
-                spec.burst_times_peak_rate.start,
-                spec.burst_times_peak_rate.end,
+            let times_busy = random.uniform_in(
+                spec.burst_times_busy_rate.start,
+                spec.burst_times_busy_rate.end,
             );
             let extra_per_minute =
-                (times_peak * peak_rate_per_minute(shape)).max(spec.burst_min_per_minute);
+                (times_busy * busy_rate_per_minute(shape)).max(spec.burst_min_per_minute);
             let also_in: Vec<usize> = match insight_type {
                 InsightType::ApiErrorRate => call_rate_partner
                     .get(&api_key(&shape.series))
