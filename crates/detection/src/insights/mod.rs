@@ -43,12 +43,13 @@
 //! CloudTrail documents, and the measured results.
 //!
 //! Layout: `model` (the settings and overrides), `baseline` (a day's baseline per series,
-//! `DayBaselines` the cache of them), `tail` (the threshold's numbers), `episodes`
+//! `DayBaselines` the cache of them), `baseline_estimates` (how it is estimated), `tail` (the threshold's numbers), `episodes`
 //! (`detect_episodes`, `explain_minutes`), `attributions`, `record` (the Start/End records),
 //! `scenario` (generated backgrounds with injected bursts, and their scoring).
 
 mod attributions;
 mod baseline;
+mod baseline_estimates;
 mod episodes;
 mod model;
 mod record;
@@ -81,5 +82,7 @@ pub type MinuteCounts = BTreeMap<i64, u64>;
 
 #[cfg(test)]
 mod episodes_tests;
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod record_tests;
