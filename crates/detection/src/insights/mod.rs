@@ -30,17 +30,18 @@
 //! # The model, in short
 //!
 //! For each UTC day, a series' baseline is the `baseline_days` whole days before it (7, as
-//! CloudTrail's), never the day itself. From it: the expected count of each hour of the day
-//! (the hour's average over the baseline, smoothed with its neighbours, 10 % flat; scaled by
-//! the level of weekdays or weekends), how much counts spread around that (variance over
-//! mean), and the peak the series reaches at that time on at least two baseline days. A minute
-//! is unusual when its count is at least every one of: the least count a negative binomial with
-//! that mean and spread reaches with probability ≤ the normal tail of `threshold_sigma` (5σ:
-//! 2.9 × 10⁻⁷), `min_rate_per_minute` (5), `min_increase_factor` × expected (2×), and one more
-//! than the recurring peak. An Insight starts at an unusual minute and ends after
-//! `quiet_minutes` (10) without one, lasting at most `max_insight_minutes`. Nothing is raised
-//! before `history_from + min_history_days`. `docs/insights.md` has the reasons, what
-//! CloudTrail documents, and the measured results.
+//! CloudTrail's), never the day itself, leaving out the one day that stands out (a past
+//! Insight). From it: the expected count of each hour of the day (the hour's average over the
+//! baseline, smoothed with its neighbours, 10 % flat; scaled by the level of weekdays or
+//! weekends), how much counts spread around that (variance over mean, at least what the
+//! series' hour-to-hour variation implies), and the peak the series reaches at that time on at
+//! least two baseline days. A minute is unusual when its count is at least every one of: the
+//! least count a negative binomial with that mean and spread reaches with probability ≤ the
+//! normal tail of `threshold_sigma` (5σ: 2.9 × 10⁻⁷), `min_rate_per_minute` (5),
+//! `min_increase_factor` × expected (2×), and one more than the recurring peak. An Insight
+//! starts at an unusual minute and ends after `quiet_minutes` (10) without one, lasting at most
+//! `max_insight_minutes`. Nothing is raised before `history_from + min_history_days`.
+//! `docs/insights.md` has the reasons, what CloudTrail documents, and the measured results.
 //!
 //! Layout: `model` (the settings and overrides), `baseline` (a day's baseline per series,
 //! `DayBaselines` the cache of them), `baseline_estimates` (how it is estimated), `tail` (the threshold's numbers), `episodes`
