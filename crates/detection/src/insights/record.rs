@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use super::attributions::Attribution;
+use super::attributions::{AttributedValue, Attribution};
 use super::episodes::Episode;
 use super::model::InsightType;
 
@@ -227,7 +227,7 @@ fn insight_record(
         let blocks: Vec<Value> = attributions
             .iter()
             .map(|attribution| {
-                let values = |values: &[super::attributions::AttributedValue]| {
+                let values = |values: &[AttributedValue]| {
                     values
                         .iter()
                         .map(|value| json!({ "value": value.value, "average": rounded(value.average) }))
