@@ -4,7 +4,9 @@
 //! CloudWatch-style metric alarms evaluated by event time (`alarm`: the rule, the period
 //! arithmetic and the state machine that turns per-period counts into state transitions), and
 //! Sigma detection rules (`sigma`: checked, compiled once into a rule set that says which rules
-//! each record matches; SigmaHQ's AWS CloudTrail rules built in).
+//! each record matches; SigmaHQ's AWS CloudTrail rules built in), and CloudTrail Insights
+//! (`insights`: unusual call and error rates per account, region and API, from per-minute
+//! counts of event time, as Start/End records in CloudTrail's format; `docs/insights.md`).
 //!
 //! No I/O, no clock, no database: the caller parses each record once and asks every filter and
 //! the Sigma rule set, counts the matches per period of `eventTime`, and passes the counts and
@@ -15,6 +17,7 @@ pub mod alarm;
 pub mod alarm_definition;
 pub mod cis;
 pub mod filter_pattern;
+pub mod insights;
 pub mod sigma;
 pub mod suppression;
 
