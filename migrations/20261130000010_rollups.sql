@@ -40,12 +40,12 @@ CREATE TABLE event_hours (
 -- The minutes each file's transaction added to, per series: what Insights evaluated before a
 -- late file arrived is evaluated again. `xid` orders them against an evaluation's snapshot.
 CREATE TABLE rollup_changes (
-    xid          xid8        NOT NULL DEFAULT pg_current_xact_id(),
+    xid          bigint      NOT NULL DEFAULT pg_current_xact_id()::text::bigint,
     series_id    integer     NOT NULL,
     first_minute timestamptz NOT NULL,
     last_minute  timestamptz NOT NULL
 );
-CREATE INDEX rollup_changes_last_minute ON rollup_changes (last_minute);
+CREATE INDEX rollup_changes_xid ON rollup_changes (xid);
 
 -- The events stored before this migration.
 INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)

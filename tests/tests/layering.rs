@@ -36,10 +36,12 @@ const AGGREGATOR_LAYERS: &[(&str, u32)] = &[
     ("notify", 6),
     ("sigma_rules", 6),
     ("findings", 6),
+    // Insights: found over the rollups, written as events through ingest.
+    ("insights", 7),
     // Adapters.
-    ("grpc", 7),
+    ("grpc", 8),
     // The composition root.
-    ("server", 8),
+    ("server", 9),
 ];
 
 /// A source file: its path below `src/`, and its text without comment lines.

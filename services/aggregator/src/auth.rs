@@ -78,6 +78,10 @@ pub fn required_access(path: &str) -> Access {
         ("orgtrail.v1.FindingService", "ListFindings" | "GetFinding" | "ListSuppressions") => {
             Access::Needs(Role::Reader)
         }
+        (
+            "orgtrail.v1.InsightService",
+            "ListInsights" | "ExplainInsight" | "ListInsightSettings",
+        ) => Access::Needs(Role::Reader),
         // Triage is the team's daily work: readers acknowledge and resolve.
         ("orgtrail.v1.FindingService", "UpdateFindingState") => Access::Needs(Role::Reader),
         // The content of refused records may hold anything: admins only.

@@ -45,6 +45,8 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub detections: DetectionSettings,
     #[serde(default)]
+    pub insights: InsightSettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -52,11 +54,12 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 14] = [
+const TOP_LEVEL_KEYS: [&str; 15] = [
     "listen",
     "alarms",
     "notifications",
     "detections",
+    "insights",
     "clock",
     "encryption",
     "tls",
@@ -266,6 +269,39 @@ impl Default for DetectionSettings {
     }
 }
 
+/// orgtrail's own Insights (`docs/insights.md`).
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InsightSettings {
+    /// Compute Insights from the stored events (on one replica at a time).
+    pub enabled: bool,
+    /// Seconds after a minute ends before it is evaluated (CloudTrail delivers late); a
+    /// minute a late file changes after that is evaluated again.
+    pub settle_seconds: u64,
+    /// Seconds between evaluation rounds.
+    pub evaluation_interval_seconds: u64,
+    /// Insights that started longer ago than this when found (a backfill) are kept and raised
+    /// as findings, but not notified.
+    pub notify_within_hours: u64,
+    /// The level of the findings Insights raise (informational … critical).
+    pub finding_level: orgtrail_detection::SigmaLevel,
+    /// The model's settings: baseline, sensitivity, minimum rate, seasonality, …
+    pub model: orgtrail_detection::insights::InsightModel,
+}
+
+impl Default for InsightSettings {
+    fn default() -> Self {
+        InsightSettings {
+            enabled: true,
+            settle_seconds: 900,
+            evaluation_interval_seconds: 60,
+            notify_within_hours: 24,
+            finding_level: orgtrail_detection::SigmaLevel::Medium,
+            model: Default::default(),
+        }
+    }
+}
+
 /// Delivery of the outbox's notifications.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -397,6 +433,7 @@ pub struct AggregatorConfig {
     pub alarms: AlarmSettings,
     pub notifications: NotificationSettings,
     pub detections: DetectionSettings,
+    pub insights: InsightSettings,
     /// `Some` only when frozen on purpose (`clock.frozen_at`).
     pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
@@ -416,6 +453,8 @@ impl AggregatorConfig {
 pub enum ConfigError {
     #[error("cannot read the configuration: {0}")]
     Load(#[from] Box<figment::Error>),
+    #[error("insights: {0}")]
+    Insights(String),
     #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
     MissingDatabaseUrl,
     #[error(transparent)]
@@ -549,10 +588,18 @@ impl RawAggregatorConfig {
                 self.notifications.poll_interval_milliseconds as usize,
             ),
             ("notifications.concurrency", self.notifications.concurrency),
+            (
+                "insights.evaluation_interval_seconds",
+                self.insights.evaluation_interval_seconds as usize,
+            ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {
             return Err(ConfigError::Zero { field });
         }
+        self.insights
+            .model
+            .validate()
+            .map_err(|error| ConfigError::Insights(error.to_string()))?;
         if self.ingest.max_record_bytes > self.ingest.max_request_bytes {
             return Err(ConfigError::RecordOverRequest {
                 record: self.ingest.max_record_bytes,
@@ -673,6 +720,7 @@ impl RawAggregatorConfig {
             alarms: self.alarms,
             notifications: self.notifications,
             detections: self.detections,
+            insights: self.insights,
             clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })

@@ -129,6 +129,39 @@ impl IngestService {
         }
     }
 
+    /// Stores one whole file of records made in the process (orgtrail's own Insight events):
+    /// the same path as a file sent over the API — the ledger, dedupe, detectors, rollups.
+    pub async fn ingest_records(
+        &self,
+        origin: LogFileOrigin,
+        records: Vec<Vec<u8>>,
+    ) -> Result<FileReport, IngestError> {
+        let records_read = u32::try_from(records.len()).unwrap_or(u32::MAX);
+        let chunk = FileChunk {
+            file_seq: 0,
+            origin: Some(origin.clone()),
+            records: records
+                .into_iter()
+                .enumerate()
+                .map(|(index, json)| RawRecord {
+                    index: u32::try_from(index).unwrap_or(u32::MAX),
+                    json,
+                })
+                .collect(),
+            rejections: Vec::new(),
+            end: Some(FileEnd {
+                records_read,
+                fault: None,
+            }),
+        };
+        let mut stream = IngestStream::new(self.clone());
+        match stream.accept(chunk).await? {
+            Some(report) => Ok(report),
+            // A chunk with an end always ends its file.
+            None => Err(IngestError::MissingOrigin { file_seq: 0 }),
+        }
+    }
+
     pub fn limits(&self) -> IngestLimits {
         self.limits
     }

@@ -14,6 +14,7 @@ pub mod drain;
 pub mod findings;
 pub mod grpc;
 pub mod ingest;
+pub mod insights;
 pub mod kms;
 pub mod lookup;
 pub mod metrics;

@@ -20,6 +20,8 @@ use crate::drain::Drain;
 use crate::findings::Findings;
 use crate::grpc::{load_tls, serve_grpc, DomainServices, GrpcServeError};
 use crate::ingest::{IngestLimits, IngestService};
+use crate::insights::evaluation::InsightEvaluator;
+use crate::insights::InsightService;
 use crate::kms::KmsMaster;
 use crate::lookup::EventLookup;
 use crate::notify::delivery::{Deliverer, DeliverySettings};
@@ -167,21 +169,31 @@ pub async fn serve(
     tokio::spawn(
         Dispatcher::new(store.clone(), deliverer, config.notifications.clone()).run(drain.clone()),
     );
-    let services = DomainServices {
-        ingest: IngestService::new(
-            store.clone(),
-            IngestLimits {
-                max_request_bytes: config.ingest.max_request_bytes,
-                max_record_bytes: config.ingest.max_record_bytes,
-            },
-            config.ingest.max_concurrent_files,
-            Detectors::new(
-                clock.clone(),
-                chrono::TimeDelta::hours(
-                    i64::try_from(config.detections.notify_within_hours).unwrap_or(i64::MAX),
-                ),
+    let ingest = IngestService::new(
+        store.clone(),
+        IngestLimits {
+            max_request_bytes: config.ingest.max_request_bytes,
+            max_record_bytes: config.ingest.max_record_bytes,
+        },
+        config.ingest.max_concurrent_files,
+        Detectors::new(
+            clock.clone(),
+            chrono::TimeDelta::hours(
+                i64::try_from(config.detections.notify_within_hours).unwrap_or(i64::MAX),
             ),
         ),
+    );
+    let insights = InsightService::new(
+        store.clone(),
+        clock.clone(),
+        config.insights.clone(),
+        ingest.clone(),
+    );
+    if config.insights.enabled {
+        tokio::spawn(InsightEvaluator::new(insights.clone()).run_periodically(drain.clone()));
+    }
+    let services = DomainServices {
+        ingest,
         lookup: EventLookup::new(store.clone()),
         sources: SourceRegistry::new(store.clone()),
         retention,
@@ -189,6 +201,7 @@ pub async fn serve(
         notifications: NotificationService::new(store.clone()),
         rules,
         findings: Findings::new(store.clone(), clock.clone()),
+        insights,
         authenticator: Arc::new(Authenticator::new(
             store.clone(),
             config.certificate_roles.clone(),

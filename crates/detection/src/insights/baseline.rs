@@ -123,6 +123,17 @@ impl DayBaselines {
         self.days = self.days.split_off(&day);
     }
 
+    /// Whether the baseline of `day` is kept for this model and `history_from` (a caller may
+    /// then pass only the counts the window itself needs).
+    pub fn has_day(&self, day: i64, history_from: i64, model: &InsightModel) -> bool {
+        self.built_for
+            .as_ref()
+            .is_some_and(|(built_model, built_history)| {
+                built_model == model && *built_history == history_from
+            })
+            && self.days.contains_key(&day)
+    }
+
     /// How many days are kept.
     pub fn len(&self) -> usize {
         self.days.len()

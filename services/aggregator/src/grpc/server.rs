@@ -21,9 +21,9 @@ use tower::ServiceBuilder;
 use super::auth_layer::AuthLayer;
 use super::limit_layer::LimitLayer;
 use super::{
-    AlarmsAdapter, AuditAdapter, EventsAdapter, FindingsAdapter, IngestAdapter, KeysAdapter,
-    NotificationsAdapter, QuarantineAdapter, RetentionAdapter, RulesAdapter, SourcesAdapter,
-    TokensAdapter,
+    AlarmsAdapter, AuditAdapter, EventsAdapter, FindingsAdapter, IngestAdapter, InsightsAdapter,
+    KeysAdapter, NotificationsAdapter, QuarantineAdapter, RetentionAdapter, RulesAdapter,
+    SourcesAdapter, TokensAdapter,
 };
 use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
@@ -31,6 +31,7 @@ use crate::config::{AggregatorConfig, ServerTransport};
 use crate::drain::Drain;
 use crate::findings::Findings;
 use crate::ingest::IngestService;
+use crate::insights::InsightService;
 use crate::lookup::EventLookup;
 use crate::notify::NotificationService;
 use crate::rate_limits::CallerLimits;
@@ -87,6 +88,7 @@ pub struct DomainServices {
     pub notifications: NotificationService,
     pub rules: SigmaRules,
     pub findings: Findings,
+    pub insights: InsightService,
     pub authenticator: Arc<Authenticator>,
     /// Keys, quarantine and tokens are served straight from the store.
     pub store: PgStore,
@@ -162,6 +164,7 @@ pub async fn serve_grpc(
         notifications,
         rules,
         findings,
+        insights,
         authenticator,
         store,
     } = services;
@@ -187,6 +190,8 @@ pub async fn serve_grpc(
     let rules_server = pb::rule_service_server::RuleServiceServer::new(RulesAdapter::new(rules));
     let findings_server =
         pb::finding_service_server::FindingServiceServer::new(FindingsAdapter::new(findings));
+    let insights_server =
+        pb::insight_service_server::InsightServiceServer::new(InsightsAdapter::new(insights));
     let quarantine_server = pb::quarantine_service_server::QuarantineServiceServer::new(
         QuarantineAdapter::new(store.clone()),
     );
@@ -222,6 +227,7 @@ pub async fn serve_grpc(
         .add_service(notifications_server)
         .add_service(rules_server)
         .add_service(findings_server)
+        .add_service(insights_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -282,7 +288,7 @@ type ServerLayers = Stack<
 >;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 12] = [
+const SERVICE_NAMES: [&str; 13] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
@@ -295,6 +301,7 @@ const SERVICE_NAMES: [&str; 12] = [
     <pb::notification_service_server::NotificationServiceServer<NotificationsAdapter> as NamedService>::NAME,
     <pb::rule_service_server::RuleServiceServer<RulesAdapter> as NamedService>::NAME,
     <pb::finding_service_server::FindingServiceServer<FindingsAdapter> as NamedService>::NAME,
+    <pb::insight_service_server::InsightServiceServer<InsightsAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

@@ -35,6 +35,7 @@ use crate::alarms::AlarmServiceError;
 use crate::auth::{Refusal, TokenRequestError};
 use crate::findings::FindingServiceError;
 use crate::ingest::IngestError;
+use crate::insights::InsightError;
 use crate::lookup::LookupServiceError;
 use crate::notify::NotificationServiceError;
 use crate::retention::RetentionServiceError;
@@ -113,6 +114,23 @@ pub fn rule_error_status(error: &RuleServiceError) -> Status {
         RuleServiceError::TooManyEvents => Status::resource_exhausted(error.to_string()),
         RuleServiceError::Store(source) => {
             store_error_status("cannot read or change rules", source)
+        }
+    }
+}
+
+pub fn insight_error_status(error: &InsightError) -> Status {
+    match error {
+        InsightError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
+        InsightError::NotFound(_) => Status::not_found(error.to_string()),
+        InsightError::Store(StoreError::NotFound(_)) => Status::not_found(error.to_string()),
+        InsightError::Store(source) => store_error_status("cannot read or change Insights", source),
+        InsightError::Ingest(source) => {
+            tracing::error!(error = %error_chain(source), "cannot write an Insight event");
+            if source.is_retryable() {
+                Status::unavailable("cannot write Insight events now; try again")
+            } else {
+                Status::internal("cannot write Insight events")
+            }
         }
     }
 }

@@ -95,11 +95,13 @@ pub struct StoredSuppression {
 }
 
 /// What raising findings did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct RaisedFindings {
     /// New findings (the rest were raised before).
     pub raised: u64,
     pub suppressed: u64,
+    /// The ids of the new findings.
+    pub finding_ids: Vec<i64>,
 }
 
 const FINDING_COLUMNS: &str =
@@ -182,6 +184,7 @@ pub async fn raise_findings(
         let Some(finding) = by_key.get(dedupe_key.as_str()) else {
             continue;
         };
+        outcome.finding_ids.push(finding_id);
         if finding.suppression_id.is_some() {
             outcome.suppressed += 1;
             continue;

@@ -5,6 +5,7 @@ mod alarms;
 mod enforcement;
 mod events;
 mod findings;
+mod insights;
 mod keys;
 mod log_files;
 mod notifications;
@@ -34,6 +35,10 @@ pub use findings::{
     level_rank, live_suppressions, raise_findings, FindingFilter, NewFinding, RaisedFindings,
     StoredFinding, StoredSuppression, FINDING_LEVELS,
 };
+pub use insights::{
+    minute_start, unix_minute, EpisodeFilter, EpisodeWrite, InsightApi, InsightProgress,
+    StoredEpisode, StoredInsightSetting,
+};
 pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
@@ -47,7 +52,9 @@ pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, Quaranti
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use rollups::{add_rollups, hour_of, minute_of, RollupDelta, SeriesIds, SeriesKey};
 pub use rules::{enabled_rules, RuleContent, RuleWrite, StoredRule};
-pub use session_lock::{SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK};
+pub use session_lock::{
+    SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK, INSIGHT_EVALUATION_LOCK,
+};
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 pub use tokens::{StoredToken, TokenCredential};
 

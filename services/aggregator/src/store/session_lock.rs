@@ -12,6 +12,7 @@ use super::{convert_sqlx_error, PgStore, StoreError};
 /// The advisory lock keys (`orgtr` in the high bytes).
 pub const ENFORCEMENT_LOCK: i64 = 0x6f72_6774_7261_0003;
 pub const ALARM_EVALUATION_LOCK: i64 = 0x6f72_6774_7261_0004;
+pub const INSIGHT_EVALUATION_LOCK: i64 = 0x6f72_6774_7261_0005;
 
 /// A held session lock. Dropping it without [`SessionLock::release`] closes its connection,
 /// which releases the lock too.

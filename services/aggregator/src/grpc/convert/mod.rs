@@ -8,6 +8,7 @@ pub mod alarms;
 pub mod detections;
 pub mod events;
 pub mod ingest;
+pub mod insights;
 pub mod retention;
 pub mod sources;
 
