@@ -2,7 +2,8 @@
 //! events the independent evaluator lists (`data/cis/EXPECTED.json`); an alarm fires, recovers
 //! and fires again on a generated sequence of known periods, late events re-evaluate the
 //! periods they land in, and a backfill of the same events after the fact gives the same
-//! transitions as live ingest.
+//! transitions as live ingest; late events that raise a breaching period's count give its
+//! transition the reason a backfill gives, and notify once.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -11,8 +12,10 @@ use std::time::Duration;
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orgtrail_api::v1 as pb;
 use orgtrail_api::v1::alarm_service_client::AlarmServiceClient;
+use orgtrail_api::v1::notification_service_client::NotificationServiceClient;
 use orgtrail_client::{AuthChannel, LogFileReader};
 use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
+use orgtrail_tests::receiver::NotificationReceiver;
 use orgtrail_tests::samples::{expected_store, invictus_records, sample_files};
 use orgtrail_tests::{ingest_sample_files, send_all, StackOptions, TestStack, WAIT};
 use serde_json::Value;
@@ -398,5 +401,165 @@ async fn an_alarm_fires_recovers_and_fires_again_and_a_backfill_gives_the_same_t
     assert_eq!(
         backfilled, live_transitions_seen,
         "the same transitions, reasons included"
+    );
+}
+
+/// Every transition, live and superseded, as the history lists them.
+async fn full_history(channel: AuthChannel) -> Vec<pb::AlarmTransition> {
+    AlarmServiceClient::new(channel)
+        .get_alarm_history(pb::GetAlarmHistoryRequest {
+            name: "bucket-policies".into(),
+            max_results: 1000,
+            next_token: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .transitions
+}
+
+/// The live transitions, oldest first, with what differs between two stacks given the same
+/// events left out: ids, evaluation times, and whether a destination took them.
+async fn live_transitions_in_full(channel: AuthChannel) -> Vec<pb::AlarmTransition> {
+    let mut live: Vec<pb::AlarmTransition> = full_history(channel)
+        .await
+        .into_iter()
+        .filter(|transition| transition.superseded_at.is_none())
+        .map(|transition| pb::AlarmTransition {
+            transition_id: 0,
+            evaluated_at: None,
+            not_notified_reason: String::new(),
+            ..transition
+        })
+        .collect();
+    live.sort_by_key(|transition| transition.period_end.as_ref().map(|end| end.seconds));
+    live
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_events_in_a_breaching_period_give_it_the_reason_a_backfill_gives_and_notify_once() {
+    // Period 0 breaches with its on-time events; more of its events come late, in the file of
+    // period 1, which breaches too (so the state stays ALARM and only period 0 changes).
+    const ON_TIME: u32 = 3;
+    const LATE_EVENTS: u32 = 2;
+    const PERIOD_1: u32 = 3;
+    let template = invictus_records(1).remove(0);
+    let at = |period: i64, index: u32| {
+        sequence_start() + TimeDelta::seconds(PERIOD * period + 30 + i64::from(index) * 17)
+    };
+    let first_file: Vec<String> = (0..ON_TIME)
+        .map(|index| put_bucket_policy(&template, at(0, index)))
+        .collect();
+    let second_file: Vec<String> = (ON_TIME..ON_TIME + LATE_EVENTS)
+        .map(|index| put_bucket_policy(&template, at(0, index)))
+        .chain((0..PERIOD_1).map(|index| put_bucket_policy(&template, at(1, index))))
+        .collect();
+
+    // Live: period 0 is evaluated on its on-time events, then the late ones arrive.
+    let receiver = NotificationReceiver::start().await;
+    let mut live = TestStack::start_with(alarm_options()).await;
+    NotificationServiceClient::new(live.channel().await)
+        .create_destination(pb::CreateDestinationRequest {
+            name: "security-team".into(),
+            kind: "webhook".into(),
+            target: receiver.url(),
+            every_alarm: true,
+            finding_level: String::new(),
+        })
+        .await
+        .unwrap();
+    create_alarm(&live).await;
+    send(&live, "live-0.json.gz", &first_file).await;
+    evaluate_through(
+        &mut live,
+        period_end(0) + TimeDelta::seconds(SETTLE),
+        period_end(0),
+    )
+    .await;
+    let before = live_transitions_in_full(live.channel().await).await;
+    assert_eq!(before.len(), 1, "{before:#?}");
+    assert_eq!(
+        before[0].datapoints[0].value,
+        Some(f64::from(ON_TIME)),
+        "{before:#?}"
+    );
+    send(&live, "live-1.json.gz", &second_file).await;
+    evaluate_through(
+        &mut live,
+        period_end(1) + TimeDelta::seconds(SETTLE),
+        period_end(1),
+    )
+    .await;
+    let live_history = live_transitions_in_full(live.channel().await).await;
+
+    // The transition of period 0 now says what period 0 holds.
+    assert_eq!(live_history.len(), 1, "{live_history:#?}");
+    let current = &live_history[0];
+    assert_eq!(
+        (current.old_state.as_str(), current.new_state.as_str()),
+        ("INSUFFICIENT_DATA", "ALARM")
+    );
+    let count = f64::from(ON_TIME + LATE_EVENTS);
+    assert_eq!(current.datapoints[0].value, Some(count), "{current:#?}");
+    assert!(
+        current
+            .reason
+            .contains(&format!("[{count:.1} (29/11/26 00:00:00)]")),
+        "{}",
+        current.reason
+    );
+    assert_eq!(
+        current.event_ids.len(),
+        (ON_TIME + LATE_EVENTS) as usize,
+        "{current:#?}"
+    );
+    // The transition it replaced is kept, superseded.
+    let superseded: Vec<pb::AlarmTransition> = full_history(live.channel().await)
+        .await
+        .into_iter()
+        .filter(|transition| transition.superseded_at.is_some())
+        .collect();
+    assert_eq!(superseded.len(), 1, "{superseded:#?}");
+    assert_eq!(superseded[0].reason, before[0].reason);
+
+    // One notification for period 0's ALARM, however often it was evaluated.
+    let pool = live.pool().await;
+    let queued: i64 = sqlx::query_scalar("SELECT count(*) FROM notifications")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(queued, 1, "one notification per period and state");
+    let requests = receiver.wait_for(1, WAIT).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while sqlx::query_scalar::<_, i64>(
+        "SELECT count(*) FROM notifications WHERE state = 'delivered'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap()
+        < 1
+    {
+        assert!(tokio::time::Instant::now() < deadline, "not delivered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(receiver.requests().len(), 1, "{requests:#?}");
+    assert_eq!(requests[0].json()["newState"], "ALARM");
+
+    // Backfill: every event at once gives the same transitions, reasons, datapoints and
+    // events included.
+    let mut backfill = TestStack::start_with(alarm_options()).await;
+    create_alarm(&backfill).await;
+    let everything: Vec<String> = first_file.into_iter().chain(second_file).collect();
+    send(&backfill, "backfill.json.gz", &everything).await;
+    evaluate_through(
+        &mut backfill,
+        period_end(1) + TimeDelta::seconds(SETTLE),
+        period_end(1),
+    )
+    .await;
+    assert_eq!(
+        live_transitions_in_full(backfill.channel().await).await,
+        live_history,
+        "live and backfill agree"
     );
 }

@@ -2,10 +2,11 @@
 //! each enabled alarm is evaluated over the periods that have settled — ended
 //! `alarms.settle_seconds` before the clock's now, since CloudTrail delivers late — and over
 //! any earlier period late events have changed since the last round: those are evaluated
-//! again, and the transitions that no longer hold are superseded (kept, marked), the new ones
-//! recorded. Transitions are a function of the stored matches only, so a replay or a backfill
-//! of the same events gives the same transitions as live ingest. A transition's
-//! notifications are queued in the outbox in the transaction that records it.
+//! again, and the transitions that no longer hold as recorded (reasons, datapoints and events
+//! included) are superseded (kept, marked), the new ones recorded. Transitions are a function
+//! of the stored matches only, so a replay or a backfill of the same events gives the same
+//! transitions as live ingest. A transition's notifications are queued in the outbox in the
+//! transaction that records it, once per period and state.
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -570,8 +570,10 @@ impl PgStore {
     }
 
     /// Records an evaluation: supersedes the live transitions from `recomputed_from` on that it
-    /// did not find again, writes the new ones with their notifications, and moves the alarm's
-    /// state and bookkeeping — all in one transaction, under the alarm's row lock.
+    /// did not find again as they are (reason, datapoints and events included), writes the new
+    /// ones with their notifications (one per period, state and destination, however often a
+    /// state change is restated), and moves the alarm's state and bookkeeping — all in one
+    /// transaction, under the alarm's row lock.
     pub async fn record_evaluation(
         &self,
         alarm_id: i64,
@@ -602,10 +604,16 @@ impl PgStore {
             .into_iter()
             .map(StoredTransition::try_from)
             .collect::<Result<_, _>>()?;
+        // A live transition stays only when it is found again as it is. One found again with
+        // another reason, other datapoints or other events (late events raised a breaching
+        // period's count) is superseded by the new one, so the history says what a backfill
+        // of the same events says; the new one's notifications are deduplicated on the period
+        // and state below, so nobody is told twice.
         let same = |stored: &StoredTransition, new: &NewTransition| {
-            stored.period_end == new.period_end
-                && stored.old_state == new.old_state
-                && stored.new_state == new.new_state
+            same_state_change(stored, new)
+                && stored.reason == new.reason
+                && stored.event_ids == new.event_ids
+                && same_json(&stored.datapoints, &new.datapoints)
         };
         let superseded: Vec<i64> = existing
             .iter()
@@ -627,6 +635,17 @@ impl PgStore {
             .iter()
             .filter(|new| !existing.iter().any(|stored| same(stored, new)))
         {
+            // Restating a state change that was notified: its notification went, and the
+            // dedupe key keeps it from going again, so the new one does not say it was not sent
+            // (e.g. because the late events came after `notify_within_hours`).
+            let restates_a_notified_one = existing.iter().any(|stored| {
+                same_state_change(stored, transition) && stored.not_notified_reason.is_none()
+            });
+            let not_notified_reason = if restates_a_notified_one {
+                None
+            } else {
+                transition.not_notified_reason.clone()
+            };
             let transition_id: i64 = sqlx::query_scalar(
                 "INSERT INTO alarm_transitions (alarm_id, alarm_version, period_end, old_state, new_state,
                      reason, datapoints, event_ids, not_notified_reason)
@@ -640,7 +659,7 @@ impl PgStore {
             .bind(&transition.reason)
             .bind(&transition.datapoints)
             .bind(&transition.event_ids)
-            .bind(&transition.not_notified_reason)
+            .bind(&not_notified_reason)
             .fetch_one(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
@@ -706,6 +725,36 @@ impl PgStore {
     }
 }
 
+/// The same state change: the period where it happened and the states before and after.
+fn same_state_change(stored: &StoredTransition, new: &NewTransition) -> bool {
+    stored.period_end == new.period_end
+        && stored.old_state == new.old_state
+        && stored.new_state == new.new_state
+}
+
+/// JSON equality with numbers compared by value: jsonb gives a number back in its own
+/// spelling (serde_json writes `1e16`, jsonb returns `10000000000000000`, which serde_json
+/// reads as an integer), and a transition must not look changed for that.
+fn same_json(stored: &Value, new: &Value) -> bool {
+    match (stored, new) {
+        (Value::Number(stored), Value::Number(new)) => stored.as_f64() == new.as_f64(),
+        (Value::Array(stored), Value::Array(new)) => {
+            stored.len() == new.len()
+                && stored
+                    .iter()
+                    .zip(new)
+                    .all(|(stored, new)| same_json(stored, new))
+        }
+        (Value::Object(stored), Value::Object(new)) => {
+            stored.len() == new.len()
+                && stored
+                    .iter()
+                    .all(|(key, stored)| new.get(key).is_some_and(|new| same_json(stored, new)))
+        }
+        (stored, new) => stored == new,
+    }
+}
+
 async fn finish_create(
     transaction: &mut Transaction<'static, Postgres>,
     alarm_id: i64,
@@ -763,5 +812,35 @@ impl TryFrom<PgTransitionRow> for StoredTransition {
             superseded_at: row.superseded_at,
             not_notified_reason: row.not_notified_reason,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datapoints_read_back_from_jsonb_equal_those_written() {
+        // As the evaluator writes them, and as PostgreSQL's jsonb gives them back.
+        let written = json!([
+            {"periodStart": "2026-11-29T00:00:00Z", "value": 1e16, "breaching": true},
+            {"periodStart": "2026-11-29T00:05:00Z", "value": 3.0, "breaching": true},
+            {"periodStart": "2026-11-29T00:10:00Z", "value": null, "breaching": false},
+        ]);
+        let read_back: Value = serde_json::from_str(
+            r#"[{"value": 10000000000000000, "breaching": true, "periodStart": "2026-11-29T00:00:00Z"},
+                {"value": 3.0, "breaching": true, "periodStart": "2026-11-29T00:05:00Z"},
+                {"value": null, "breaching": false, "periodStart": "2026-11-29T00:10:00Z"}]"#,
+        )
+        .unwrap();
+        assert_ne!(read_back, written, "serde_json alone tells them apart");
+        assert!(same_json(&read_back, &written));
+        let mut raised = written.clone();
+        raised[1]["value"] = json!(5.0);
+        assert!(!same_json(&read_back, &raised));
+        raised[1]["value"] = json!(3.0);
+        raised[2]["breaching"] = json!(true);
+        assert!(!same_json(&read_back, &raised));
+        assert!(!same_json(&read_back, &json!([])));
     }
 }
