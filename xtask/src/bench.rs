@@ -21,7 +21,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
-use crate::bench_filters::measure_filters_in_release;
+use crate::bench_filters::measure_detections_in_release;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{
     build_binaries, create_admin_token, start_aggregator, ChildProcess, Profile, Security,
@@ -170,7 +170,7 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
 
     // The filters on their own first, before any server runs (the release xtask was built with
     // the binaries).
-    let filters = measure_filters_in_release(&bin_dir, &data)?;
+    let filters = measure_detections_in_release(&bin_dir, &data)?;
     check_interrupted(interrupted)?;
 
     let postgres = ThrowawayPostgres::start()?;
@@ -326,7 +326,7 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     );
     println!(
         "  the 15 alarms counted {alarm_matches} matches (sum of alarm_matches.matches; the same filters in-process: {}); {transitions} alarm transitions recorded meanwhile",
-        filters.total_matches
+        filters.cis_matches
     );
     println!("  COPY of the same rows:          {copy_seconds:8.1} s  {copy_rate:10.0} events/s (the ceiling)");
     println!(
@@ -334,15 +334,15 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         grpc_rate / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
-    print!("{}", filters.table);
+    print!("{}", filters.tables);
     println!("lookups over the {} stored events (first page of 50, median of {LOOKUP_RUNS} runs of `orgtrail events lookup`, process start included):", options.events);
     for (label, milliseconds, printed) in lookups {
         println!("  {label:<58} {milliseconds:7.1} ms  ({printed} events)");
     }
-    if alarm_matches != filters.total_matches {
+    if alarm_matches != filters.cis_matches {
         bail!(
             "the aggregator counted {alarm_matches} matches of the 15 CIS alarms, the same filters in-process {}",
-            filters.total_matches
+            filters.cis_matches
         );
     }
     Ok(())
