@@ -31,7 +31,7 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::bench_data::{collect_gz, generate_bench_data};
-use crate::bench_rules::SigmaCosts;
+use crate::bench_rules::{SigmaCosts, SigmaCounts};
 use crate::processes::build_release_xtask;
 
 /// Events measured together.
@@ -76,6 +76,8 @@ pub struct DetectionBenchReport {
     pub tables: String,
     /// Matches of the 15 CIS filters together: the sum of the aggregator's `alarm_matches`.
     pub cis_matches: u64,
+    /// The Sigma rules' matching events per rule: the aggregator's Sigma findings.
+    pub sigma: SigmaCounts,
 }
 
 /// Measures the CIS filters and the Sigma rules over `data` in the release xtask of `bin_dir`.
@@ -109,9 +111,12 @@ pub fn measure_detections_in_release(
         .get("cis_matches")
         .and_then(Value::as_u64)
         .with_context(|| format!("no cis_matches in {}", counts_path.display()))?;
+    let sigma = SigmaCounts::from_json(counts.get("sigma").unwrap_or(&Value::Null))
+        .with_context(|| format!("in {}", counts_path.display()))?;
     Ok(DetectionBenchReport {
         tables,
         cis_matches,
+        sigma,
     })
 }
 

@@ -48,6 +48,31 @@ impl SigmaCounts {
             "events_per_rule": self.events_per_rule,
         })
     }
+
+    pub fn from_json(json: &Value) -> anyhow::Result<SigmaCounts> {
+        let number = |name: &str| {
+            json.get(name)
+                .and_then(Value::as_u64)
+                .with_context(|| format!("no number {name} in the Sigma counts"))
+        };
+        let events_per_rule = json
+            .get("events_per_rule")
+            .and_then(Value::as_object)
+            .context("no events_per_rule in the Sigma counts")?
+            .iter()
+            .map(|(rule_id, events)| {
+                let events = events
+                    .as_u64()
+                    .with_context(|| format!("the count of rule {rule_id} is not a number"))?;
+                Ok((rule_id.clone(), events))
+            })
+            .collect::<anyhow::Result<_>>()?;
+        Ok(SigmaCounts {
+            rules: number("rules")?,
+            events_matched: number("events_matched")?,
+            events_per_rule,
+        })
+    }
 }
 
 /// The built-in rules the aggregator uses, and those it refuses, by file name with the reason.
@@ -279,5 +304,20 @@ impl SigmaCosts {
                 disagreeing.join("; ")
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counts_read_back_from_their_json() {
+        let counts = SigmaCounts {
+            rules: 56,
+            events_matched: 7,
+            events_per_rule: BTreeMap::from([("a".to_string(), 5), ("b".to_string(), 3)]),
+        };
+        assert_eq!(SigmaCounts::from_json(&counts.to_json()).ok(), Some(counts));
     }
 }

@@ -17,6 +17,7 @@
 
 mod bench;
 mod bench_data;
+mod bench_detection_runs;
 mod bench_filters;
 mod bench_retention;
 mod bench_rules;
