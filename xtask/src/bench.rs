@@ -1,10 +1,14 @@
 //! Benchmarks.
 //!
 //! `cargo xtask bench ingest [--events N] [--streams S] [--records-per-file R]`: ingest
-//! throughput through gRPC into PostgreSQL — in the clear, then secure with the 15 CIS alarms
-//! off and on, each into a fresh database — beside the ceiling of this machine, a plain COPY of
-//! the very same rows into the same table, in one run; the CIS filters' cost on their own
-//! (`bench_filters`) over the same events; then lookup latencies.
+//! throughput through gRPC into PostgreSQL — in the clear, then secure three times, each into a
+//! fresh database: every detection off, the 15 CIS alarms alone, the CIS alarms and SigmaHQ's
+//! rules (the default), with the CPU per event of each and the slowdown of everything on against
+//! the target (`bench_detection_runs`) — beside the ceiling of this machine, a plain COPY of the
+//! very same rows into the same table; the detections' cost on their own (`bench_filters`,
+//! `bench_rules`) over the same events, and a check that what the aggregator stored (alarm
+//! matches, Sigma findings per rule) is what the same detectors match in-process; then lookup
+//! latencies.
 //!
 //! `cargo xtask bench collect [--accounts A] [--regions R] [--files-per-region F]
 //! [--records-per-file N] [--large-file-records L]`: one collector pass over a generated
@@ -21,11 +25,10 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
-use crate::bench_filters::measure_filters_in_release;
+use crate::bench_detection_runs::{compare_runs, Detections, IngestRuns, SLOWDOWN_TARGET};
+use crate::bench_filters::measure_detections_in_release;
 use crate::postgres::ThrowawayPostgres;
-use crate::processes::{
-    build_binaries, create_admin_token, start_aggregator, ChildProcess, Profile, Security,
-};
+use crate::processes::{build_binaries, create_admin_token, start_aggregator, Profile, Security};
 use crate::workspace_root;
 
 pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -156,10 +159,10 @@ pub fn bench_collect(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
     Ok(())
 }
 
-struct IngestBenchOptions {
-    events: usize,
-    streams: usize,
-    records_per_file: usize,
+pub struct IngestBenchOptions {
+    pub events: usize,
+    pub streams: usize,
+    pub records_per_file: usize,
 }
 
 pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
@@ -168,17 +171,25 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     let data = generate_bench_data(options.events, options.records_per_file, 0)?;
     check_interrupted(interrupted)?;
 
-    // The filters on their own first, before any server runs (the release xtask was built with
-    // the binaries).
-    let filters = measure_filters_in_release(&bin_dir, &data)?;
+    // The detections on their own first, before any server runs (the release xtask was built
+    // with the binaries); what they match is what the aggregator must store below.
+    let in_process = measure_detections_in_release(&bin_dir, &data)?;
     check_interrupted(interrupted)?;
 
     let postgres = ThrowawayPostgres::start()?;
     let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
     let work = data.parent().unwrap_or(&data).to_path_buf();
+    let runs = IngestRuns {
+        bin_dir: &bin_dir,
+        postgres: &postgres,
+        work: &work,
+        data: &data,
+        options: &options,
+        expected: &in_process,
+    };
 
     // In the clear first (plaintext gRPC, unencrypted records), into a database of its own;
-    // the CIS alarms on, as by default, so that it differs from the secure run below in
+    // every detection on, as by default, so that it differs from the last secure run below in
     // security only…
     postgres.psql("postgres", "CREATE DATABASE bench_plaintext")?;
     let token = create_admin_token(&bin_dir, &postgres.url("bench_plaintext"))?;
@@ -202,70 +213,30 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
     check_interrupted(interrupted)?;
 
     // …then secure, as orgtrail runs by default: TLS with client certificates, records sealed.
-    // Twice, each into a fresh database: with the CIS alarms off (none made, so no filter
-    // runs), then on (the 15 made at start, the default). The first database is dropped before
-    // the second run, so neither runs beside the other's autovacuum.
+    // Three times, each into a fresh database: every detection off (no alarm, no Sigma rule
+    // made, so no record is even parsed for them), the CIS alarms alone, then the CIS alarms
+    // and SigmaHQ's rules (the default). Each database is dropped before the next run, so no
+    // run shares the machine with another's autovacuum.
     let security = Security::Tls(&pki);
-    postgres.psql("postgres", "CREATE DATABASE bench_cis_off")?;
-    let (mut aggregator, address) = start_aggregator(
-        &bin_dir,
-        &postgres.url("bench_cis_off"),
-        &work.join("aggregator-cis-off.log"),
-        &[("ORGTRAIL_ALARMS__CIS_BUILTIN", "false")],
-        security,
-    )?;
-    let cis_off_cpu = CpuUse::start(&aggregator, &postgres)?;
-    let cis_off_seconds = time_grpc_ingest(
-        &bin_dir,
-        &security.endpoint(address),
-        security,
-        &data,
-        &options,
-    )?;
-    let cis_off_cpu = cis_off_cpu.end(&aggregator, &postgres, options.events)?;
-    aggregator.stop();
-    let alarms_off = count(&postgres, "bench_cis_off", "SELECT count(*) FROM alarms")?;
-    if alarms_off != 0 {
-        bail!("{alarms_off} alarms exist with ORGTRAIL_ALARMS__CIS_BUILTIN=false");
+    let mut secure_runs = Vec::new();
+    for (detections, database) in [
+        (Detections::OFF, "bench_detections_off"),
+        (Detections::CIS_ONLY, "bench_cis_only"),
+    ] {
+        postgres.psql("postgres", &format!("CREATE DATABASE {database}"))?;
+        let (mut aggregator, _, run) = runs.secure_run(security, detections, database)?;
+        aggregator.stop();
+        postgres.psql("postgres", &format!("DROP DATABASE {database}"))?;
+        secure_runs.push(run);
+        check_interrupted(interrupted)?;
     }
-    postgres.psql("postgres", "DROP DATABASE bench_cis_off")?;
-    check_interrupted(interrupted)?;
-
-    let (mut aggregator, address) = start_aggregator(
-        &bin_dir,
-        &postgres.url("postgres"),
-        &work.join("aggregator.log"),
-        &[],
-        security,
-    )?;
-    let endpoint = security.endpoint(address);
-    let cis_alarms = count(
-        &postgres,
-        "postgres",
-        "SELECT count(*) FROM alarms WHERE cis_id IS NOT NULL AND deleted_at IS NULL",
-    )?;
-    let cis_set = orgtrail_detection::cis_metric_filters().len() as u64;
-    if cis_alarms != cis_set {
-        bail!("{cis_alarms} CIS alarms made at start, {cis_set} expected");
-    }
-    let cis_on_cpu = CpuUse::start(&aggregator, &postgres)?;
-    let grpc_seconds = time_grpc_ingest(&bin_dir, &endpoint, security, &data, &options)?;
-    let cis_on_cpu = cis_on_cpu.end(&aggregator, &postgres, options.events)?;
-    // What the alarms matched, every file's rows written in the transaction of its events.
-    let alarm_matches = count(
-        &postgres,
-        "postgres",
-        "SELECT coalesce(sum(matches), 0) FROM alarm_matches",
-    )?;
-    let transitions = count(
-        &postgres,
-        "postgres",
-        "SELECT count(*) FROM alarm_transitions",
-    )?;
+    let (mut aggregator, endpoint, everything_on) =
+        runs.secure_run(security, Detections::ALL, "postgres")?;
     // Statistics as autovacuum keeps them on a live system (a bulk load outruns it).
     postgres.psql("postgres", "ANALYZE events")?;
     let lookups = time_lookups(&bin_dir, &endpoint, security)?;
     aggregator.stop();
+    secure_runs.push(everything_on);
     check_interrupted(interrupted)?;
 
     // The ceiling: the same rows, already extracted, copied straight into the same table.
@@ -285,105 +256,122 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         bail!("COPY stored {copied} rows, {} expected", options.events);
     }
 
-    let grpc_rate = options.events as f64 / grpc_seconds;
-    let cis_off_rate = options.events as f64 / cis_off_seconds;
-    let plaintext_rate = options.events as f64 / plaintext_seconds;
-    let copy_rate = options.events as f64 / copy_seconds;
+    let [off, cis_only, all] = &secure_runs[..] else {
+        bail!("{} secure runs, 3 expected", secure_runs.len());
+    };
+    let events = options.events as f64;
+    let plaintext_rate = events / plaintext_seconds;
+    let copy_rate = events / copy_seconds;
     let files = options.events.div_ceil(options.records_per_file);
+    let cis_alarms = orgtrail_detection::cis_metric_filters().len();
+    let sigma_rules = in_process.sigma.rules;
     println!(
         "ingest benchmark: {} events in {files} files ({} records per file), {} streams",
         options.events, options.records_per_file, options.streams
     );
     println!(
-        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records), CIS set on:"
+        "  gRPC → aggregator → PostgreSQL, in the clear (plaintext gRPC, unencrypted records), CIS set and Sigma rules on:"
     );
-    println!("                                  {plaintext_seconds:8.1} s  {plaintext_rate:10.0} events/s");
+    println!(
+        "    {:<52} {plaintext_seconds:7.1} s {plaintext_rate:10.0} events/s",
+        ""
+    );
     println!(
         "  gRPC → aggregator → PostgreSQL, secure (TLS, client certificate, AES-256-GCM records):"
     );
     println!(
-        "    CIS set off (no alarm):       {cis_off_seconds:8.1} s  {cis_off_rate:10.0} events/s"
+        "    {:<52} {:>9} {:>10}           CPU per event: aggregator  PostgreSQL   both",
+        "", "time", "rate"
     );
-    println!("    CIS set on (15, the default): {grpc_seconds:8.1} s  {grpc_rate:10.0} events/s ({:+.1}% against the clear)", (grpc_rate / plaintext_rate - 1.0) * 100.0);
+    for run in &secure_runs {
+        let label = run.detections.label(cis_alarms, sigma_rules);
+        println!(
+            "    {label:<52} {:7.1} s {:10.0} events/s {:>24.1} µs {:8.1} µs {:6.1} µs",
+            run.seconds,
+            run.rate(events),
+            run.cpu.aggregator_microseconds,
+            run.cpu.postgres_microseconds,
+            run.cpu.both_microseconds()
+        );
+    }
     println!(
-        "  CIS set on: {grpc_rate:.0} events/s, off: {cis_off_rate:.0} events/s, {}",
-        signed_percent(grpc_rate / cis_off_rate - 1.0)
-    );
-    println!(
-        "  CPU per event, CIS set off → on: aggregator {:.1} → {:.1} µs ({}), PostgreSQL {:.1} → {:.1} µs ({})",
-        cis_off_cpu.aggregator_microseconds,
-        cis_on_cpu.aggregator_microseconds,
-        signed_percent(cis_on_cpu.aggregator_microseconds / cis_off_cpu.aggregator_microseconds - 1.0),
-        cis_off_cpu.postgres_microseconds,
-        cis_on_cpu.postgres_microseconds,
-        signed_percent(cis_on_cpu.postgres_microseconds / cis_off_cpu.postgres_microseconds - 1.0),
-    );
-    let off_total = cis_off_cpu.aggregator_microseconds + cis_off_cpu.postgres_microseconds;
-    let on_total = cis_on_cpu.aggregator_microseconds + cis_on_cpu.postgres_microseconds;
-    println!(
-        "    both: {off_total:.1} → {on_total:.1} µs ({}; CPU time, user and system, from /proc: what the runs cost, whatever else shared the cores)",
-        signed_percent(on_total / off_total - 1.0)
+        "    (CPU time, user and system, from /proc: what each run cost, whatever else shared the cores; the rates swing with it)"
     );
     println!(
-        "  the 15 alarms counted {alarm_matches} matches (sum of alarm_matches.matches; the same filters in-process: {}); {transitions} alarm transitions recorded meanwhile",
-        filters.total_matches
+        "  everything on against the clear: {}",
+        signed_percent(all.rate(events) / plaintext_rate - 1.0)
     );
-    println!("  COPY of the same rows:          {copy_seconds:8.1} s  {copy_rate:10.0} events/s (the ceiling)");
+    println!("{}", compare_runs("CIS set only", cis_only, off, events));
+    println!("{}", compare_runs("everything on", all, off, events));
+    let slowdown = 1.0 - all.rate(events) / off.rate(events);
+    // Where the cores are the limit, the rate goes as 1 / CPU per event: the slowdown the CPU
+    // time predicts, steadier than the rates on a shared machine.
+    let cpu_slowdown = 1.0 - off.cpu.both_microseconds() / all.cpu.both_microseconds();
     println!(
-        "  ratio secure (CIS on) / COPY:   {:8.2}",
-        grpc_rate / copy_rate
+        "  target, everything on at most {:.0} % slower than everything off: by the rates {} ({}); by the CPU per event of the aggregator and PostgreSQL, {} ({})",
+        SLOWDOWN_TARGET * 100.0,
+        slower_or_faster(slowdown),
+        if slowdown <= SLOWDOWN_TARGET { "met" } else { "missed" },
+        slower_or_faster(cpu_slowdown),
+        if cpu_slowdown <= SLOWDOWN_TARGET { "met" } else { "missed" },
+    );
+    println!(
+        "  the {cis_alarms} alarms counted {} matches with the CIS set only, {} with everything on (sum of alarm_matches.matches; the same filters in-process: {}); {} and {} alarm transitions recorded meanwhile",
+        cis_only.stored.alarm_matches,
+        all.stored.alarm_matches,
+        in_process.cis_matches,
+        cis_only.stored.transitions,
+        all.stored.transitions
+    );
+    let stored_sigma = &all.stored.sigma;
+    let expected_sigma = &in_process.sigma;
+    println!(
+        "  the {} Sigma rules raised {} findings on {} events ({:.2} % of the events), {} rules matching (findings of kind sigma, events per rule); the same rules in-process: {} on {} events, {} rules, {}",
+        stored_sigma.rules,
+        stored_sigma.findings(),
+        stored_sigma.events_matched,
+        stored_sigma.events_matched as f64 * 100.0 / events,
+        stored_sigma.events_per_rule.len(),
+        expected_sigma.findings(),
+        expected_sigma.events_matched,
+        expected_sigma.events_per_rule.len(),
+        if stored_sigma.events_per_rule == expected_sigma.events_per_rule {
+            "equal rule by rule"
+        } else {
+            "NOT equal rule by rule"
+        }
+    );
+    if expected_sigma.events_matched * 100 < options.events as u64 {
+        println!(
+            "  (under 1 % of the generated events match a Sigma rule: the rules' cost above is mostly that of finding nothing)"
+        );
+    }
+    println!(
+        "    {:<52} {copy_seconds:7.1} s {copy_rate:10.0} events/s (the ceiling)",
+        "COPY of the same rows:"
+    );
+    println!(
+        "  ratio secure (everything on) / COPY: {:.2}",
+        all.rate(events) / copy_rate
     );
     println!("  (PostgreSQL 15 on loopback with fsync off, client, aggregator and server sharing this machine's cores)");
-    print!("{}", filters.table);
+    print!("{}", in_process.tables);
     println!("lookups over the {} stored events (first page of 50, median of {LOOKUP_RUNS} runs of `orgtrail events lookup`, process start included):", options.events);
     for (label, milliseconds, printed) in lookups {
         println!("  {label:<58} {milliseconds:7.1} ms  ({printed} events)");
     }
-    if alarm_matches != filters.total_matches {
-        bail!(
-            "the aggregator counted {alarm_matches} matches of the 15 CIS alarms, the same filters in-process {}",
-            filters.total_matches
-        );
+    let wrong: Vec<String> = secure_runs
+        .iter()
+        .flat_map(|run| run.wrong_detections(&in_process))
+        .collect();
+    if !wrong.is_empty() {
+        bail!("{}", wrong.join("; "));
     }
     Ok(())
 }
 
-/// The CPU the aggregator and PostgreSQL used during a run, per event.
-struct CpuPerEvent {
-    aggregator_microseconds: f64,
-    postgres_microseconds: f64,
-}
-
-/// CPU seconds at the start of a run.
-struct CpuUse {
-    aggregator: f64,
-    postgres: f64,
-}
-
-impl CpuUse {
-    fn start(aggregator: &ChildProcess, postgres: &ThrowawayPostgres) -> anyhow::Result<CpuUse> {
-        Ok(CpuUse {
-            aggregator: aggregator.cpu_seconds()?,
-            postgres: postgres.cpu_seconds()?,
-        })
-    }
-
-    fn end(
-        self,
-        aggregator: &ChildProcess,
-        postgres: &ThrowawayPostgres,
-        events: usize,
-    ) -> anyhow::Result<CpuPerEvent> {
-        let per_event = |seconds: f64| seconds * 1e6 / events as f64;
-        Ok(CpuPerEvent {
-            aggregator_microseconds: per_event(aggregator.cpu_seconds()? - self.aggregator),
-            postgres_microseconds: per_event(postgres.cpu_seconds()? - self.postgres),
-        })
-    }
-}
-
 /// A one-number query's answer.
-fn count(postgres: &ThrowawayPostgres, database: &str, sql: &str) -> anyhow::Result<u64> {
+pub fn count(postgres: &ThrowawayPostgres, database: &str, sql: &str) -> anyhow::Result<u64> {
     let answer = postgres.psql(database, sql)?;
     answer
         .trim()
@@ -391,15 +379,24 @@ fn count(postgres: &ThrowawayPostgres, database: &str, sql: &str) -> anyhow::Res
         .with_context(|| format!("{sql} answered {answer:?}"))
 }
 
+/// `1.2 % slower` or `3.4 % faster`, of a slowdown (1 less the ratio of the rates).
+fn slower_or_faster(slowdown: f64) -> String {
+    if slowdown < 0.0 {
+        format!("{:.1} % faster", -slowdown * 100.0)
+    } else {
+        format!("{:.1} % slower", slowdown * 100.0)
+    }
+}
+
 /// `+1.2 %` or `−3.4 %` (a true minus sign) of a ratio less one.
-fn signed_percent(change: f64) -> String {
+pub fn signed_percent(change: f64) -> String {
     let sign = if change < 0.0 { '−' } else { '+' };
     format!("{sign}{:.1} %", change.abs() * 100.0)
 }
 
 /// Sends the data through `orgtrail ingest` and checks every event was stored; returns the
 /// seconds it took.
-fn time_grpc_ingest(
+pub fn time_grpc_ingest(
     bin_dir: &Path,
     endpoint: &str,
     security: Security<'_>,

@@ -1,19 +1,21 @@
-//! `cargo xtask bench filters [--events N] [--records-per-file R]`: what the CIS alarms' metric
-//! filters cost per event on their own, over the ingest benchmark's generated events (the same
-//! N and R read the very same records, `bench_data`): the one JSON parse an event pays
-//! whatever the number of filters (`serde_json::from_str::<Value>`, as
-//! `detection::FileDetections::observe` in the aggregator does), each of the 15 CIS filters
-//! alone, and all 15 together on each event, on one thread.
+//! `cargo xtask bench filters [--events N] [--records-per-file R]`: what the detections cost per
+//! event on their own, over the ingest benchmark's generated events (the same N and R read the
+//! very same records, `bench_data`): the one JSON parse an event pays whatever the number of
+//! detectors (`serde_json::from_str::<Value>`, as `detection::FileDetections::observe` in the
+//! aggregator does); the CIS alarms' metric filters, each of the 15 alone and all 15 together on
+//! each event; then the built-in Sigma rules on the same parsed `Value`s (`bench_rules`), all in
+//! one set and each alone; on one thread.
 //!
 //! The figures must come from optimized code, and `cargo xtask` is a debug build: this builds
-//! the release xtask and hands it the measurement (`bench filters --data DIR`, which measures in
-//! its own process). `bench ingest` does the same with the binaries it builds anyway, and prints
-//! the table after its own figures.
+//! the release xtask and hands it the measurement (`bench filters --data DIR --counts FILE`,
+//! which measures in its own process, prints the tables and writes what the detectors matched
+//! to FILE). `bench ingest` does the same with the binaries it builds anyway, prints the tables
+//! after its own figures, and checks what the aggregator stored against FILE's counts.
 //!
 //! The events go through in batches of [`BATCH_RECORDS`], and each batch is measured
 //! [`ROUNDS`] times per filter with the fastest round counted: on a shared machine the slower
 //! rounds measure the neighbours. A batch's `Value`s stay in the CPU's caches between rounds,
-//! as in the aggregator, where the filters run on a record parsed just before.
+//! as in the aggregator, where the detectors run on a record parsed just before.
 
 use std::collections::HashMap;
 use std::hint::black_box;
@@ -29,17 +31,18 @@ use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::bench_data::{collect_gz, generate_bench_data};
+use crate::bench_rules::{SigmaCosts, SigmaCounts};
 use crate::processes::build_release_xtask;
 
 /// Events measured together.
 const BATCH_RECORDS: usize = 256;
 /// Rounds per batch and filter; the fastest counts.
-const ROUNDS: usize = 3;
+pub const ROUNDS: usize = 3;
 
 pub fn bench_filters(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if let [flag, data] = arguments {
-        if flag == "--data" {
-            return print_measurement(Path::new(data), interrupted);
+    if let [data_flag, data, counts_flag, counts] = arguments {
+        if data_flag == "--data" && counts_flag == "--counts" {
+            return print_measurement(Path::new(data), Path::new(counts), interrupted);
         }
     }
     let mut events = 1_000_000;
@@ -62,42 +65,58 @@ pub fn bench_filters(arguments: &[String], interrupted: &AtomicBool) -> anyhow::
     }
     let bin_dir = build_release_xtask()?;
     let data = generate_bench_data(events, records_per_file, 0)?;
-    let report = measure_filters_in_release(&bin_dir, &data)?;
-    print!("{}", report.table);
+    let report = measure_detections_in_release(&bin_dir, &data)?;
+    print!("{}", report.tables);
     Ok(())
 }
 
-/// The printed table, and the matches of all the filters together (what the aggregator's
-/// `alarm_matches` must add up to after ingesting the same events).
-pub struct FilterBenchReport {
-    pub table: String,
-    pub total_matches: u64,
+/// The printed tables, and what the detectors matched: what the aggregator must have stored
+/// after ingesting the same events.
+pub struct DetectionBenchReport {
+    pub tables: String,
+    /// Matches of the 15 CIS filters together: the sum of the aggregator's `alarm_matches`.
+    pub cis_matches: u64,
+    /// The Sigma rules' matching events per rule: the aggregator's Sigma findings.
+    pub sigma: SigmaCounts,
 }
 
-/// Measures the filters over `data` in the release xtask of `bin_dir`.
-pub fn measure_filters_in_release(
+/// Measures the CIS filters and the Sigma rules over `data` in the release xtask of `bin_dir`.
+pub fn measure_detections_in_release(
     bin_dir: &Path,
     data: &Path,
-) -> anyhow::Result<FilterBenchReport> {
+) -> anyhow::Result<DetectionBenchReport> {
     eprintln!(
-        "bench: the CIS filters alone, one thread, over {}",
+        "bench: the CIS filters and the Sigma rules alone, one thread, over {}",
         data.display()
     );
+    let counts_path = data.with_file_name("detection-counts.json");
+    let _ = std::fs::remove_file(&counts_path);
     let output = Command::new(bin_dir.join("xtask"))
         .args(["bench", "filters", "--data"])
         .arg(data)
+        .arg("--counts")
+        .arg(&counts_path)
         .stderr(Stdio::inherit())
         .output()
         .context("cannot run the release xtask")?;
     if !output.status.success() {
-        bail!("the filter benchmark failed ({})", output.status);
+        bail!("the detection benchmark failed ({})", output.status);
     }
-    let table = String::from_utf8(output.stdout).context("the filter table is not UTF-8")?;
-    let total_matches =
-        total_matches(&table).context("no total in the filter benchmark's table")?;
-    Ok(FilterBenchReport {
-        table,
-        total_matches,
+    let tables = String::from_utf8(output.stdout).context("the detection tables are not UTF-8")?;
+    let counts_text = std::fs::read_to_string(&counts_path)
+        .with_context(|| format!("cannot read {}", counts_path.display()))?;
+    let counts: Value = serde_json::from_str(&counts_text)
+        .with_context(|| format!("{} is not JSON", counts_path.display()))?;
+    let cis_matches = counts
+        .get("cis_matches")
+        .and_then(Value::as_u64)
+        .with_context(|| format!("no cis_matches in {}", counts_path.display()))?;
+    let sigma = SigmaCounts::from_json(counts.get("sigma").unwrap_or(&Value::Null))
+        .with_context(|| format!("in {}", counts_path.display()))?;
+    Ok(DetectionBenchReport {
+        tables,
+        cis_matches,
+        sigma,
     })
 }
 
@@ -120,11 +139,11 @@ struct FilterCosts {
     together_matches: u64,
 }
 
-fn print_measurement(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<()> {
+fn print_measurement(data: &Path, counts: &Path, interrupted: &AtomicBool) -> anyhow::Result<()> {
     if cfg!(debug_assertions) {
         bail!("bench filters --data measures this very process: run the release xtask");
     }
-    let costs = measure(data, interrupted)?;
+    let (costs, sigma) = measure(data, interrupted)?;
     if costs.records == 0 {
         bail!("no records under {}", data.display());
     }
@@ -151,16 +170,15 @@ fn print_measurement(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<()
     }
     let filters = costs.alone.len();
     println!(
-        "{}",
-        all_filters_row(
-            filters,
-            rate(costs.together),
-            nanoseconds(costs.together),
-            costs.together_matches
-        )
+        "  {:<10} {:>12.0} {:>10.1} {:>9}  every event through all {filters}, as ingest does ({:.0} evaluations/s)",
+        format!("all {filters}"),
+        rate(costs.together),
+        nanoseconds(costs.together),
+        costs.together_matches,
+        rate(costs.together) * filters as f64
     );
     println!(
-        "  {:<10} {:>12.0} {:>10.1} {:>9}  serde_json::from_str::<Value> and drop: once per event, whatever the filters",
+        "  {:<10} {:>12.0} {:>10.1} {:>9}  serde_json::from_str::<Value> and drop: once per event, whatever the detectors",
         "JSON parse",
         rate(costs.parse),
         nanoseconds(costs.parse),
@@ -174,10 +192,27 @@ fn print_measurement(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<()
         nanoseconds(per_event) / 1000.0,
         rate(per_event)
     );
+    sigma.print();
+    let everything = nanoseconds(per_event) + sigma.nanoseconds_per_record();
+    println!(
+        "  per event with everything on: parse {:.2} µs + {filters} filters {:.2} µs + {} Sigma rules {:.2} µs = {:.2} µs, {:.0} events/s on one core",
+        nanoseconds(costs.parse) / 1000.0,
+        nanoseconds(costs.together) / 1000.0,
+        sigma.rules(),
+        sigma.nanoseconds_per_record() / 1000.0,
+        everything / 1000.0,
+        1e9 / everything
+    );
+    let counts_json = serde_json::json!({
+        "cis_matches": costs.together_matches,
+        "sigma": sigma.counts().to_json(),
+    });
+    std::fs::write(counts, counts_json.to_string())
+        .with_context(|| format!("cannot write {}", counts.display()))?;
     Ok(())
 }
 
-fn measure(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<FilterCosts> {
+fn measure(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<(FilterCosts, SigmaCosts)> {
     let mut costs = FilterCosts {
         records: 0,
         parse: Duration::ZERO,
@@ -195,6 +230,7 @@ fn measure(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<FilterCosts>
             matches: 0,
         });
     }
+    let mut sigma = SigmaCosts::compile()?;
     let mut paths = Vec::new();
     collect_gz(data, &mut paths)?;
     paths.sort();
@@ -212,19 +248,22 @@ fn measure(data: &Path, interrupted: &AtomicBool) -> anyhow::Result<FilterCosts>
         for record in file.get("Records").into_iter().flatten() {
             batch.push(record.get().to_string());
             if batch.len() == BATCH_RECORDS {
-                costs.measure_batch(&batch)?;
+                let records = costs.measure_batch(&batch)?;
+                sigma.measure_batch(&records);
                 batch.clear();
             }
         }
     }
     if !batch.is_empty() {
-        costs.measure_batch(&batch)?;
+        let records = costs.measure_batch(&batch)?;
+        sigma.measure_batch(&records);
     }
-    Ok(costs)
+    Ok((costs, sigma))
 }
 
 impl FilterCosts {
-    fn measure_batch(&mut self, texts: &[String]) -> anyhow::Result<()> {
+    /// Measures one batch; returns its records parsed, for the Sigma rules.
+    fn measure_batch(&mut self, texts: &[String]) -> anyhow::Result<Vec<Value>> {
         self.parse += fastest_round(|| {
             for text in texts {
                 let _ = black_box(serde_json::from_str::<Value>(black_box(text)));
@@ -260,12 +299,12 @@ impl FilterCosts {
         });
         self.together_matches += matches as u64;
         self.records += texts.len() as u64;
-        Ok(())
+        Ok(records)
     }
 }
 
 /// The fastest of [`ROUNDS`] runs of `work`.
-fn fastest_round(mut work: impl FnMut()) -> Duration {
+pub fn fastest_round(mut work: impl FnMut()) -> Duration {
     (0..ROUNDS)
         .map(|_| {
             let started = Instant::now();
@@ -274,34 +313,4 @@ fn fastest_round(mut work: impl FnMut()) -> Duration {
         })
         .min()
         .unwrap_or_default()
-}
-
-/// The table's row of every filter together; [`total_matches`] reads it back.
-fn all_filters_row(filters: usize, rate: f64, nanoseconds: f64, matches: u64) -> String {
-    format!(
-        "  {:<10} {rate:>12.0} {nanoseconds:>10.1} {matches:>9}  every event through all {filters}, as ingest does ({:.0} evaluations/s)",
-        format!("all {filters}"),
-        rate * filters as f64
-    )
-}
-
-fn total_matches(table: &str) -> Option<u64> {
-    let row = table
-        .lines()
-        .find(|line| line.trim_start().starts_with("all "))?;
-    row.split_whitespace().nth(4)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_total_is_read_back_from_the_table() {
-        let table = format!(
-            "header\n  4.1  1 2 3  title\n{}\n  JSON parse 1 2\n",
-            all_filters_row(15, 1_234_567.0, 810.4, 4_321)
-        );
-        assert_eq!(total_matches(&table), Some(4_321));
-    }
 }

@@ -8,16 +8,20 @@
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
 //!   alarms and a notification end to end.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
-//!   the CIS alarms on and off, and the CIS filters' cost on their own.
-//! - `cargo xtask bench filters`: the CIS filters' cost on their own, per filter and together.
+//!   every detection off, the CIS alarms alone, and the CIS alarms and Sigma rules on; and the
+//!   detections' cost on their own.
+//! - `cargo xtask bench filters`: the CIS filters' and the Sigma rules' cost on their own, per
+//!   filter and rule and together.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
 mod bench_data;
+mod bench_detection_runs;
 mod bench_filters;
 mod bench_retention;
+mod bench_rules;
 mod demo;
 mod demo_alarms;
 mod deploy_checks;
@@ -46,8 +50,8 @@ commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
   demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification
-  bench ingest    measure ingest through gRPC (CIS alarms on and off) against a plain COPY of the same rows
-  bench filters   measure the CIS metric filters alone over the same generated events (one thread)
+  bench ingest    measure ingest through gRPC (detections off, CIS alarms only, CIS and Sigma on) against a plain COPY of the same rows
+  bench filters   measure the CIS metric filters and the Sigma rules alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
   pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
