@@ -6,7 +6,7 @@
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
-//!   alarms and a notification end to end.
+//!   alarms, a notification end to end, and the Sigma rules' findings.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
 //!   the CIS alarms on and off, and the CIS filters' cost on their own.
 //! - `cargo xtask bench filters`: the CIS filters' cost on their own, per filter and together.
@@ -20,6 +20,7 @@ mod bench_filters;
 mod bench_retention;
 mod demo;
 mod demo_alarms;
+mod demo_findings;
 mod deploy_checks;
 mod moto;
 mod pki;
@@ -45,7 +46,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
-  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification
+  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification, findings
   bench ingest    measure ingest through gRPC (CIS alarms on and off) against a plain COPY of the same rows
   bench filters   measure the CIS metric filters alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto
