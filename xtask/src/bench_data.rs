@@ -124,7 +124,7 @@ fn write_bench_file(
 }
 
 /// Every record of the sample data that has an eventID and an eventTime.
-fn sample_records() -> anyhow::Result<Vec<Value>> {
+pub fn sample_records() -> anyhow::Result<Vec<Value>> {
     let mut paths = Vec::new();
     collect_gz(&workspace_root().join("data/cloudtrail"), &mut paths)?;
     paths.sort();

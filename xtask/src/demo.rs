@@ -4,7 +4,8 @@
 //! holding the same files); the collector assumes a role into each account and reads it; the
 //! aggregator dedupes and stores everything in a throwaway PostgreSQL. Then the consolidated
 //! view: source status, a summary per account, region and category, and lookups; then the
-//! alarms on those records and a notification end to end (`demo_alarms`).
+//! alarms on those records and a notification end to end (`demo_alarms`); then the Sigma
+//! rules' findings on them, triage, a rule of the team's own and replays (`demo_findings`).
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -14,6 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::demo_alarms::{show_alarms, show_notification, EVALUATION_INTERVAL_SECONDS};
+use crate::demo_findings::show_findings;
 use crate::moto::ensure_moto_server;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{
@@ -145,7 +147,10 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     check_interrupted(interrupted)?;
     let step = show_alarms(&cli, ingest_finished, step + 1, interrupted)?;
     check_interrupted(interrupted)?;
-    show_notification(&cli, step + 1)?;
+    let step = step + 1;
+    show_notification(&cli, step)?;
+    check_interrupted(interrupted)?;
+    show_findings(&cli, &work, step + 1, interrupted)?;
     aggregator.stop();
     heading("Done: the aggregator drained and stopped; PostgreSQL and moto are removed.");
     Ok(())
@@ -197,6 +202,35 @@ impl DemoCli<'_> {
             .context("cannot run orgtrail")?;
         if !status.success() {
             bail!("orgtrail {} failed ({status})", shell_words(arguments));
+        }
+        Ok(())
+    }
+
+    /// As [`DemoCli::show`], run in `directory` (so the paths shown are short).
+    pub fn show_in(&self, directory: &Path, arguments: &[&str]) -> anyhow::Result<()> {
+        println!("$ orgtrail {}", shell_words(arguments));
+        let status = self
+            .command(arguments)
+            .current_dir(directory)
+            .status()
+            .context("cannot run orgtrail")?;
+        if !status.success() {
+            bail!("orgtrail {} failed ({status})", shell_words(arguments));
+        }
+        Ok(())
+    }
+
+    /// As [`DemoCli::show`], only the first `lines` lines of its output shown and the rest
+    /// counted as `what`.
+    pub fn show_head(&self, arguments: &[&str], lines: usize, what: &str) -> anyhow::Result<()> {
+        println!("$ orgtrail {}", shell_words(arguments));
+        let output = self.output(arguments)?;
+        for line in output.lines().take(lines) {
+            println!("{line}");
+        }
+        let rest = output.lines().count().saturating_sub(lines);
+        if rest > 0 {
+            println!("… ({rest} more {what})");
         }
         Ok(())
     }

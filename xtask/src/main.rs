@@ -6,7 +6,7 @@
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
-//!   alarms and a notification end to end.
+//!   alarms, a notification end to end, and the Sigma rules' findings.
 //! - `cargo xtask bench ingest`: ingest throughput through gRPC against the COPY ceiling, with
 //!   every detection off, the CIS alarms alone, and the CIS alarms and Sigma rules on; and the
 //!   detections' cost on their own.
@@ -24,6 +24,7 @@ mod bench_retention;
 mod bench_rules;
 mod demo;
 mod demo_alarms;
+mod demo_findings;
 mod deploy_checks;
 mod moto;
 mod pki;
@@ -49,7 +50,7 @@ const USAGE: &str = "usage: cargo xtask <command>
 commands:
   test [ARGS…]    run every test against a throwaway PostgreSQL (ARGS go to cargo test)
   check-deploy    check the Helm chart and the Dockerfile, cfn-lint the CloudFormation templates
-  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification
+  demo            run orgtrail on a local sample organization: the consolidated view, alarms, a notification, findings
   bench ingest    measure ingest through gRPC (detections off, CIS alarms only, CIS and Sigma on) against a plain COPY of the same rows
   bench filters   measure the CIS metric filters and the Sigma rules alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto

@@ -80,6 +80,28 @@ pub fn rules_table(rules: &[pb::SigmaRule]) -> String {
     )
 }
 
+/// One line per field, its value after its label padded to `width`; a value of several lines
+/// (a Sigma description written as a YAML block) has its further lines indented under the
+/// first and its trailing newlines dropped, so the next label starts its own line.
+pub fn labelled_lines(lines: &[(&str, String)], width: usize) -> String {
+    let mut text = String::new();
+    for (label, value) in lines {
+        let mut value_lines = value.trim_end().lines();
+        text.push_str(&format!(
+            "{label:<width$}{}\n",
+            value_lines.next().unwrap_or_default()
+        ));
+        for line in value_lines {
+            if line.trim().is_empty() {
+                text.push('\n');
+            } else {
+                text.push_str(&format!("{:width$}{line}\n", ""));
+            }
+        }
+    }
+    text
+}
+
 /// `rules show`: every field, one per line, then the rule as written.
 pub fn rule_details(rule: &pb::SigmaRule) -> String {
     let lines = [
@@ -104,10 +126,7 @@ pub fn rule_details(rule: &pb::SigmaRule) -> String {
             ),
         ),
     ];
-    let mut text: String = lines
-        .iter()
-        .map(|(label, value)| format!("{label:<13}{value}\n"))
-        .collect();
+    let mut text = labelled_lines(&lines, 13);
     if !rule.yaml.is_empty() {
         text.push('\n');
         text.push_str(&rule.yaml);

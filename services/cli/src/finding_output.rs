@@ -10,7 +10,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use crate::detection_output::finding_event_json;
+use crate::detection_output::{finding_event_json, labelled_lines};
 use crate::events_command::{format_optional_time, format_time, or_dash};
 use crate::SummaryFormat;
 
@@ -166,10 +166,7 @@ pub fn finding_details(finding: &pb::Finding) -> String {
         ("suppression", suppression),
         ("created", format_time(finding.created_at.as_ref())),
     ];
-    lines
-        .iter()
-        .map(|(label, value)| format!("{label:<18}{value}\n"))
-        .collect()
+    labelled_lines(&lines, 18)
 }
 
 /// `suppressions list` and `create`: one line per suppression.

@@ -247,3 +247,19 @@ fn the_suppression_list_shows_scope_expiry_and_what_it_silenced() {
     assert_eq!(value["expiresAt"], "2026-12-07T12:00:00Z");
     assert_eq!(value["suppressed"], 12);
 }
+
+#[test]
+fn a_summary_of_several_lines_stays_under_its_label() {
+    // SigmaHQ writes many descriptions as YAML blocks: several lines and a final newline.
+    let finding = pb::Finding {
+        summary: "Detects the deletion of VPC Flow Logs.\nAdversaries may delete them.\n".into(),
+        ..sigma_finding()
+    };
+    let text = finding_details(&finding);
+    assert!(
+        text.contains(
+            "summary           Detects the deletion of VPC Flow Logs.\n                  Adversaries may delete them.\naccount           751353041310\n"
+        ),
+        "{text}"
+    );
+}
