@@ -225,6 +225,26 @@ notify_within_hours = {{ int64 $config.detections.notify_within_hours }}
 rules_directory = "{{ include "orgtrail.paths.sigmaRulesDir" . }}"
 {{- end }}
 
+[insights]
+enabled = {{ $config.insights.enabled }}
+settle_seconds = {{ int64 $config.insights.settle_seconds }}
+evaluation_interval_seconds = {{ int64 $config.insights.evaluation_interval_seconds }}
+notify_within_hours = {{ int64 $config.insights.notify_within_hours }}
+finding_level = {{ include "orgtrail.tomlString" $config.insights.finding_level }}
+
+[insights.model]
+{{- with $config.insights.model }}
+baseline_days = {{ int64 .baseline_days }}
+min_history_days = {{ int64 .min_history_days }}
+threshold_sigma = {{ float64 .threshold_sigma }}
+min_rate_per_minute = {{ float64 .min_rate_per_minute }}
+min_increase_factor = {{ float64 .min_increase_factor }}
+recurring_peak_days = {{ int64 .recurring_peak_days }}
+seasonality = {{ include "orgtrail.tomlString" .seasonality }}
+quiet_minutes = {{ int64 .quiet_minutes }}
+max_insight_minutes = {{ int64 .max_insight_minutes }}
+{{- end }}
+
 [notifications]
 max_attempts = {{ int64 $config.notifications.max_attempts }}
 backoff_base_seconds = {{ float64 $config.notifications.backoff_base_seconds }}

@@ -69,10 +69,11 @@ impl pb::insight_service_server::InsightService for InsightsAdapter {
         &self,
         request: Request<pb::ReplayInsightsRequest>,
     ) -> Result<Response<pb::ReplayInsightsResponse>, Status> {
+        let actor = stated_actor(&request);
         let (start, end) = replay_window_from_proto(&request.into_inner())?;
         let counts = self
             .insights
-            .replay(start, end)
+            .replay(&actor, start, end)
             .await
             .map_err(|error| insight_error_status(&error))?;
         Ok(Response::new(replay_to_proto(counts)))

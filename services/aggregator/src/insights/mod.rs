@@ -451,9 +451,10 @@ impl InsightService {
     }
 
     /// Finds and writes the Insights of `[start, end)` from the stored history, as live
-    /// evaluation would have.
+    /// evaluation would have; audited with what it found and wrote.
     pub async fn replay(
         &self,
+        actor: &str,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<EvaluationCounts, InsightError> {
@@ -483,6 +484,20 @@ impl InsightService {
                 .evaluate(insight_type, &apis, window.clone(), &tuning, None)
                 .await?;
         }
+        self.store
+            .audit(
+                actor,
+                "insights.replay",
+                &format!("{start} to {end}"),
+                &json!({
+                    "seriesEvaluated": counts.series_evaluated,
+                    "insightsFound": counts.episodes_found,
+                    "insightsWritten": counts.episodes_new,
+                    "ended": counts.episodes_ended,
+                    "superseded": counts.episodes_superseded,
+                }),
+            )
+            .await?;
         Ok(counts)
     }
 
