@@ -558,6 +558,10 @@ fn aggregator_command(
         .env("ORGTRAIL_LOG__LEVEL", "info")
         // Every test runs at the same moment, whatever the day (a test may set another).
         .env("ORGTRAIL_CLOCK__FROZEN_AT", crate::TEST_NOW)
+        // Insights write events of their own (Insight events for the bursts a test's data
+        // makes), which tests comparing the stored events with their input do not expect; the
+        // tests of Insights turn them on (`ORGTRAIL_INSIGHTS__ENABLED=true` in the options).
+        .env("ORGTRAIL_INSIGHTS__ENABLED", "false")
         .stdout(Stdio::null())
         .stderr(log);
     if options.insecure {
