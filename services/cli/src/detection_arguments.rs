@@ -70,6 +70,8 @@ pub enum FindingKind {
     Sigma,
     /// An alarm entered ALARM.
     Alarm,
+    /// An Insight began (`orgtrail insights list`).
+    Insight,
 }
 
 impl FindingKind {
@@ -77,6 +79,7 @@ impl FindingKind {
         match self {
             FindingKind::Sigma => "sigma",
             FindingKind::Alarm => "alarm",
+            FindingKind::Insight => "insight",
         }
     }
 }
@@ -142,7 +145,7 @@ pub struct ListFindingsArguments {
     /// Only findings raised at or after this: RFC 3339, a date, or a span before now (7d).
     #[arg(long, value_name = "T")]
     pub since: Option<String>,
-    /// Only Sigma matches, or only alarm transitions.
+    /// Only Sigma matches, only alarm transitions, or only Insights.
     #[arg(long, value_enum)]
     pub kind: Option<FindingKind>,
     /// At most this many findings, newest first (fetched page by page).

@@ -10,6 +10,9 @@ mod finding_output;
 mod findings_command;
 mod grpc_call;
 mod ingest_command;
+mod insight_arguments;
+mod insight_output;
+mod insights_command;
 mod keys_command;
 mod notifications_command;
 mod quarantine_command;
@@ -119,6 +122,10 @@ enum Command {
     /// Suppressions: known-good activity whose matches are kept and counted, not notified.
     #[command(subcommand)]
     Suppressions(findings_command::SuppressionsCommand),
+    /// orgtrail's own CloudTrail Insights: unusual rates of write calls and of errors per
+    /// account, region and API; why each was raised; replays; the tuning per scope.
+    #[command(subcommand)]
+    Insights(insights_command::InsightsCommand),
 }
 
 #[derive(Subcommand)]
@@ -269,6 +276,7 @@ fn main() -> ExitCode {
             Command::Suppressions(command) => {
                 findings_command::run_suppressions(&settings, command).await
             }
+            Command::Insights(command) => insights_command::run_insights(&settings, command).await,
         }
     });
     match outcome {
