@@ -145,3 +145,53 @@ async fn the_same_file_on_two_streams_at_once_is_taken_once() {
     let stored = stack.stored_event_ids().await;
     assert_eq!(stored.len(), expected.events.len());
 }
+
+/// A backfill file whose events span days that have no partition yet, arriving in several
+/// messages: each message's new day gets its partition while the file's transaction is open
+/// (PostgreSQL keeps a transaction's view of the table's partitions until it takes a new
+/// lock), and every event is stored in one delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_spanning_new_days_in_several_messages_is_stored_at_once() {
+    use orgtrail_api::v1 as pb;
+    use orgtrail_tests::raw_ingest::{end_message, origin, records_message, RawIngestStream};
+    use orgtrail_tests::samples::{invictus_records, record_event_id};
+    use orgtrail_tests::WAIT;
+
+    let stack = TestStack::start().await;
+    // One record per day over five days of 2015 (no partition is made that far back ahead
+    // of time), each day in a message of its own.
+    let records: Vec<String> = invictus_records(5)
+        .iter()
+        .enumerate()
+        .map(|(day, record)| {
+            let mut value: serde_json::Value = serde_json::from_str(record).unwrap();
+            value["eventTime"] = format!("2015-03-0{}T12:00:00Z", day + 1).into();
+            value.to_string()
+        })
+        .collect();
+    let mut stream = RawIngestStream::open(stack.channel().await).await.unwrap();
+    let key = "AWSLogs/123837392027/CloudTrail/us-east-1/2015/03/05/backfill.json.gz";
+    for (index, record) in records.iter().enumerate() {
+        let first = (index == 0).then(|| origin("backfill-bucket", key, "etag-1"));
+        stream
+            .send(records_message(1, first, index as u32, &[record.as_str()]))
+            .await;
+    }
+    stream.send(end_message(1, records.len() as u32)).await;
+    let answer = stream
+        .next_answer(WAIT)
+        .await
+        .expect("the file is answered, not failed")
+        .expect("an answer");
+    assert_eq!(
+        answer.outcome,
+        pb::FileOutcome::Committed as i32,
+        "{answer:?}"
+    );
+    assert_eq!(answer.accepted, 5, "{answer:?}");
+    let want: HashSet<String> = records
+        .iter()
+        .map(|record| record_event_id(record))
+        .collect();
+    assert_eq!(stack.stored_event_ids().await, want);
+}

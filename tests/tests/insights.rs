@@ -237,8 +237,8 @@ struct MinuteCount {
 /// The generated organization: one log file per account and region (so each scope's history
 /// arrives in one transaction), and every API's counts per minute.
 struct Organization {
-    /// One call a day of another account's region, sent first: it makes the day partitions
-    /// of the whole history in one batch (see [`ingest`]).
+    /// One call a day of another account's region, sent first (a quiet scope beside the
+    /// busy ones).
     first_file: (String, Vec<u8>),
     files: Vec<(String, Vec<u8>)>,
     counts: BTreeMap<(String, String, i64), MinuteCount>,
@@ -347,9 +347,8 @@ fn build_organization() -> Organization {
 }
 
 /// Sends the organization's files through the normal ingest path; every record is stored.
-/// The small file of every day goes first: a file whose later batches need a day partition
-/// its first batches did not is refused while its transaction is open (the partition, attached
-/// meanwhile, is not seen by it), and each scope's history is one file of many batches.
+/// The small file of every day goes first; each scope's history is one file of many batches,
+/// spanning days whose partitions it makes as it goes.
 async fn ingest(stack: &TestStack, organization: &Organization) {
     let sender = stack.ingest_sender(SenderSettings::default()).await;
     let mut accepted = 0;

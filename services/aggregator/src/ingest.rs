@@ -210,6 +210,7 @@ impl IngestService {
                     transaction,
                     log_file_id,
                     seen_event_ids: HashSet::new(),
+                    locked_days: HashSet::new(),
                     detections: Box::new(self.detectors.file_detections(detectors)),
                     rollups: RollupDelta::default(),
                 }
@@ -320,6 +321,8 @@ enum OpenFileState {
         /// eventIDs of this file so far: a repeat within the file is a duplicate before it
         /// reaches the database.
         seen_event_ids: HashSet<orgtrail_domain::EventId>,
+        /// The days whose partitions the transaction has locked (`store::lock_partitions`).
+        locked_days: HashSet<chrono::NaiveDate>,
         /// What the file's new events matched, written with them.
         detections: Box<FileDetections>,
         /// The file's new events, counted per series and minute, added to the rollups with them.
@@ -341,6 +344,7 @@ impl OpenFile {
             transaction,
             log_file_id,
             seen_event_ids,
+            locked_days,
             detections,
             rollups,
         } = &mut self.state
@@ -388,11 +392,21 @@ impl OpenFile {
                 origin: self.origin.to_string(),
                 source,
             };
+            let new_days: Vec<_> = days.difference(locked_days).copied().collect();
             service
                 .store
                 .ensure_partitions(days)
                 .await
                 .map_err(store_error)?;
+            store::lock_partitions(transaction, new_days.iter().copied())
+                .await
+                .map_err(|source| {
+                    // A partition retention dropped since it was remembered: the next
+                    // attempt makes it again.
+                    service.store.forget_partitions();
+                    store_error(source)
+                })?;
+            locked_days.extend(new_days);
             let cipher = service
                 .store
                 .encryption()

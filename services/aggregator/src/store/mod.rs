@@ -47,7 +47,7 @@ pub use notifications::{
     enqueue_notification, ClaimedNotification, DeliveryOutcome, DestinationSecrets,
     NewNotification, OpenedDestination, StoredDestination, StoredNotification,
 };
-pub use partitions::EventPartitions;
+pub use partitions::{lock_partitions, EventPartitions};
 pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use rollups::{add_rollups, hour_of, minute_of, RollupDelta, SeriesIds, SeriesKey};

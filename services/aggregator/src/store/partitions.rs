@@ -5,6 +5,12 @@
 //! would wait for every open ingest transaction and block everything queued behind it).
 //! Creation runs in its own short transaction under an advisory lock, so replicas creating the
 //! same day serialise, and is remembered in memory so a batch pays for it once.
+//!
+//! A file's transaction that has written to `events` keeps the partitions it saw then: PostgreSQL
+//! takes in other sessions' changes to a table's partitions only when the transaction takes a
+//! lock it did not hold. So before a batch writes to a day for the first time, the transaction
+//! locks that day's partition ([`lock_partitions`]), which makes a partition attached since it
+//! began visible to its inserts.
 
 use std::collections::HashSet;
 use std::sync::Mutex;
@@ -62,6 +68,28 @@ pub(super) fn partition_name(day: NaiveDate) -> String {
 
 pub(super) fn day_of_partition(name: &str) -> Option<NaiveDate> {
     NaiveDate::parse_from_str(name.strip_prefix("events_p")?, "%Y%m%d").ok()
+}
+
+/// Locks the partitions of `days` (which must exist) in the caller's transaction, as an insert
+/// would; see the module's documentation for why a file's transaction does it before writing to
+/// a day for the first time.
+pub async fn lock_partitions(
+    connection: &mut sqlx::PgConnection,
+    days: impl IntoIterator<Item = NaiveDate>,
+) -> Result<(), StoreError> {
+    let names: Vec<String> = days.into_iter().map(partition_name).collect();
+    if names.is_empty() {
+        return Ok(());
+    }
+    // The names are made from dates only, so they need no quoting.
+    sqlx::query(&format!(
+        "LOCK TABLE {} IN ROW EXCLUSIVE MODE",
+        names.join(", ")
+    ))
+    .execute(connection)
+    .await
+    .map_err(convert_sqlx_error)?;
+    Ok(())
 }
 
 impl PgStore {
