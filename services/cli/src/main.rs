@@ -18,6 +18,7 @@ mod rules_command;
 mod sources_command;
 mod time_argument;
 mod tokens_command;
+mod verify_command;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -119,6 +120,10 @@ enum Command {
     /// Suppressions: known-good activity whose matches are kept and counted, not notified.
     #[command(subcommand)]
     Suppressions(findings_command::SuppressionsCommand),
+    /// Verify a CloudTrail trail's log files against its digest files (signatures, the chain,
+    /// every log file's SHA-256), straight from its S3 bucket. Exits 0 when clean, 1 when
+    /// problems were found, 2 when nothing could be verified.
+    Verify(verify_command::VerifyArguments),
 }
 
 #[derive(Subcommand)]
@@ -269,6 +274,7 @@ fn main() -> ExitCode {
             Command::Suppressions(command) => {
                 findings_command::run_suppressions(&settings, command).await
             }
+            Command::Verify(arguments) => verify_command::run_verify(arguments).await,
         }
     });
     match outcome {
