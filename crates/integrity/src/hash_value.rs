@@ -91,7 +91,7 @@ pub fn encode_hex(bytes: &[u8]) -> String {
 
 /// Hex of either case; `None` for an odd length or a character that is not a hex digit.
 pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     fn digit(byte: u8) -> Option<u8> {
