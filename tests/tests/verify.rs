@@ -14,6 +14,7 @@ use std::time::Duration as StdDuration;
 use aws_sdk_s3::primitives::ByteStream;
 use base64::Engine as _;
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::StreamExt;
 use md5::{Digest as _, Md5};
 use orgtrail_tests::cli_process::run_orgtrail_with;
 use orgtrail_tests::memory_file::gzip;
@@ -219,24 +220,30 @@ fn signing_string(
 /// Plays CloudTrail for [`HOURS`] hours in `bucket`: the sample records in log files, a
 /// starting digest, then digests chained to the one before.
 fn make_trail(bucket: &str, key: &SigningKey) -> Trail {
+    make_trail_of(bucket, key, HOURS, FILES_PER_HOUR)
+}
+
+/// `hours` hours of `files_per_hour` log files each ([`RECORDS_PER_FILE`] sample records, the
+/// samples used again from the start when they run out).
+fn make_trail_of(bucket: &str, key: &SigningKey, hours: usize, files_per_hour: usize) -> Trail {
     let records: Vec<String> = sample_files()
         .into_iter()
         .flat_map(|file| file.records)
         .collect();
-    let mut records = records.chunks(RECORDS_PER_FILE);
+    let mut chunks = records.chunks(RECORDS_PER_FILE).cycle();
     let mut log_files = Vec::new();
     let mut digests: Vec<TrailObject> = Vec::new();
-    for hour in 0..HOURS {
+    for hour in 0..hours {
         let from = first_hour() + Duration::hours(hour as i64);
         let until = from + Duration::hours(1);
         let mut listed = Vec::new();
-        for file in 0..FILES_PER_HOUR {
-            let delivered = from + Duration::minutes(5 + 20 * file as i64);
-            let chunk = records.next().expect("enough sample records");
+        for file in 0..files_per_hour {
+            let delivered = from + Duration::minutes(5 + (50 * file / files_per_hour) as i64);
+            let chunk = chunks.next().expect("sample records");
             let content = format!("{{\"Records\":[{}]}}", chunk.join(",")).into_bytes();
             listed.push((
                 TrailObject {
-                    key: log_file_key(delivered, hour * FILES_PER_HOUR + file),
+                    key: log_file_key(delivered, hour * files_per_hour + file),
                     content,
                     signature: None,
                 },
@@ -296,25 +303,36 @@ async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, trail: &Trail) {
         .send()
         .await
         .unwrap_or_else(|error| panic!("cannot create {bucket}: {error:?}"));
-    for object in trail.log_files.iter().chain(&trail.digests) {
-        let mut put = s3
-            .put_object()
-            .bucket(bucket)
-            .key(&object.key)
-            .body(ByteStream::from(gzip(&object.content)));
-        if let Some(signature) = &object.signature {
-            put = put
-                .metadata("signature", signature)
-                .metadata("signature-algorithm", "SHA256withRSA");
-        }
-        put.send()
-            .await
-            .unwrap_or_else(|error| panic!("cannot put {}: {error:?}", object.key));
-    }
+    futures::stream::iter(trail.log_files.iter().chain(&trail.digests))
+        .for_each_concurrent(8, |object| async move {
+            let mut put = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&object.key)
+                .body(ByteStream::from(gzip(&object.content)));
+            if let Some(signature) = &object.signature {
+                put = put
+                    .metadata("signature", signature)
+                    .metadata("signature-algorithm", "SHA256withRSA");
+            }
+            put.send()
+                .await
+                .unwrap_or_else(|error| panic!("cannot put {}: {error:?}", object.key));
+        })
+        .await;
 }
 
 /// Runs `orgtrail verify --output json` over the trail in `bucket`.
 fn verify(moto: &MotoServer, bucket: &str, public_keys: &Path) -> (Output, Value) {
+    verify_hours(moto, bucket, public_keys, HOURS)
+}
+
+fn verify_hours(
+    moto: &MotoServer,
+    bucket: &str,
+    public_keys: &Path,
+    hours: usize,
+) -> (Output, Value) {
     let environment: Vec<(String, String)> = [
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -327,7 +345,7 @@ fn verify(moto: &MotoServer, bucket: &str, public_keys: &Path) -> (Output, Value
     .map(|(name, value)| (name.to_string(), value.to_string()))
     .collect();
     let start = time_text(first_hour());
-    let end = time_text(first_hour() + Duration::hours(HOURS as i64));
+    let end = time_text(first_hour() + Duration::hours(hours as i64));
     let output = run_orgtrail_with(
         &environment,
         &[
@@ -351,7 +369,7 @@ fn verify(moto: &MotoServer, bucket: &str, public_keys: &Path) -> (Output, Value
             "--output",
             "json",
         ],
-        StdDuration::from_secs(60),
+        StdDuration::from_secs(600),
     );
     let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
         panic!(
@@ -620,4 +638,33 @@ async fn digests_deleted_re_signed_or_moved_are_each_named() {
     );
     let message = report["problems"][0]["message"].as_str().unwrap();
     assert!(message.contains(&original), "{message}");
+}
+
+/// How fast `orgtrail verify` goes: a day of hourly digests and 20 log files an hour, read from
+/// moto's S3 on this machine (moto, a Python server on the same cores, answers every GetObject;
+/// against S3 the bound is the network). A measurement, not a check: run it with
+/// `cargo xtask test --test verify -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo xtask test --test verify -- --ignored"]
+async fn verify_throughput_in_log_files_per_second() {
+    const DAY: usize = 24;
+    const FILES: usize = 20;
+    let setup = setup("throughput").await;
+    let trail = make_trail_of("throughput-trail", &setup.genuine, DAY, FILES);
+    upload(&setup.s3, "throughput-trail", &trail).await;
+    let bytes: usize = trail.log_files.iter().map(|file| file.content.len()).sum();
+    let began = std::time::Instant::now();
+    let (output, report) = verify_hours(&setup.moto, "throughput-trail", &setup.public_keys, DAY);
+    let seconds = began.elapsed().as_secs_f64();
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["log_files"]["verified"], DAY * FILES);
+    println!(
+        "verify: {} digests, {} log files ({:.1} MB uncompressed) in {seconds:.2} s: {:.0} log files/s, {:.1} MB/s (the command's own figure: {})",
+        DAY,
+        DAY * FILES,
+        bytes as f64 / 1e6,
+        (DAY * FILES) as f64 / seconds,
+        bytes as f64 / 1e6 / seconds,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
 }
