@@ -157,6 +157,8 @@ impl<L: KeyLayout> ChainWalk<L> {
                     location: read.location.clone(),
                     reason: error.to_string(),
                 });
+                // Its log files cannot be told: the hour its key names is not covered.
+                self.uncover_hour_before(&read.location.key);
                 self.record_outcome(&read.location, None, problems_before);
                 return Vec::new();
             }

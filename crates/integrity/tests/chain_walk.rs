@@ -367,6 +367,9 @@ fn a_malformed_or_vanished_digest_is_reported() {
     let report = walk(&trail);
     assert_eq!(report.problems[0].kind(), "digest_malformed");
     assert!(report.problems[0].to_string().contains("digestStartTime"));
+    // Its log files are unverifiable, not unlisted; the digest before has its own signature.
+    assert_eq!(report.problems.len(), 1, "{:?}", report.problems);
+    assert_eq!(report.log_files_with(LogFileStatus::Unverifiable), 2);
 
     let trail = self::trail();
     let mut walk = ChainWalk::new(layout(), trail.keys.clone());

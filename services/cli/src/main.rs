@@ -18,7 +18,9 @@ mod rules_command;
 mod sources_command;
 mod time_argument;
 mod tokens_command;
+mod verify_aws;
 mod verify_command;
+mod verify_output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

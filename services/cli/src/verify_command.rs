@@ -8,28 +8,23 @@
 //! Exit status: 0 clean, 1 problems found, 2 nothing could be verified (an error, or no digest
 //! in the window).
 
-use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context};
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
 use futures::{StreamExt, TryStreamExt};
-use orgtrail_client::table::render_table;
 use orgtrail_integrity::{
-    ChainWalk, CloudTrailLayout, ContentHasher, DigestKey, DigestRead, KeyLayout, LogFileRead,
-    LogFileStatus, PublicKey, PublicKeys, S3Location, VerificationReport,
+    ChainWalk, CloudTrailLayout, KeyLayout, LogFileStatus, PublicKeys, S3Location,
 };
 
 use crate::time_argument::{parse_time, RangeEnd};
+use crate::verify_aws::VerifyAws;
+use crate::verify_output::print_report;
 use crate::SummaryFormat;
 
-/// A digest names its log files; it is small. Anything this large is not a digest.
-const MAX_DIGEST_BYTES: u64 = 64 << 20;
 /// Digests read ahead of the walk.
 const DIGESTS_IN_FLIGHT: usize = 8;
 
@@ -87,12 +82,12 @@ pub async fn run_verify(arguments: VerifyArguments) -> anyhow::Result<ExitCode> 
 }
 
 /// What the command verifies: one account and region of a trail, over a window.
-struct VerifyScope {
-    bucket: String,
-    layout: CloudTrailLayout,
-    start: DateTime<Utc>,
-    end: DateTime<Utc>,
-    trail: Option<String>,
+pub struct VerifyScope {
+    pub bucket: String,
+    pub layout: CloudTrailLayout,
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+    pub trail: Option<String>,
 }
 
 impl VerifyScope {
@@ -140,7 +135,7 @@ impl VerifyScope {
     }
 
     /// Digests ending up to an hour after the window cover the log files delivered in it.
-    fn digests_until(&self) -> DateTime<Utc> {
+    pub fn digests_until(&self) -> DateTime<Utc> {
         self.end + Duration::hours(1)
     }
 }
@@ -224,428 +219,99 @@ async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// S3 and CloudTrail as the command reaches them: credentials the standard way (environment,
-/// profile, web identity), path-style addressing with --endpoint-url.
-struct VerifyAws {
-    s3: aws_sdk_s3::Client,
-    cloudtrail: aws_sdk_cloudtrail::Client,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
 
-impl VerifyAws {
-    async fn load(endpoint_url: Option<&str>, trail_region: &str) -> VerifyAws {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-        if let Some(endpoint_url) = endpoint_url {
-            loader = loader.endpoint_url(endpoint_url);
-        }
-        let base = loader.load().await;
-        let mut s3 =
-            aws_sdk_s3::config::Builder::from(&base).force_path_style(endpoint_url.is_some());
-        if base.region().is_none() {
-            s3 = s3.region(Region::new(trail_region.to_string()));
-        }
-        // Public keys are per region: the trail region's.
-        let cloudtrail = aws_sdk_cloudtrail::config::Builder::from(&base)
-            .region(Region::new(trail_region.to_string()))
-            .build();
-        VerifyAws {
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
-            cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail),
-        }
+    #[derive(Parser)]
+    struct Command {
+        #[command(flatten)]
+        verify: VerifyArguments,
     }
 
-    /// CloudTrail's public keys valid over the window (ListPublicKeys, every page), keyed by
-    /// fingerprint.
-    async fn list_public_keys(
-        &self,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> anyhow::Result<PublicKeys> {
-        let mut keys = PublicKeys::new();
-        let mut next_token = None;
-        loop {
-            let answer = self
-                .cloudtrail
-                .list_public_keys()
-                .start_time(smithy_time(from))
-                .end_time(smithy_time(until))
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|error| anyhow!("cloudtrail:ListPublicKeys failed (give --public-keys FILE to verify offline): {}", DisplayErrorContext(&error)))?;
-            for key in answer.public_key_list() {
-                let (Some(value), Some(fingerprint)) = (key.value(), key.fingerprint()) else {
-                    continue;
-                };
-                keys.insert(PublicKey {
-                    fingerprint: fingerprint.to_string(),
-                    der: value.as_ref().to_vec(),
-                    validity_start: key.validity_start_time().and_then(chrono_time),
-                    validity_end: key.validity_end_time().and_then(chrono_time),
-                });
-            }
-            next_token = answer.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(keys);
-            }
-        }
+    fn scope(arguments: &[&str]) -> anyhow::Result<VerifyScope> {
+        let mut words = vec!["verify", "--bucket", "b"];
+        words.extend_from_slice(arguments);
+        let command = Command::try_parse_from(words)?;
+        let now = DateTime::parse_from_rfc3339("2024-05-02T00:00:00Z")?.with_timezone(&Utc);
+        VerifyScope::from_arguments(&command.verify, now)
     }
 
-    /// The digest keys of the scope ending in the window, oldest first; one trail's.
-    async fn list_digest_keys(&self, scope: &VerifyScope) -> anyhow::Result<Vec<DigestKey>> {
-        let layout = &scope.layout;
-        let until = scope.digests_until();
-        let keys = self
-            .list_keys(
-                &scope.bucket,
-                &layout.digest_prefix(),
-                &layout.digest_start_after(scope.start),
-                |key| layout.is_listed_after(key, until),
-            )
-            .await?;
-        let mut digests: Vec<DigestKey> = keys
-            .iter()
-            .filter_map(|key| layout.parse_digest_key(key))
-            .filter(|key| key.end_time >= scope.start && key.end_time <= until)
-            .collect();
-        let mut trails: Vec<&str> = digests.iter().map(|key| key.trail_name.as_str()).collect();
-        trails.sort_unstable();
-        trails.dedup();
-        match &scope.trail {
-            Some(trail) => digests.retain(|key| &key.trail_name == trail),
-            None if trails.len() > 1 => bail!(
-                "digests of several trails are delivered here ({}): name one with --trail",
-                trails.join(", ")
+    #[test]
+    fn the_scope_is_the_accounts_region_folder_over_the_window() {
+        let scope = scope(&[
+            "--prefix",
+            "/trails/",
+            "--account",
+            "123456789012",
+            "--region",
+            "eu-west-1",
+            "--organization-id",
+            "o-abcdefghij",
+            "--start",
+            "2024-05-01",
+        ])
+        .unwrap();
+        assert_eq!(
+            scope.layout.digest_prefix(),
+            "trails/AWSLogs/o-abcdefghij/123456789012/CloudTrail-Digest/eu-west-1/"
+        );
+        assert_eq!(scope.end.to_rfc3339(), "2024-05-02T00:00:00+00:00");
+        assert_eq!(
+            scope.digests_until().to_rfc3339(),
+            "2024-05-02T01:00:00+00:00"
+        );
+    }
+
+    #[test]
+    fn arguments_that_name_no_scope_are_refused_with_the_reason() {
+        let cases = [
+            (
+                vec!["--account", "1234", "--region", "r", "--start", "1d"],
+                "12-digit",
             ),
-            None => {}
-        }
-        digests.sort_by_key(|key| key.end_time);
-        Ok(digests)
-    }
-
-    /// The log files present, delivered from `from` to `until`.
-    async fn list_log_files(
-        &self,
-        scope: &VerifyScope,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
-    ) -> anyhow::Result<Vec<S3Location>> {
-        let layout = &scope.layout;
-        let from = from - Duration::minutes(1);
-        let keys = self
-            .list_keys(
-                &scope.bucket,
-                &layout.log_file_prefix(),
-                &layout.log_file_start_after(from),
-                |key| layout.is_listed_after(key, until),
-            )
-            .await?;
-        Ok(keys
-            .into_iter()
-            .filter(|key| {
-                layout
-                    .log_file_delivery_time(key)
-                    .is_some_and(|delivered| delivered >= from && delivered <= until)
-            })
-            .map(|key| S3Location::new(scope.bucket.clone(), key))
-            .collect())
-    }
-
-    /// Keys under `prefix` after `start_after`, page by page, until `past_the_end` says a key is
-    /// beyond what is wanted.
-    async fn list_keys(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: &str,
-        past_the_end: impl Fn(&str) -> bool,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut keys = Vec::new();
-        let mut continuation = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .start_after(start_after)
-                .set_continuation_token(continuation)
-                .send()
-                .await
-                .map_err(|error| {
-                    anyhow!(
-                        "cannot list s3://{bucket}/{prefix}: {}",
-                        DisplayErrorContext(&error)
-                    )
-                })?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                if past_the_end(key) {
-                    return Ok(keys);
-                }
-                keys.push(key.to_string());
-            }
-            continuation = page.next_continuation_token().map(str::to_string);
-            if continuation.is_none() || page.is_truncated() != Some(true) {
-                return Ok(keys);
-            }
-        }
-    }
-
-    /// A digest object: its content gunzipped and its `x-amz-meta-signature`; no content when
-    /// it is gone.
-    async fn read_digest(&self, bucket: &str, key: &str) -> anyhow::Result<DigestRead> {
-        let location = S3Location::new(bucket, key);
-        let output = match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(output) => output,
-            Err(error) if is_no_such_key(&error) => {
-                return Ok(DigestRead {
-                    location,
-                    content: None,
-                    metadata_signature: None,
-                })
-            }
-            Err(error) => bail!(
-                "cannot read digest {location}: {}",
-                DisplayErrorContext(&error)
+            (
+                vec![
+                    "--account",
+                    "123456789012",
+                    "--region",
+                    "r",
+                    "--start",
+                    "1d",
+                    "--organization-id",
+                    "org",
+                ],
+                "organization id",
             ),
-        };
-        let metadata_signature = output
-            .metadata()
-            .and_then(|metadata| metadata.get("signature"))
-            .cloned();
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("cannot read digest {location}"))?
-            .into_bytes();
-        let mut content = Vec::new();
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .take(MAX_DIGEST_BYTES)
-                .read_to_end(&mut content)
-                .with_context(|| format!("digest {location} is not valid gzip"))?;
-        } else {
-            content = bytes.to_vec();
-        }
-        Ok(DigestRead {
-            location,
-            content: Some(content),
-            metadata_signature,
-        })
-    }
-
-    /// SHA-256 of a log file's uncompressed content, streamed: each piece of the body is
-    /// gunzipped into the hasher as it arrives.
-    async fn hash_log_file(&self, location: &S3Location) -> anyhow::Result<LogFileRead> {
-        let output = match self
-            .s3
-            .get_object()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) if is_no_such_key(&error) => return Ok(LogFileRead::Missing),
-            Err(error) => bail!(
-                "cannot read log file {location}: {}",
-                DisplayErrorContext(&error)
+            (
+                vec![
+                    "--account",
+                    "123456789012",
+                    "--region",
+                    "r",
+                    "--start",
+                    "2024-05-01",
+                    "--end",
+                    "2024-04-01",
+                ],
+                "before --start",
             ),
-        };
-        let mut body = output.body;
-        let mut sink = HashSink::Undecided;
-        while let Some(piece) = body
-            .try_next()
-            .await
-            .with_context(|| format!("cannot read log file {location}"))?
-        {
-            sink.write(&piece)
-                .with_context(|| format!("log file {location} is not valid gzip"))?;
-        }
-        let hash = sink
-            .finish()
-            .with_context(|| format!("log file {location} is not valid gzip"))?;
-        Ok(LogFileRead::Hashed(hash))
-    }
-}
-
-/// Where a log file's bytes go: gunzipped into the hasher when they start as gzip, else
-/// straight in (CloudTrail's are always gzip'd; plain JSON is hashed as it is).
-enum HashSink {
-    Undecided,
-    Gzip(Box<flate2::write::MultiGzDecoder<ContentHasher>>),
-    Plain(ContentHasher),
-}
-
-impl HashSink {
-    fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
-        if let HashSink::Undecided = self {
-            *self = if piece.starts_with(&[0x1f, 0x8b]) {
-                HashSink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
-                    ContentHasher::new(),
-                )))
-            } else {
-                HashSink::Plain(ContentHasher::new())
-            };
-        }
-        match self {
-            HashSink::Gzip(decoder) => decoder.write_all(piece),
-            HashSink::Plain(hasher) => {
-                hasher.update(piece);
-                Ok(())
-            }
-            HashSink::Undecided => Ok(()),
+            (
+                vec![
+                    "--account",
+                    "123456789012",
+                    "--region",
+                    "r",
+                    "--start",
+                    "then",
+                ],
+                "not a time",
+            ),
+        ];
+        for (arguments, reason) in cases {
+            let error = scope(&arguments).err().unwrap().to_string();
+            assert!(error.contains(reason), "{arguments:?}: {error}");
         }
     }
-
-    fn finish(self) -> std::io::Result<orgtrail_integrity::Sha256Hash> {
-        Ok(match self {
-            HashSink::Gzip(decoder) => decoder.finish()?.finish(),
-            HashSink::Plain(hasher) => hasher.finish(),
-            HashSink::Undecided => ContentHasher::new().finish(),
-        })
-    }
-}
-
-fn is_no_such_key(
-    error: &aws_sdk_s3::error::SdkError<
-        aws_sdk_s3::operation::get_object::GetObjectError,
-        aws_sdk_s3::config::http::HttpResponse,
-    >,
-) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(|service| service.is_no_such_key())
-        || error
-            .raw_response()
-            .is_some_and(|response| response.status().as_u16() == 404)
-}
-
-fn smithy_time(time: DateTime<Utc>) -> aws_sdk_cloudtrail::primitives::DateTime {
-    aws_sdk_cloudtrail::primitives::DateTime::from_secs(time.timestamp())
-}
-
-fn chrono_time(time: &aws_sdk_cloudtrail::primitives::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
-}
-
-fn print_report(
-    report: &VerificationReport,
-    arguments: &VerifyArguments,
-    scope: &VerifyScope,
-) -> anyhow::Result<()> {
-    let counts = [
-        ("verified", LogFileStatus::Verified),
-        ("modified", LogFileStatus::Modified),
-        ("missing", LogFileStatus::Missing),
-        ("unlisted", LogFileStatus::Unlisted),
-        ("not_yet_covered", LogFileStatus::NotYetCovered),
-        ("unverifiable", LogFileStatus::Unverifiable),
-    ];
-    match arguments.output {
-        SummaryFormat::Json => {
-            let mut log_files = serde_json::Map::new();
-            for (name, status) in counts {
-                log_files.insert(name.into(), report.log_files_with(status).into());
-            }
-            let document = serde_json::json!({
-                "bucket": scope.bucket,
-                "digest_prefix": scope.layout.digest_prefix(),
-                "start": scope.start,
-                "end": scope.end,
-                "clean": report.is_clean(),
-                "summary": {
-                    "digests": report.digests.len(),
-                    "digests_verified": report.digests_verified(),
-                    "log_files": log_files,
-                    "problems": report.problems.len(),
-                },
-                "problems": report.problems.iter().map(|problem| {
-                    let mut value = serde_json::to_value(problem).unwrap_or_default();
-                    value["message"] = problem.to_string().into();
-                    value
-                }).collect::<Vec<_>>(),
-                "digests": report.digests,
-                "log_files": report.log_files,
-            });
-            println!("{}", serde_json::to_string_pretty(&document)?);
-        }
-        SummaryFormat::Table => {
-            println!(
-                "digests: {} read, {} verified, covering {} to {}",
-                report.digests.len(),
-                report.digests_verified(),
-                report
-                    .covered_from
-                    .map(|time| time.to_rfc3339())
-                    .unwrap_or_else(|| "-".into()),
-                report
-                    .covered_until
-                    .map(|time| time.to_rfc3339())
-                    .unwrap_or_else(|| "-".into()),
-            );
-            let log_files: Vec<String> = counts
-                .iter()
-                .map(|(name, status)| {
-                    format!(
-                        "{} {}",
-                        report.log_files_with(*status),
-                        name.replace('_', " ")
-                    )
-                })
-                .collect();
-            println!("log files: {}", log_files.join(", "));
-            println!("problems: {}", report.problems.len());
-            if !report.problems.is_empty() {
-                let rows: Vec<Vec<String>> = report
-                    .problems
-                    .iter()
-                    .map(|problem| {
-                        vec![
-                            problem.kind().to_string(),
-                            problem.location().to_string(),
-                            problem.to_string(),
-                        ]
-                    })
-                    .collect();
-                print!("{}", render_table(&["PROBLEM", "OBJECT", "DETAIL"], &rows));
-            }
-            if arguments.verbose {
-                let rows: Vec<Vec<String>> = report
-                    .digests
-                    .iter()
-                    .map(|digest| {
-                        vec![
-                            "digest".into(),
-                            if digest.verified {
-                                "verified"
-                            } else {
-                                "problem"
-                            }
-                            .into(),
-                            digest.location.to_string(),
-                        ]
-                    })
-                    .chain(report.log_files.iter().map(|file| {
-                        vec![
-                            "log file".into(),
-                            serde_json::to_value(file.status)
-                                .ok()
-                                .and_then(|value| value.as_str().map(str::to_string))
-                                .unwrap_or_default(),
-                            file.location.to_string(),
-                        ]
-                    }))
-                    .collect();
-                print!("{}", render_table(&["OBJECT", "STATUS", "LOCATION"], &rows));
-            }
-        }
-    }
-    Ok(())
 }
