@@ -333,6 +333,20 @@ fn verify_hours(
     public_keys: &Path,
     hours: usize,
 ) -> (Output, Value) {
+    let output = run_verify(moto, bucket, Some(public_keys), hours);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "verify printed no JSON ({error}); status {:?}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+/// Runs `orgtrail verify --output json` over `hours` hours of the trail in `bucket`.
+fn run_verify(moto: &MotoServer, bucket: &str, public_keys: Option<&Path>, hours: usize) -> Output {
     let environment: Vec<(String, String)> = [
         ("AWS_ACCESS_KEY_ID", "testing"),
         ("AWS_SECRET_ACCESS_KEY", "testing"),
@@ -346,40 +360,30 @@ fn verify_hours(
     .collect();
     let start = time_text(first_hour());
     let end = time_text(first_hour() + Duration::hours(hours as i64));
-    let output = run_orgtrail_with(
-        &environment,
-        &[
-            "verify",
-            "--bucket",
-            bucket,
-            "--prefix",
-            PREFIX,
-            "--account",
-            ACCOUNT,
-            "--region",
-            REGION,
-            "--start",
-            &start,
-            "--end",
-            &end,
-            "--public-keys",
-            path(public_keys),
-            "--endpoint-url",
-            &moto.endpoint(),
-            "--output",
-            "json",
-        ],
-        StdDuration::from_secs(600),
-    );
-    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
-        panic!(
-            "verify printed no JSON ({error}); status {:?}\nstdout: {}\nstderr: {}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        )
-    });
-    (output, report)
+    let endpoint = moto.endpoint();
+    let mut arguments = vec![
+        "verify",
+        "--bucket",
+        bucket,
+        "--prefix",
+        PREFIX,
+        "--account",
+        ACCOUNT,
+        "--region",
+        REGION,
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--endpoint-url",
+        &endpoint,
+        "--output",
+        "json",
+    ];
+    if let Some(public_keys) = public_keys {
+        arguments.extend(["--public-keys", path(public_keys)]);
+    }
+    run_orgtrail_with(&environment, &arguments, StdDuration::from_secs(600))
 }
 
 /// The problems reported: (kind, key of the object).
@@ -667,4 +671,25 @@ async fn verify_throughput_in_log_files_per_second() {
         bytes as f64 / 1e6 / seconds,
         String::from_utf8_lossy(&output.stderr).trim()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_verified_exits_2_saying_why() {
+    let setup = setup("nothing").await;
+    // No digests in the window: log file validation is off.
+    let bucket = "no-digests";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    trail.digests.clear();
+    upload(&setup.s3, bucket, &trail).await;
+    let output = run_verify(&setup.moto, bucket, Some(&setup.public_keys), HOURS);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no digest files"), "{stderr}");
+
+    // No key file, and CloudTrail's ListPublicKeys cannot answer (moto does not implement it).
+    let output = run_verify(&setup.moto, bucket, None, HOURS);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ListPublicKeys failed"), "{stderr}");
+    assert!(stderr.contains("--public-keys"), "{stderr}");
 }
