@@ -21,6 +21,9 @@ mod rules_command;
 mod sources_command;
 mod time_argument;
 mod tokens_command;
+mod verify_aws;
+mod verify_command;
+mod verify_output;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +129,10 @@ enum Command {
     /// account, region and API; why each was raised; replays; the tuning per scope.
     #[command(subcommand)]
     Insights(insights_command::InsightsCommand),
+    /// Verify a CloudTrail trail's log files against its digest files (signatures, the chain,
+    /// every log file's SHA-256), straight from its S3 bucket. Exits 0 when clean, 1 when
+    /// problems were found, 2 when nothing could be verified.
+    Verify(verify_command::VerifyArguments),
 }
 
 #[derive(Subcommand)]
@@ -277,6 +284,7 @@ fn main() -> ExitCode {
                 findings_command::run_suppressions(&settings, command).await
             }
             Command::Insights(command) => insights_command::run_insights(&settings, command).await,
+            Command::Verify(arguments) => verify_command::run_verify(arguments).await,
         }
     });
     match outcome {

@@ -1,0 +1,695 @@
+//! `orgtrail verify` against moto's S3. The test plays CloudTrail: hours of gzip'd log files
+//! made of the real sample records under CloudTrail's key layout, and an hourly digest for
+//! each hour in CloudTrail's format (gzip'd, its signature in `x-amz-meta-signature`), signed
+//! by OpenSSL (`openssl dgst -sha256 -sign`) with a key made for the test, and a public-key
+//! file in the shape `aws cloudtrail list-public-keys` prints. The intact trail verifies clean;
+//! each tampering, on a fresh copy of the trail in a bucket of its own, is reported naming the
+//! object, and the command exits non-zero.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration as StdDuration;
+
+use aws_sdk_s3::primitives::ByteStream;
+use base64::Engine as _;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use futures::StreamExt;
+use md5::{Digest as _, Md5};
+use orgtrail_tests::cli_process::run_orgtrail_with;
+use orgtrail_tests::memory_file::gzip;
+use orgtrail_tests::moto::MotoServer;
+use orgtrail_tests::organization::s3_client;
+use orgtrail_tests::samples::sample_files;
+use serde_json::{json, Value};
+use sha2::Sha256;
+
+const ACCOUNT: &str = "123456789012";
+const REGION: &str = "eu-west-1";
+const PREFIX: &str = "trails";
+const TRAIL: &str = "org-trail";
+const HOURS: usize = 4;
+const FILES_PER_HOUR: usize = 3;
+const RECORDS_PER_FILE: usize = 15;
+
+/// The first digest's start: CloudTrail's digest hours run from any second.
+fn first_hour() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 23, 41).unwrap()
+}
+
+/// An RSA key made by OpenSSL for the test, and its public key as CloudTrail gives it (DER of
+/// the PKCS#1 RSAPublicKey) with a fingerprint (MD5 of that DER, hex).
+struct SigningKey {
+    pem: PathBuf,
+    public_der: Vec<u8>,
+    fingerprint: String,
+}
+
+impl SigningKey {
+    fn generate(directory: &Path, name: &str) -> SigningKey {
+        let pem = directory.join(format!("{name}.pem"));
+        openssl(
+            &[
+                "genpkey",
+                "-algorithm",
+                "RSA",
+                "-pkeyopt",
+                "rsa_keygen_bits:2048",
+                "-out",
+                path(&pem),
+            ],
+            &[],
+        );
+        let public_der = openssl(
+            &[
+                "rsa",
+                "-in",
+                path(&pem),
+                "-RSAPublicKey_out",
+                "-outform",
+                "DER",
+            ],
+            &[],
+        );
+        let fingerprint = hex(&Md5::digest(&public_der));
+        SigningKey {
+            pem,
+            public_der,
+            fingerprint,
+        }
+    }
+
+    /// RSA PKCS#1 v1.5 SHA-256 of `message`, hex — by OpenSSL, not by the code under test.
+    fn sign(&self, message: &str) -> String {
+        hex(&openssl(
+            &["dgst", "-sha256", "-sign", path(&self.pem)],
+            message.as_bytes(),
+        ))
+    }
+}
+
+fn path(path: &Path) -> &str {
+    path.to_str().expect("temporary paths are UTF-8")
+}
+
+fn openssl(arguments: &[&str], input: &[u8]) -> Vec<u8> {
+    let mut child = Command::new("openssl")
+        .args(arguments)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|error| {
+            panic!("the test signs digests with the openssl command, which cannot run: {error}")
+        });
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "openssl {arguments:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output.stdout
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
+fn time_text(time: DateTime<Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// An object as CloudTrail would write it.
+#[derive(Clone)]
+struct TrailObject {
+    key: String,
+    /// Uncompressed content (gzip'd when written).
+    content: Vec<u8>,
+    /// `x-amz-meta-signature`, for digests.
+    signature: Option<String>,
+}
+
+/// The trail: log files and digests, oldest first; the bucket name is the test's choice.
+#[derive(Clone)]
+struct Trail {
+    log_files: Vec<TrailObject>,
+    digests: Vec<TrailObject>,
+}
+
+fn log_file_key(delivered: DateTime<Utc>, unique: usize) -> String {
+    format!(
+        "{PREFIX}/AWSLogs/{ACCOUNT}/CloudTrail/{REGION}/{}/{ACCOUNT}_CloudTrail_{REGION}_{}_{unique:016}.json.gz",
+        delivered.format("%Y/%m/%d"),
+        delivered.format("%Y%m%dT%H%MZ")
+    )
+}
+
+fn digest_key(end: DateTime<Utc>) -> String {
+    format!(
+        "{PREFIX}/AWSLogs/{ACCOUNT}/CloudTrail-Digest/{REGION}/{}/{ACCOUNT}_CloudTrail-Digest_{REGION}_{TRAIL}_us-east-1_{}.json.gz",
+        end.format("%Y/%m/%d"),
+        end.format("%Y%m%dT%H%M%SZ")
+    )
+}
+
+/// CloudTrail's digest of one hour, as JSON text, for `bucket`.
+fn digest_json(
+    bucket: &str,
+    key: &str,
+    from: DateTime<Utc>,
+    until: DateTime<Utc>,
+    fingerprint: &str,
+    previous: Option<(&TrailObject, &str)>,
+    log_files: &[(&TrailObject, DateTime<Utc>)],
+) -> Vec<u8> {
+    let previous_digest = |value: Value| {
+        if previous.is_some() {
+            value
+        } else {
+            Value::Null
+        }
+    };
+    let document = json!({
+        "awsAccountId": ACCOUNT,
+        "digestStartTime": time_text(from),
+        "digestEndTime": time_text(until),
+        "digestS3Bucket": bucket,
+        "digestS3Object": key,
+        "digestPublicKeyFingerprint": fingerprint,
+        "digestSignatureAlgorithm": "SHA256withRSA",
+        "newestEventTime": time_text(until - Duration::minutes(2)),
+        "oldestEventTime": time_text(from - Duration::minutes(3)),
+        "previousDigestS3Bucket": previous_digest(bucket.into()),
+        "previousDigestS3Object": previous_digest(previous.map(|(digest, _)| digest.key.clone()).into()),
+        "previousDigestHashValue": previous_digest(previous.map(|(digest, _)| sha256_hex(&digest.content)).into()),
+        "previousDigestHashAlgorithm": previous_digest("SHA-256".into()),
+        "previousDigestSignature": previous_digest(previous.map(|(_, signature)| signature.to_string()).into()),
+        "logFiles": log_files.iter().map(|(file, delivered)| json!({
+            "s3Bucket": bucket,
+            "s3Object": file.key,
+            "hashValue": sha256_hex(&file.content),
+            "hashAlgorithm": "SHA-256",
+            "newestEventTime": time_text(*delivered - Duration::minutes(1)),
+            "oldestEventTime": time_text(*delivered - Duration::minutes(6)),
+        })).collect::<Vec<_>>(),
+    });
+    serde_json::to_vec(&document).unwrap()
+}
+
+/// What CloudTrail signs (reference §3.2), written out here independently of the verifier.
+fn signing_string(
+    until: DateTime<Utc>,
+    bucket: &str,
+    key: &str,
+    content: &[u8],
+    previous_signature: Option<&str>,
+) -> String {
+    format!(
+        "{}\n{bucket}/{key}\n{}\n{}",
+        time_text(until),
+        sha256_hex(content),
+        previous_signature.unwrap_or("null")
+    )
+}
+
+/// Plays CloudTrail for [`HOURS`] hours in `bucket`: the sample records in log files, a
+/// starting digest, then digests chained to the one before.
+fn make_trail(bucket: &str, key: &SigningKey) -> Trail {
+    make_trail_of(bucket, key, HOURS, FILES_PER_HOUR)
+}
+
+/// `hours` hours of `files_per_hour` log files each ([`RECORDS_PER_FILE`] sample records, the
+/// samples used again from the start when they run out).
+fn make_trail_of(bucket: &str, key: &SigningKey, hours: usize, files_per_hour: usize) -> Trail {
+    let records: Vec<String> = sample_files()
+        .into_iter()
+        .flat_map(|file| file.records)
+        .collect();
+    let mut chunks = records.chunks(RECORDS_PER_FILE).cycle();
+    let mut log_files = Vec::new();
+    let mut digests: Vec<TrailObject> = Vec::new();
+    for hour in 0..hours {
+        let from = first_hour() + Duration::hours(hour as i64);
+        let until = from + Duration::hours(1);
+        let mut listed = Vec::new();
+        for file in 0..files_per_hour {
+            let delivered = from + Duration::minutes(5 + (50 * file / files_per_hour) as i64);
+            let chunk = chunks.next().expect("sample records");
+            let content = format!("{{\"Records\":[{}]}}", chunk.join(",")).into_bytes();
+            listed.push((
+                TrailObject {
+                    key: log_file_key(delivered, hour * files_per_hour + file),
+                    content,
+                    signature: None,
+                },
+                delivered,
+            ));
+        }
+        let key_text = digest_key(until);
+        let previous = digests
+            .last()
+            .map(|digest| (digest, digest.signature.as_deref().unwrap_or_default()));
+        let listed_refs: Vec<(&TrailObject, DateTime<Utc>)> =
+            listed.iter().map(|(file, time)| (file, *time)).collect();
+        let content = digest_json(
+            bucket,
+            &key_text,
+            from,
+            until,
+            &key.fingerprint,
+            previous,
+            &listed_refs,
+        );
+        let signature = key.sign(&signing_string(
+            until,
+            bucket,
+            &key_text,
+            &content,
+            previous.map(|(_, signature)| signature),
+        ));
+        log_files.extend(listed.into_iter().map(|(file, _)| file));
+        digests.push(TrailObject {
+            key: key_text,
+            content,
+            signature: Some(signature),
+        });
+    }
+    Trail { log_files, digests }
+}
+
+/// The public-key file, as `aws cloudtrail list-public-keys` (CLI v2) prints it.
+fn write_public_keys(directory: &Path, key: &SigningKey) -> PathBuf {
+    let file = directory.join("public-keys.json");
+    let document = json!({
+        "PublicKeyList": [{
+            "Value": base64::engine::general_purpose::STANDARD.encode(&key.public_der),
+            "ValidityStartTime": "2024-01-01T00:00:00+00:00",
+            "ValidityEndTime": "2025-01-01T00:00:00+00:00",
+            "Fingerprint": key.fingerprint,
+        }]
+    });
+    std::fs::write(&file, serde_json::to_vec_pretty(&document).unwrap()).unwrap();
+    file
+}
+
+async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, trail: &Trail) {
+    s3.create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|error| panic!("cannot create {bucket}: {error:?}"));
+    futures::stream::iter(trail.log_files.iter().chain(&trail.digests))
+        .for_each_concurrent(8, |object| async move {
+            let mut put = s3
+                .put_object()
+                .bucket(bucket)
+                .key(&object.key)
+                .body(ByteStream::from(gzip(&object.content)));
+            if let Some(signature) = &object.signature {
+                put = put
+                    .metadata("signature", signature)
+                    .metadata("signature-algorithm", "SHA256withRSA");
+            }
+            put.send()
+                .await
+                .unwrap_or_else(|error| panic!("cannot put {}: {error:?}", object.key));
+        })
+        .await;
+}
+
+/// Runs `orgtrail verify --output json` over the trail in `bucket`.
+fn verify(moto: &MotoServer, bucket: &str, public_keys: &Path) -> (Output, Value) {
+    verify_hours(moto, bucket, public_keys, HOURS)
+}
+
+fn verify_hours(
+    moto: &MotoServer,
+    bucket: &str,
+    public_keys: &Path,
+    hours: usize,
+) -> (Output, Value) {
+    let output = run_verify(moto, bucket, Some(public_keys), hours);
+    let report: Value = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "verify printed no JSON ({error}); status {:?}\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
+}
+
+/// Runs `orgtrail verify --output json` over `hours` hours of the trail in `bucket`.
+fn run_verify(moto: &MotoServer, bucket: &str, public_keys: Option<&Path>, hours: usize) -> Output {
+    let environment: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    let start = time_text(first_hour());
+    let end = time_text(first_hour() + Duration::hours(hours as i64));
+    let endpoint = moto.endpoint();
+    let mut arguments = vec![
+        "verify",
+        "--bucket",
+        bucket,
+        "--prefix",
+        PREFIX,
+        "--account",
+        ACCOUNT,
+        "--region",
+        REGION,
+        "--start",
+        &start,
+        "--end",
+        &end,
+        "--endpoint-url",
+        &endpoint,
+        "--output",
+        "json",
+    ];
+    if let Some(public_keys) = public_keys {
+        arguments.extend(["--public-keys", path(public_keys)]);
+    }
+    run_orgtrail_with(&environment, &arguments, StdDuration::from_secs(600))
+}
+
+/// The problems reported: (kind, key of the object).
+fn problems(report: &Value) -> Vec<(String, String)> {
+    let mut problems: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|problem| {
+            (
+                problem["kind"].as_str().unwrap().to_string(),
+                problem["location"]["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    problems.sort();
+    problems
+}
+
+fn expect_problems(case: &str, output: &Output, report: &Value, expected: &[(&str, &str)]) {
+    let mut expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(kind, key)| (kind.to_string(), key.to_string()))
+        .collect();
+    expected.sort();
+    assert_eq!(problems(report), expected, "{case}: {report:#}");
+    assert_eq!(output.status.code(), Some(1), "{case}: exit status");
+}
+
+fn gzip_is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&[0x1f, 0x8b])
+}
+
+struct Setup {
+    moto: MotoServer,
+    s3: aws_sdk_s3::Client,
+    _directory: TempDirectory,
+    genuine: SigningKey,
+    attacker: SigningKey,
+    public_keys: PathBuf,
+}
+
+/// A directory removed when dropped.
+struct TempDirectory(PathBuf);
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn setup(name: &str) -> Setup {
+    let directory =
+        std::env::temp_dir().join(format!("orgtrail-verify-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&directory).unwrap();
+    let genuine = SigningKey::generate(&directory, "genuine");
+    let attacker = SigningKey::generate(&directory, "attacker");
+    let public_keys = write_public_keys(&directory, &genuine);
+    let moto = MotoServer::start();
+    let s3 = s3_client(&moto.endpoint()).await;
+    Setup {
+        moto,
+        s3,
+        _directory: TempDirectory(directory),
+        genuine,
+        attacker,
+        public_keys,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intact_trail_verifies_clean_with_every_log_file_verified() {
+    let setup = setup("intact").await;
+    let trail = make_trail("intact-trail", &setup.genuine);
+    assert!(gzip_is_gzip(&gzip(&trail.log_files[0].content)));
+    upload(&setup.s3, "intact-trail", &trail).await;
+    let (output, report) = verify(&setup.moto, "intact-trail", &setup.public_keys);
+    assert_eq!(
+        problems(&report),
+        Vec::<(String, String)>::new(),
+        "{report:#}"
+    );
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(report["clean"], true);
+    assert_eq!(report["summary"]["digests"], HOURS);
+    assert_eq!(report["summary"]["digests_verified"], HOURS);
+    assert_eq!(
+        report["summary"]["log_files"]["verified"],
+        HOURS * FILES_PER_HOUR
+    );
+    let statuses: Vec<&str> = report["log_files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|file| file["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, vec!["verified"; HOURS * FILES_PER_HOUR]);
+
+    // Table output says the same, and exits 0.
+    let table = run_orgtrail_with(
+        &[
+            ("AWS_ACCESS_KEY_ID".into(), "testing".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "testing".into()),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_EC2_METADATA_DISABLED".into(), "true".into()),
+        ],
+        &[
+            "verify",
+            "--bucket",
+            "intact-trail",
+            "--prefix",
+            PREFIX,
+            "--account",
+            ACCOUNT,
+            "--region",
+            REGION,
+            "--start",
+            &time_text(first_hour()),
+            "--end",
+            &time_text(first_hour() + Duration::hours(HOURS as i64)),
+            "--public-keys",
+            path(&setup.public_keys),
+            "--endpoint-url",
+            &setup.moto.endpoint(),
+        ],
+        StdDuration::from_secs(60),
+    );
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert_eq!(table.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains(&format!("{} verified", HOURS * FILES_PER_HOUR)),
+        "{text}"
+    );
+    assert!(text.contains("problems: 0"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_files_changed_deleted_or_added_are_each_named() {
+    let setup = setup("log-files").await;
+
+    let bucket = "log-file-changed";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let changed = trail.log_files[4].key.clone();
+    let position = trail.log_files[4].content.len() / 2;
+    trail.log_files[4].content[position] ^= 0x01;
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "one byte changed",
+        &output,
+        &report,
+        &[("log_file_modified", &changed)],
+    );
+
+    let bucket = "log-file-deleted";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let deleted = trail.log_files.remove(7).key;
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "log file deleted",
+        &output,
+        &report,
+        &[("log_file_missing", &deleted)],
+    );
+
+    let bucket = "log-file-added";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let added = log_file_key(first_hour() + Duration::minutes(90), 999);
+    trail.log_files.push(TrailObject {
+        key: added.clone(),
+        content: trail.log_files[0].content.clone(),
+        signature: None,
+    });
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "log file added",
+        &output,
+        &report,
+        &[("log_file_unlisted", &added)],
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn digests_deleted_re_signed_or_moved_are_each_named() {
+    let setup = setup("digests").await;
+
+    let bucket = "digest-deleted";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let deleted = trail.digests.remove(2).key;
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "one digest deleted",
+        &output,
+        &report,
+        &[("digest_missing", &deleted)],
+    );
+    assert_eq!(
+        report["summary"]["log_files"]["unverifiable"], FILES_PER_HOUR,
+        "{report:#}"
+    );
+
+    let bucket = "two-digests-deleted";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let newer = trail.digests.remove(2).key;
+    let older = trail.digests.remove(1).key;
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "two consecutive digests deleted",
+        &output,
+        &report,
+        &[("digest_missing", &newer), ("digest_missing", &older)],
+    );
+
+    let bucket = "digest-re-signed";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let re_signed = trail.digests[1].key.clone();
+    let until = first_hour() + Duration::hours(2);
+    let previous_signature = trail.digests[0].signature.clone();
+    trail.digests[1].signature = Some(setup.attacker.sign(&signing_string(
+        until,
+        bucket,
+        &re_signed,
+        &trail.digests[1].content,
+        previous_signature.as_deref(),
+    )));
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "digest re-signed with another key",
+        &output,
+        &report,
+        &[("digest_bad_signature", &re_signed)],
+    );
+
+    let bucket = "digest-moved";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    let original = trail.digests[2].key.clone();
+    let moved = digest_key(first_hour() + Duration::hours(3) + Duration::seconds(1));
+    trail.digests[2].key = moved.clone();
+    upload(&setup.s3, bucket, &trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(
+        "digest moved",
+        &output,
+        &report,
+        &[("digest_moved", &moved)],
+    );
+    let message = report["problems"][0]["message"].as_str().unwrap();
+    assert!(message.contains(&original), "{message}");
+}
+
+/// How fast `orgtrail verify` goes: a day of hourly digests and 20 log files an hour, read from
+/// moto's S3 on this machine (moto, a Python server on the same cores, answers every GetObject;
+/// against S3 the bound is the network). A measurement, not a check: run it with
+/// `cargo xtask test --test verify -- --ignored`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo xtask test --test verify -- --ignored"]
+async fn verify_throughput_in_log_files_per_second() {
+    const DAY: usize = 24;
+    const FILES: usize = 20;
+    let setup = setup("throughput").await;
+    let trail = make_trail_of("throughput-trail", &setup.genuine, DAY, FILES);
+    upload(&setup.s3, "throughput-trail", &trail).await;
+    let bytes: usize = trail.log_files.iter().map(|file| file.content.len()).sum();
+    let began = std::time::Instant::now();
+    let (output, report) = verify_hours(&setup.moto, "throughput-trail", &setup.public_keys, DAY);
+    let seconds = began.elapsed().as_secs_f64();
+    assert_eq!(output.status.code(), Some(0), "{report:#}");
+    assert_eq!(report["summary"]["log_files"]["verified"], DAY * FILES);
+    println!(
+        "verify: {} digests, {} log files ({:.1} MB uncompressed) in {seconds:.2} s: {:.0} log files/s, {:.1} MB/s (the command's own figure: {})",
+        DAY,
+        DAY * FILES,
+        bytes as f64 / 1e6,
+        (DAY * FILES) as f64 / seconds,
+        bytes as f64 / 1e6 / seconds,
+        String::from_utf8_lossy(&output.stderr).trim()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_verified_exits_2_saying_why() {
+    let setup = setup("nothing").await;
+    // No digests in the window: log file validation is off.
+    let bucket = "no-digests";
+    let mut trail = make_trail(bucket, &setup.genuine);
+    trail.digests.clear();
+    upload(&setup.s3, bucket, &trail).await;
+    let output = run_verify(&setup.moto, bucket, Some(&setup.public_keys), HOURS);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("no digest files"), "{stderr}");
+
+    // No key file, and CloudTrail's ListPublicKeys cannot answer (moto does not implement it).
+    let output = run_verify(&setup.moto, bucket, None, HOURS);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("ListPublicKeys failed"), "{stderr}");
+    assert!(stderr.contains("--public-keys"), "{stderr}");
+}
