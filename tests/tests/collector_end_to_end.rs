@@ -481,9 +481,10 @@ async fn a_running_collector_serves_plaintext_health_and_metrics() {
     let mut collector = CollectorProcess::spawn(&config, &BaseCredentials::default(), &[]);
     let files = 2 * organization.files.len();
 
-    // Every file arrives, and the metrics say so once the passes are done (bounded wait).
+    // Every file arrives, and the metrics say so once the passes are done (bounded as the
+    // other full passes of this file are).
     let committed = format!("orgtrail_collector_files_total{{outcome=\"committed\"}} {files}");
-    let deadline = tokio::time::Instant::now() + WAIT;
+    let deadline = tokio::time::Instant::now() + BOUND;
     loop {
         let ready = ledger_rows(&stack).await as usize == files
             && scrape_metrics(metrics_port)
