@@ -18,6 +18,16 @@ const DAYS: u64 = 30;
 /// 2026-10-01T00:00:00Z.
 const FIRST_DAY_UNIX: u64 = 1_790_812_800;
 
+/// Where in time a file's records lie.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventTimes {
+    /// Each record anywhere in the 30 days, whatever its file (the ingest benchmark's).
+    SpreadOverDays,
+    /// A file's records within this many minutes from a time of the file's own, as CloudTrail
+    /// writes them (a file every 5 minutes per account and region): what the rollups see.
+    FileWindowMinutes(u64),
+}
+
 /// Generates (once) `events` records in files of `records_per_file`; returns the directory.
 /// Data sets of different `seed`s share no eventID.
 pub fn generate_bench_data(
@@ -25,11 +35,24 @@ pub fn generate_bench_data(
     records_per_file: usize,
     seed: u64,
 ) -> anyhow::Result<PathBuf> {
-    let root = workspace_root().join(if seed == 0 {
-        format!("target/bench/ingest-{events}-{records_per_file}")
-    } else {
-        format!("target/bench/ingest-{events}-{records_per_file}-seed{seed}")
-    });
+    generate_bench_data_with(events, records_per_file, seed, EventTimes::SpreadOverDays)
+}
+
+/// [`generate_bench_data`] with the records' times laid out as `times` says.
+pub fn generate_bench_data_with(
+    events: usize,
+    records_per_file: usize,
+    seed: u64,
+    times: EventTimes,
+) -> anyhow::Result<PathBuf> {
+    let mut name = format!("target/bench/ingest-{events}-{records_per_file}");
+    if seed != 0 {
+        name.push_str(&format!("-seed{seed}"));
+    }
+    if let EventTimes::FileWindowMinutes(minutes) = times {
+        name.push_str(&format!("-files-of-{minutes}min"));
+    }
+    let root = workspace_root().join(name);
     let data = root.join("AWSLogs");
     let complete = root.join("complete");
     if complete.exists() {
@@ -57,7 +80,7 @@ pub fn generate_bench_data(
                     for file in (worker..files).step_by(workers) {
                         let first = file * records_per_file;
                         let last = (first + records_per_file).min(events);
-                        write_bench_file(data, samples, file, first..last, seed)?;
+                        write_bench_file(data, samples, file, first..last, seed, times)?;
                     }
                     Ok(())
                 })
@@ -80,6 +103,7 @@ fn write_bench_file(
     file: usize,
     records: std::ops::Range<usize>,
     seed: u64,
+    times: EventTimes,
 ) -> anyhow::Result<()> {
     let account = format!("{:012}", 100_000_000_000 + (file % ACCOUNTS) as u64 * 7_919);
     let region = REGIONS[(file / ACCOUNTS) % REGIONS.len()];
@@ -88,7 +112,15 @@ fn write_bench_file(
     for number in records {
         let mut record = samples[number % samples.len()].clone();
         let mixed = mix(number as u64);
-        let time = FIRST_DAY_UNIX + mixed % (DAYS * 86_400);
+        let time = match times {
+            EventTimes::SpreadOverDays => FIRST_DAY_UNIX + mixed % (DAYS * 86_400),
+            EventTimes::FileWindowMinutes(minutes) => {
+                let window = minutes.max(1) * 60;
+                let file_start =
+                    FIRST_DAY_UNIX + mix(file as u64 ^ 0xf11e) % (DAYS * 86_400 - window);
+                file_start + mixed % window
+            }
+        };
         newest = newest.max(time);
         let object = record
             .as_object_mut()
@@ -182,7 +214,7 @@ pub fn event_id(number: u64) -> String {
 }
 
 /// `YYYY-MM-DDTHH:MM:SSZ` of a Unix time (civil-from-days, proleptic Gregorian).
-fn format_time(unix: u64) -> String {
+pub fn format_time(unix: u64) -> String {
     let days = (unix / 86_400) as i64;
     let seconds = unix % 86_400;
     let z = days + 719_468;

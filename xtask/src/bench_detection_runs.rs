@@ -304,20 +304,23 @@ impl CpuPerEvent {
 }
 
 /// CPU seconds at the start of a run.
-struct CpuUse {
+pub struct CpuUse {
     aggregator: f64,
     postgres: f64,
 }
 
 impl CpuUse {
-    fn start(aggregator: &ChildProcess, postgres: &ThrowawayPostgres) -> anyhow::Result<CpuUse> {
+    pub fn start(
+        aggregator: &ChildProcess,
+        postgres: &ThrowawayPostgres,
+    ) -> anyhow::Result<CpuUse> {
         Ok(CpuUse {
             aggregator: aggregator.cpu_seconds()?,
             postgres: postgres.cpu_seconds()?,
         })
     }
 
-    fn end(
+    pub fn end(
         self,
         aggregator: &ChildProcess,
         postgres: &ThrowawayPostgres,

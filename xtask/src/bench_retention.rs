@@ -22,7 +22,8 @@ use crate::postgres::ThrowawayPostgres;
 use crate::processes::{build_binaries, start_aggregator, Profile, Security};
 use crate::workspace_root;
 
-const CHUNK: u64 = 500_000;
+/// Events generated per statement.
+pub const CHUNK: u64 = 500_000;
 
 pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<()> {
     let mut options = [
@@ -205,7 +206,7 @@ pub fn bench_retention(arguments: &[String], interrupted: &AtomicBool) -> anyhow
 
 /// INSERT … SELECT of events `first..=last`: a template record each, a fresh eventID, one of
 /// 100 accounts and 4 regions, a time spread over the `days` before `base`.
-fn generate_sql(first: u64, last: u64, days: u64, base: &str) -> String {
+pub fn generate_sql(first: u64, last: u64, days: u64, base: &str) -> String {
     format!(
         "SET TIME ZONE 'UTC';
          INSERT INTO events (event_time, event_id, event_version, event_source, event_name, aws_region,

@@ -14,12 +14,17 @@
 //!   filter and rule and together.
 //! - `cargo xtask bench collect`: a collector pass over a generated organization.
 //! - `cargo xtask bench retention`: enforcement over millions of events, both ways.
+//! - `cargo xtask bench insights`: precision and recall of the Insights model over generated
+//!   scenarios, the rollups' cost on ingest, the events summary over 10 M events, and the
+//!   replay of a month of one account (see `bench_insights`).
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
 mod bench_data;
 mod bench_detection_runs;
 mod bench_filters;
+mod bench_insight_scenarios;
+mod bench_insights;
 mod bench_retention;
 mod bench_rules;
 mod demo;
@@ -55,6 +60,7 @@ commands:
   bench filters   measure the CIS metric filters and the Sigma rules alone over the same generated events (one thread)
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
+  bench insights  measure the Insights model over scenarios, the rollups' cost on ingest, the summary over 10 M events and a month's replay
   pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
 
 fn main() {
@@ -80,6 +86,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
             Some("filters") => bench_filters::bench_filters(&arguments[2..], &interrupted),
             Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
             Some("retention") => bench_retention::bench_retention(&arguments[2..], &interrupted),
+            Some("insights") => bench_insights::bench_insights(&arguments[2..], &interrupted),
             _ => bail!("{USAGE}"),
         },
         _ => bail!("{USAGE}"),

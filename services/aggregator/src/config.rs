@@ -119,6 +119,10 @@ pub struct IngestSettings {
     pub max_concurrent_files: usize,
     /// Day partitions kept ready ahead of today.
     pub partitions_ahead_days: u32,
+    /// Keep the rollups (events per series per minute and per hour) in each file's
+    /// transaction. For benchmarks only (`cargo xtask bench insights` measures what they cost):
+    /// off, the summary is refused and Insights cannot run; a warning is logged at every start.
+    pub rollups: bool,
 }
 
 impl Default for IngestSettings {
@@ -128,6 +132,7 @@ impl Default for IngestSettings {
             max_record_bytes: 1 << 20,
             max_concurrent_files: 16,
             partitions_ahead_days: 7,
+            rollups: true,
         }
     }
 }
@@ -455,6 +460,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("insights: {0}")]
     Insights(String),
+    #[error("insights.enabled needs the rollups, and ingest.rollups is false (a setting for benchmarks only): set insights.enabled = false, or keep ingest.rollups = true")]
+    InsightsWithoutRollups,
     #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
     MissingDatabaseUrl,
     #[error(transparent)]
@@ -600,6 +607,9 @@ impl RawAggregatorConfig {
             .model
             .validate()
             .map_err(|error| ConfigError::Insights(error.to_string()))?;
+        if self.insights.enabled && !self.ingest.rollups {
+            return Err(ConfigError::InsightsWithoutRollups);
+        }
         if self.ingest.max_record_bytes > self.ingest.max_request_bytes {
             return Err(ConfigError::RecordOverRequest {
                 record: self.ingest.max_record_bytes,
@@ -949,6 +959,33 @@ mod tests {
             let error = config(extra).unwrap_err().to_string();
             assert!(error.contains(wanted), "{extra:?}: {error}");
         }
+    }
+
+    #[test]
+    fn rollups_off_is_refused_while_insights_are_on() {
+        let base = "database_url = \"postgres://h/db\"\n[tls]\ninsecure = true\n[encryption]\nplaintext = true\n";
+        let config = toml_like(base).unwrap().validate().unwrap();
+        assert!(config.ingest.rollups, "the rollups are on by default");
+        let error = toml_like(&format!("{base}[ingest]\nrollups = false"))
+            .unwrap()
+            .validate()
+            .unwrap_err();
+        assert!(
+            matches!(error, ConfigError::InsightsWithoutRollups),
+            "{error}"
+        );
+        assert!(
+            error.to_string().contains("set insights.enabled = false"),
+            "{error}"
+        );
+        let config = toml_like(&format!(
+            "{base}[ingest]\nrollups = false\n[insights]\nenabled = false"
+        ))
+        .unwrap()
+        .validate()
+        .unwrap();
+        assert!(!config.ingest.rollups);
+        assert!(!config.insights.enabled);
     }
 
     #[test]

@@ -112,6 +112,9 @@ pub struct IngestService {
     file_permits: Arc<Semaphore>,
     /// What every newly stored event passes (the alarms' metric filters).
     detectors: Arc<Detectors>,
+    /// Whether files add their events to the rollups (`ingest.rollups`: off only to measure
+    /// what the rollups cost).
+    maintain_rollups: bool,
 }
 
 impl IngestService {
@@ -120,12 +123,14 @@ impl IngestService {
         limits: IngestLimits,
         max_concurrent_files: usize,
         detectors: Detectors,
+        maintain_rollups: bool,
     ) -> IngestService {
         IngestService {
             store,
             limits,
             file_permits: Arc::new(Semaphore::new(max_concurrent_files)),
             detectors: Arc::new(detectors),
+            maintain_rollups,
         }
     }
 
@@ -160,6 +165,11 @@ impl IngestService {
             // A chunk with an end always ends its file.
             None => Err(IngestError::MissingOrigin { file_seq: 0 }),
         }
+    }
+
+    /// Whether files add their events to the rollups (`ingest.rollups`).
+    pub fn keeps_rollups(&self) -> bool {
+        self.maintain_rollups
     }
 
     pub fn limits(&self) -> IngestLimits {
@@ -212,7 +222,7 @@ impl IngestService {
                     seen_event_ids: HashSet::new(),
                     locked_days: HashSet::new(),
                     detections: Box::new(self.detectors.file_detections(detectors)),
-                    rollups: RollupDelta::default(),
+                    rollups: self.maintain_rollups.then(RollupDelta::default),
                 }
             }
             LedgerEntry::AlreadyTaken(previous) => {
@@ -325,8 +335,9 @@ enum OpenFileState {
         locked_days: HashSet<chrono::NaiveDate>,
         /// What the file's new events matched, written with them.
         detections: Box<FileDetections>,
-        /// The file's new events, counted per series and minute, added to the rollups with them.
-        rollups: RollupDelta,
+        /// The file's new events, counted per series and minute, added to the rollups with them
+        /// (`None` when the rollups are not kept).
+        rollups: Option<RollupDelta>,
     },
     AlreadyTaken {
         first_committed_at: DateTime<Utc>,
@@ -427,7 +438,9 @@ impl OpenFile {
                 while new_ids.next_if(|id| **id < event_id).is_some() {}
                 if new_ids.next_if(|id| **id == event_id).is_some() {
                     detections.observe(event);
-                    rollups.add(event);
+                    if let Some(rollups) = rollups {
+                        rollups.add(event);
+                    }
                 }
             }
             let inserted = u32::try_from(inserted.inserted.len()).unwrap_or(u32::MAX);
@@ -537,9 +550,11 @@ impl OpenFile {
                 .await
                 .map_err(store_error)?;
                 // Last before the commit: the rollup rows it takes are held the shortest.
-                store::add_rollups(&mut transaction, self.store.series_ids(), &rollups)
-                    .await
-                    .map_err(store_error)?;
+                if let Some(rollups) = &rollups {
+                    store::add_rollups(&mut transaction, self.store.series_ids(), rollups)
+                        .await
+                        .map_err(store_error)?;
+                }
                 PgStore::commit_file_transaction(transaction)
                     .await
                     .map_err(store_error)?;

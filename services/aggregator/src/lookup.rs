@@ -30,16 +30,24 @@ pub enum LookupServiceError {
     Invalid(#[from] LookupError),
     #[error("cannot read events")]
     Store(#[from] StoreError),
+    /// The summary is read from the rollups, which this aggregator does not keep.
+    #[error("the summary is answered from the rollups, and this aggregator does not keep them (ingest.rollups = false, a setting for benchmarks only): its counts would be wrong")]
+    RollupsOff,
 }
 
 #[derive(Clone)]
 pub struct EventLookup {
     store: PgStore,
+    /// `ingest.rollups`: without them the summary has nothing right to answer from.
+    rollups_kept: bool,
 }
 
 impl EventLookup {
-    pub fn new(store: PgStore) -> EventLookup {
-        EventLookup { store }
+    pub fn new(store: PgStore, rollups_kept: bool) -> EventLookup {
+        EventLookup {
+            store,
+            rollups_kept,
+        }
     }
 
     pub async fn lookup_events(
@@ -77,6 +85,9 @@ impl EventLookup {
         start_time: Option<DateTime<Utc>>,
         end_time: Option<DateTime<Utc>>,
     ) -> Result<Vec<EventCount>, LookupServiceError> {
+        if !self.rollups_kept {
+            return Err(LookupServiceError::RollupsOff);
+        }
         if let (Some(start), Some(end)) = (start_time, end_time) {
             if start > end {
                 return Err(LookupError::InvalidTimeRange { start, end }.into());

@@ -106,6 +106,9 @@ pub async fn serve(
         )
         .await?;
     tracing::info!(partitions, "database ready");
+    if !config.ingest.rollups {
+        tracing::warn!("the rollups are not kept (ingest.rollups = false, for benchmarks only): the events summary is refused, Insights cannot run, and the rollups miss every event stored meanwhile");
+    }
 
     let listener = TcpListener::bind(config.listen)
         .await
@@ -182,6 +185,7 @@ pub async fn serve(
                 i64::try_from(config.detections.notify_within_hours).unwrap_or(i64::MAX),
             ),
         ),
+        config.ingest.rollups,
     );
     let insights = InsightService::new(
         store.clone(),
@@ -194,7 +198,7 @@ pub async fn serve(
     }
     let services = DomainServices {
         ingest,
-        lookup: EventLookup::new(store.clone()),
+        lookup: EventLookup::new(store.clone(), config.ingest.rollups),
         sources: SourceRegistry::new(store.clone()),
         retention,
         alarms,

@@ -3,6 +3,7 @@
 //! | error                                    | code              |
 //! |------------------------------------------|-------------------|
 //! | invalid lookup (attribute, range, token) | INVALID_ARGUMENT  |
+//! | summary, Insights replay with the rollups off (benchmarks) | FAILED_PRECONDITION |
 //! | invalid source request (sizes, lease)    | INVALID_ARGUMENT  |
 //! | retention: invalid policy, under a floor | INVALID_ARGUMENT  |
 //! | retention: unknown policy, hold, event   | NOT_FOUND         |
@@ -58,6 +59,7 @@ pub fn ingest_error_status(error: &IngestError) -> Status {
 pub fn lookup_error_status(error: &LookupServiceError) -> Status {
     match error {
         LookupServiceError::Invalid(invalid) => Status::invalid_argument(invalid.to_string()),
+        LookupServiceError::RollupsOff => Status::failed_precondition(error.to_string()),
         LookupServiceError::Store(source) => store_error_status("cannot read events", source),
     }
 }
@@ -122,6 +124,7 @@ pub fn insight_error_status(error: &InsightError) -> Status {
     match error {
         InsightError::InvalidRequest(_) => Status::invalid_argument(error.to_string()),
         InsightError::NotFound(_) => Status::not_found(error.to_string()),
+        InsightError::RollupsOff => Status::failed_precondition(error.to_string()),
         InsightError::Store(StoreError::NotFound(_)) => Status::not_found(error.to_string()),
         InsightError::Store(source) => store_error_status("cannot read or change Insights", source),
         InsightError::Ingest(source) => {

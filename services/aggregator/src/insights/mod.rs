@@ -55,6 +55,9 @@ pub enum InsightError {
     Store(#[from] StoreError),
     #[error("cannot write an Insight event")]
     Ingest(#[from] IngestError),
+    /// Insights are read from the rollups, which this aggregator does not keep.
+    #[error("Insights are found from the rollups, and this aggregator does not keep them (ingest.rollups = false, a setting for benchmarks only)")]
+    RollupsOff,
 }
 
 /// What evaluating a window found and wrote.
@@ -458,6 +461,9 @@ impl InsightService {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     ) -> Result<EvaluationCounts, InsightError> {
+        if !self.ingest.keeps_rollups() {
+            return Err(InsightError::RollupsOff);
+        }
         if start >= end {
             return Err(InsightError::InvalidRequest(format!(
                 "the start {start} is not before the end {end}"
