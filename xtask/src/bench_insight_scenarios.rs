@@ -23,12 +23,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use orgtrail_detection::insights::scenario::{
-    generate_scenario, score_scenario, shapes_from_records, BackgroundScaling, DetectedInsight,
-    Scenario, ScenarioSpec, SeriesShape, Tolerance,
+    detect_day_by_day, generate_scenario, score_scenario, shapes_from_records, BackgroundScaling,
+    ScenarioSpec, SeriesShape, Tolerance,
 };
 use orgtrail_detection::insights::{
-    detect_episodes_with, DayBaselines, Episode, InsightModel, InsightType, MinuteCounts,
-    MINUTES_PER_DAY,
+    detect_episodes_with, DayBaselines, InsightModel, InsightType, MINUTES_PER_DAY,
 };
 use serde_json::Value;
 
@@ -75,40 +74,6 @@ fn sample_shapes() -> anyhow::Result<Vec<SeriesShape>> {
         records.iter(),
         &BackgroundScaling::default(),
     ))
-}
-
-/// Every series evaluated as the aggregator does: one window per UTC day, the day baselines
-/// kept per series; each Insight in the form the last window that returned it gave.
-fn detect_day_by_day(
-    scenario: &Scenario,
-    all_counts: &[MinuteCounts],
-    model: &InsightModel,
-) -> Vec<DetectedInsight> {
-    let mut detected = Vec::new();
-    for (series, counts) in all_counts.iter().enumerate() {
-        let mut baselines = DayBaselines::new();
-        let mut by_start: BTreeMap<i64, Episode> = BTreeMap::new();
-        let mut window_start = scenario.minutes.start;
-        while window_start < scenario.minutes.end {
-            let window = window_start..window_start + MINUTES_PER_DAY;
-            for episode in detect_episodes_with(
-                counts,
-                scenario.history_from,
-                window.clone(),
-                model,
-                &mut baselines,
-            ) {
-                by_start.insert(episode.start_minute, episode);
-            }
-            window_start = window.end;
-        }
-        detected.extend(
-            by_start
-                .into_values()
-                .map(|episode| DetectedInsight { series, episode }),
-        );
-    }
-    detected
 }
 
 /// One line per seed and the pooled figures.

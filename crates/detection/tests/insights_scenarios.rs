@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use orgtrail_detection::insights::scenario::{
-    generate_scenario, score_scenario, shapes_from_records, BackgroundScaling, DetectedInsight,
+    detect_day_by_day, generate_scenario, score_scenario, shapes_from_records, BackgroundScaling,
     Scenario, ScenarioSpec, SeriesShape, Tolerance,
 };
 use orgtrail_detection::insights::{
@@ -43,41 +43,6 @@ fn shapes() -> &'static [SeriesShape] {
             &BackgroundScaling::default(),
         )
     })
-}
-
-/// Evaluates every series of `scenario` (`counts` or its clean `background`) as the aggregator
-/// does: one window per UTC day, the day baselines kept per series; each Insight kept in the
-/// form the last window that returned it gave.
-fn detect_day_by_day(
-    scenario: &Scenario,
-    all_counts: &[MinuteCounts],
-    model: &InsightModel,
-) -> Vec<DetectedInsight> {
-    let mut detected = Vec::new();
-    for (series, counts) in all_counts.iter().enumerate() {
-        let mut baselines = DayBaselines::new();
-        let mut by_start: BTreeMap<i64, Episode> = BTreeMap::new();
-        let mut window_start = scenario.minutes.start;
-        while window_start < scenario.minutes.end {
-            let window = window_start..window_start + MINUTES_PER_DAY;
-            for episode in detect_episodes_with(
-                counts,
-                scenario.history_from,
-                window.clone(),
-                model,
-                &mut baselines,
-            ) {
-                by_start.insert(episode.start_minute, episode);
-            }
-            window_start = window.end;
-        }
-        detected.extend(
-            by_start
-                .into_values()
-                .map(|episode| DetectedInsight { series, episode }),
-        );
-    }
-    detected
 }
 
 fn spec(seed: u64) -> ScenarioSpec {

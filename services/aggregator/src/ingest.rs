@@ -222,7 +222,7 @@ impl IngestService {
                     seen_event_ids: HashSet::new(),
                     locked_days: HashSet::new(),
                     detections: Box::new(self.detectors.file_detections(detectors)),
-                    rollups: self.maintain_rollups.then(RollupDelta::default),
+                    rollups: self.maintain_rollups.then(Box::default),
                 }
             }
             LedgerEntry::AlreadyTaken(previous) => {
@@ -337,7 +337,7 @@ enum OpenFileState {
         detections: Box<FileDetections>,
         /// The file's new events, counted per series and minute, added to the rollups with them
         /// (`None` when the rollups are not kept).
-        rollups: Option<RollupDelta>,
+        rollups: Option<Box<RollupDelta>>,
     },
     AlreadyTaken {
         first_committed_at: DateTime<Utc>,

@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 use std::ops::Range;
 
 pub use random::Random;
-pub use score::{score_scenario, BurstOutcome, DetectedInsight, ScenarioScore, Tolerance};
+pub use score::{
+    detect_day_by_day, score_scenario, BurstOutcome, DetectedInsight, ScenarioScore, Tolerance,
+};
 pub use shapes::{shapes_from_records, BackgroundScaling};
 
 use super::model::{InsightType, MINUTES_PER_DAY};

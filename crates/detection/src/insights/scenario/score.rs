@@ -5,12 +5,50 @@ use std::collections::BTreeMap;
 
 use super::Scenario;
 use crate::insights::episodes::Episode;
+use crate::insights::{
+    detect_episodes_with, DayBaselines, InsightModel, MinuteCounts, MINUTES_PER_DAY,
+};
 
 /// An Insight found in a scenario: the index of its series and its episode.
 #[derive(Clone, Debug, PartialEq)]
 pub struct DetectedInsight {
     pub series: usize,
     pub episode: Episode,
+}
+
+/// Evaluates every series of `scenario` (`counts` or its clean `background`) as the aggregator
+/// does: one window per UTC day, the day baselines kept per series; each Insight kept in the
+/// form the last window that returned it gave.
+pub fn detect_day_by_day(
+    scenario: &Scenario,
+    all_counts: &[MinuteCounts],
+    model: &InsightModel,
+) -> Vec<DetectedInsight> {
+    let mut detected = Vec::new();
+    for (series, counts) in all_counts.iter().enumerate() {
+        let mut baselines = DayBaselines::new();
+        let mut by_start: BTreeMap<i64, Episode> = BTreeMap::new();
+        let mut window_start = scenario.minutes.start;
+        while window_start < scenario.minutes.end {
+            let window = window_start..window_start + MINUTES_PER_DAY;
+            for episode in detect_episodes_with(
+                counts,
+                scenario.history_from,
+                window.clone(),
+                model,
+                &mut baselines,
+            ) {
+                by_start.insert(episode.start_minute, episode);
+            }
+            window_start = window.end;
+        }
+        detected.extend(
+            by_start
+                .into_values()
+                .map(|episode| DetectedInsight { series, episode }),
+        );
+    }
+    detected
 }
 
 /// How close to the truth an Insight's Start and End must be for a burst to count as found on
