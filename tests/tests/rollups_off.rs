@@ -79,8 +79,11 @@ async fn without_the_rollups_events_are_stored_and_the_summary_and_replays_are_r
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aggregator_does_not_start_with_insights_on_and_the_rollups_off() {
     let mut stack = TestStack::start().await;
-    let log = stack
-        .start_aggregator_expecting_failure(&[("ORGTRAIL_INGEST__ROLLUPS".into(), "false".into())]);
+    // Insights are on by default, but off in the test kit: turned on here.
+    let log = stack.start_aggregator_expecting_failure(&[
+        ("ORGTRAIL_INGEST__ROLLUPS".into(), "false".into()),
+        ("ORGTRAIL_INSIGHTS__ENABLED".into(), "true".into()),
+    ]);
     assert!(
         log.contains("insights.enabled needs the rollups, and ingest.rollups is false"),
         "{log}"
