@@ -198,7 +198,8 @@ pub fn bench_ingest(arguments: &[String], interrupted: &AtomicBool) -> anyhow::R
         &bin_dir,
         &postgres.url("bench_plaintext"),
         &work.join("aggregator-plaintext.log"),
-        &[],
+        // As in the secure runs (`bench_detection_runs`).
+        &[("ORGTRAIL_INSIGHTS__ENABLED", "false")],
         plaintext,
     )?;
     let plaintext_seconds = time_grpc_ingest(

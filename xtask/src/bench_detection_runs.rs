@@ -41,9 +41,11 @@ impl Detections {
         sigma: true,
     };
 
-    /// The aggregator's settings for them (everything on is the default).
+    /// The aggregator's settings for them (every detection on is the default; Insights are off).
     fn environment(self) -> Vec<(&'static str, &'static str)> {
-        let mut environment = Vec::new();
+        // Insights off in every run: their rounds over the generated history would share the
+        // machine with ingest unevenly (`bench insights` measures them and the rollups).
+        let mut environment = vec![("ORGTRAIL_INSIGHTS__ENABLED", "false")];
         if !self.cis {
             environment.push(("ORGTRAIL_ALARMS__CIS_BUILTIN", "false"));
         }
