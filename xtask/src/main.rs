@@ -108,6 +108,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         eprintln!("xtask: {error:#}; running the tests all the same");
     }
     let moto_server = moto::ensure_moto_server()?;
+    prerequisites::ensure_openssl()?;
     let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
     eprintln!("xtask: PostgreSQL ready at {}", postgres.url("postgres"));

@@ -21,17 +21,7 @@ pub fn find_postgres_bin_dir() -> anyhow::Result<PathBuf> {
         eprintln!(
             "xtask: PostgreSQL server binaries not found; installing postgresql-15 with apt-get"
         );
-        let install = || {
-            Command::new("apt-get")
-                .args(["install", "-y", "--no-install-recommends", "postgresql-15"])
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .is_ok_and(|status| status.success())
-        };
-        if !install() {
-            let _ = Command::new("apt-get").arg("update").status();
-            install();
-        }
+        apt_install("postgresql-15");
         if let Some(dir) = installed_postgres_bin_dir() {
             return Ok(dir);
         }
@@ -63,6 +53,37 @@ fn installed_postgres_bin_dir() -> Option<PathBuf> {
         }
     }
     candidates.into_iter().find(|dir| has_server(dir))
+}
+
+/// The `openssl` command, which `tests/verify.rs` signs its digests with (so the signing is not
+/// orgtrail's own code), installed with apt-get when missing and this runs as root.
+pub fn ensure_openssl() -> anyhow::Result<()> {
+    if command_exists("openssl") {
+        return Ok(());
+    }
+    if is_root() && command_exists("apt-get") {
+        eprintln!("xtask: the openssl command not found; installing openssl with apt-get");
+        apt_install("openssl");
+        if command_exists("openssl") {
+            return Ok(());
+        }
+    }
+    bail!("the openssl command (tests/verify.rs signs digests with it) not found: install it with `apt-get install -y openssl`")
+}
+
+/// `apt-get install` of one package, after an `apt-get update` if the first try fails.
+fn apt_install(package: &str) {
+    let install = || {
+        Command::new("apt-get")
+            .args(["install", "-y", "--no-install-recommends", package])
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|status| status.success())
+    };
+    if !install() {
+        let _ = Command::new("apt-get").arg("update").status();
+        install();
+    }
 }
 
 pub fn command_exists(program: &str) -> bool {
