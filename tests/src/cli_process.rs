@@ -62,3 +62,34 @@ pub fn drain(pipe: Option<impl Read + Send + 'static>) -> JoinHandle<Vec<u8>> {
         buffer
     })
 }
+
+/// How long one `orgtrail` command against a test stack may take ([`orgtrail_at`]).
+pub const CLI_BOUND: Duration = Duration::from_secs(180);
+
+/// Runs `orgtrail --endpoint <stack> ARGS…` as the tests' admin and returns its output.
+pub fn orgtrail_at(stack: &crate::TestStack, arguments: &[&str]) -> Output {
+    let endpoint = stack.endpoint();
+    let mut all = vec!["--endpoint", endpoint.as_str()];
+    all.extend_from_slice(arguments);
+    run_orgtrail(&all, CLI_BOUND)
+}
+
+/// As [`orgtrail_at`], requiring success; its standard output.
+pub fn orgtrail_ok_at(stack: &crate::TestStack, arguments: &[&str]) -> String {
+    let output = orgtrail_at(stack, arguments);
+    assert!(
+        output.status.success(),
+        "orgtrail {arguments:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// As [`orgtrail_ok_at`] with `--output json`, parsed.
+pub fn orgtrail_json_at(stack: &crate::TestStack, arguments: &[&str]) -> serde_json::Value {
+    let mut all = arguments.to_vec();
+    all.extend_from_slice(&["--output", "json"]);
+    let stdout = orgtrail_ok_at(stack, &all);
+    serde_json::from_str(&stdout)
+        .unwrap_or_else(|error| panic!("orgtrail {all:?} printed no JSON ({error}): {stdout}"))
+}

@@ -8,18 +8,16 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use orgtrail_tests::cli_process::run_orgtrail;
+use orgtrail_tests::cli_process::{orgtrail_at, orgtrail_json_at, orgtrail_ok_at};
 use orgtrail_tests::memory_file::{gzip, log_file_json};
 use orgtrail_tests::receiver::NotificationReceiver;
 use orgtrail_tests::samples::{data_dir, invictus_records, sample_files_of};
 use orgtrail_tests::{test_now, StackOptions, TestStack, WAIT};
 use serde_json::Value;
 
-const BOUND: Duration = Duration::from_secs(180);
 const STRATUS: &str = "stratus-red-team-detonation-logs";
 
 /// A rule of the team's own: every EC2 API call (the detonations make many, over several days).
@@ -46,36 +44,9 @@ fn text(output: &[u8]) -> String {
     String::from_utf8_lossy(output).into_owned()
 }
 
-/// Runs `orgtrail --endpoint … ARGS…` and returns its output.
-fn orgtrail(stack: &TestStack, arguments: &[&str]) -> Output {
-    let endpoint = stack.endpoint();
-    let mut all = vec!["--endpoint", endpoint.as_str()];
-    all.extend_from_slice(arguments);
-    run_orgtrail(&all, BOUND)
-}
-
-/// Runs it, requires success, and returns standard output.
-fn orgtrail_ok(stack: &TestStack, arguments: &[&str]) -> String {
-    let output = orgtrail(stack, arguments);
-    assert!(
-        output.status.success(),
-        "orgtrail {arguments:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-fn orgtrail_json(stack: &TestStack, arguments: &[&str]) -> Value {
-    let mut all = arguments.to_vec();
-    all.extend_from_slice(&["--output", "json"]);
-    let stdout = orgtrail_ok(stack, &all);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("orgtrail {all:?} printed no JSON ({error}): {stdout}"))
-}
-
 fn ingest_stratus(stack: &TestStack) {
     let directory = data_dir().join(STRATUS);
-    orgtrail_ok(stack, &["ingest", &directory.to_string_lossy()]);
+    orgtrail_ok_at(stack, &["ingest", &directory.to_string_lossy()]);
 }
 
 /// The Stratus records, one per eventID.
@@ -184,7 +155,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
     let expected = rules_matching_stratus();
     assert!(!expected.is_empty(), "the detonations match SigmaHQ rules");
 
-    let findings = orgtrail_json(
+    let findings = orgtrail_json_at(
         &stack,
         &["findings", "list", "--kind", "sigma", "--max", "1000"],
     );
@@ -221,7 +192,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
     assert_eq!(titles, expected_titles);
 
     // The table shows each finding's author beside its title.
-    let table = orgtrail_ok(
+    let table = orgtrail_ok_at(
         &stack,
         &["findings", "list", "--kind", "sigma", "--max", "1000"],
     );
@@ -244,7 +215,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
     // One finding, with its author, its event and its original record.
     let finding = &findings[0];
     let finding_id = finding["findingId"].as_i64().unwrap().to_string();
-    let shown = orgtrail_ok(&stack, &["findings", "show", &finding_id]);
+    let shown = orgtrail_ok_at(&stack, &["findings", "show", &finding_id]);
     let author = finding["author"].as_str().unwrap();
     assert!(
         shown.contains(&format!("author            {author}\n")),
@@ -254,7 +225,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
         shown.contains("\nevent\n") && shown.contains("\noriginal record\n"),
         "{shown}"
     );
-    let detail = orgtrail_json(&stack, &["findings", "show", &finding_id]);
+    let detail = orgtrail_json_at(&stack, &["findings", "show", &finding_id]);
     let event_id = detail["event"]["eventId"].as_str().unwrap();
     assert_eq!(detail["finding"]["eventIds"][0], event_id);
     let record = &detail["cloudTrailEvent"];
@@ -276,7 +247,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
     );
 
     // Triage: the state moves, and the audit log has it.
-    let changed = orgtrail_ok(
+    let changed = orgtrail_ok_at(
         &stack,
         &[
             "findings",
@@ -290,7 +261,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
         changed.contains("state             acknowledged\n"),
         "{changed}"
     );
-    let acknowledged = orgtrail_json(&stack, &["findings", "list", "--state", "acknowledged"]);
+    let acknowledged = orgtrail_json_at(&stack, &["findings", "list", "--state", "acknowledged"]);
     let ids: Vec<i64> = acknowledged
         .as_array()
         .unwrap()
@@ -298,7 +269,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
         .map(|finding| finding["findingId"].as_i64().unwrap())
         .collect();
     assert_eq!(ids, [finding["findingId"].as_i64().unwrap()]);
-    let audited = orgtrail_json(&stack, &["audit", "list", "--action", "finding."]);
+    let audited = orgtrail_json_at(&stack, &["audit", "list", "--action", "finding."]);
     let audited = audited.as_array().unwrap();
     assert_eq!(audited.len(), 1, "{audited:?}");
     assert_eq!(audited[0]["subject"], format!("finding {finding_id}"));
@@ -312,7 +283,7 @@ async fn the_stratus_detonations_raise_findings_listed_with_their_authors_shown_
         "the CLI says who acts: {}",
         audited[0]["actor"]
     );
-    let reopened = orgtrail_ok(
+    let reopened = orgtrail_ok_at(
         &stack,
         &["findings", "reopen", &finding_id, "--reason", "not done"],
     );
@@ -324,30 +295,30 @@ async fn a_rule_added_from_a_file_raises_its_findings_on_a_replay_once() {
     let stack = TestStack::start().await;
     ingest_stratus(&stack);
 
-    let rules = orgtrail_json(&stack, &["rules", "list"]);
+    let rules = orgtrail_json_at(&stack, &["rules", "list"]);
     let rules = rules.as_array().unwrap();
     assert_eq!(rules.len(), 56, "SigmaHQ's CloudTrail rules are built in");
     assert!(rules.iter().all(|rule| rule["origin"] == "builtin"
         && rule["enabled"] == true
         && !rule["author"].as_str().unwrap_or_default().is_empty()));
-    let table = orgtrail_ok(&stack, &["rules", "list"]);
+    let table = orgtrail_ok_at(&stack, &["rules", "list"]);
     assert_eq!(table.lines().count(), 57, "a header and 56 rules");
     assert!(table.starts_with("RULE ID"), "{table}");
 
     let directory = TemporaryDirectory::new();
     directory.write("ec2-calls.yml", EC2_CALLS_RULE);
     directory.write("README.txt", "not a rule: not read");
-    let added = orgtrail_ok(&stack, &["rules", "add", &directory.path()]);
+    let added = orgtrail_ok_at(&stack, &["rules", "add", &directory.path()]);
     assert!(added.contains(EC2_CALLS_RULE_ID), "{added}");
     assert!(added.ends_with("1 added, 0 unchanged\n"), "{added}");
-    let again = orgtrail_ok(&stack, &["rules", "add", &directory.path()]);
+    let again = orgtrail_ok_at(&stack, &["rules", "add", &directory.path()]);
     assert!(
         again.ends_with(&format!(
             "unchanged: {EC2_CALLS_RULE_ID}\n0 added, 1 unchanged\n"
         )),
         "{again}"
     );
-    let shown = orgtrail_ok(&stack, &["rules", "show", EC2_CALLS_RULE_ID]);
+    let shown = orgtrail_ok_at(&stack, &["rules", "show", EC2_CALLS_RULE_ID]);
     assert!(
         shown.contains("author       orgtrail CLI tests\n"),
         "{shown}"
@@ -375,7 +346,7 @@ async fn a_rule_added_from_a_file_raises_its_findings_on_a_replay_once() {
         .map(|rule| rule.stratus_matches)
         .sum();
     let events = stratus_records().len();
-    let report = orgtrail_ok(&stack, &replay);
+    let report = orgtrail_ok_at(&stack, &replay);
     assert_eq!(
         report,
         format!(
@@ -383,11 +354,11 @@ async fn a_rule_added_from_a_file_raises_its_findings_on_a_replay_once() {
             ec2_calls + builtin_matches
         )
     );
-    let report = orgtrail_json(&stack, &replay);
+    let report = orgtrail_json_at(&stack, &replay);
     assert_eq!(report["findingsRaised"], 0, "a second replay raises none");
     assert_eq!(report["matches"], ec2_calls + builtin_matches);
 
-    let raised = orgtrail_json(
+    let raised = orgtrail_json_at(
         &stack,
         &[
             "findings",
@@ -406,7 +377,7 @@ async fn a_rule_added_from_a_file_raises_its_findings_on_a_replay_once() {
             && finding["level"] == "low"
             && finding["attackTechniques"] == serde_json::json!(["T1580"])));
     // At or above medium: the built-in rules' medium and high findings, not the new low ones.
-    let medium = orgtrail_json(
+    let medium = orgtrail_json_at(
         &stack,
         &[
             "findings", "list", "--level", "medium", "--kind", "sigma", "--max", "1000",
@@ -418,12 +389,12 @@ async fn a_rule_added_from_a_file_raises_its_findings_on_a_replay_once() {
         .iter()
         .all(|finding| finding["level"] == "medium" || finding["level"] == "high"));
 
-    let disabled = orgtrail_ok(&stack, &["rules", "disable", EC2_CALLS_RULE_ID]);
+    let disabled = orgtrail_ok_at(&stack, &["rules", "disable", EC2_CALLS_RULE_ID]);
     assert!(disabled.contains("disabled, version 2"), "{disabled}");
-    let deleted = orgtrail_ok(&stack, &["rules", "delete", EC2_CALLS_RULE_ID]);
+    let deleted = orgtrail_ok_at(&stack, &["rules", "delete", EC2_CALLS_RULE_ID]);
     assert_eq!(deleted, format!("rule {EC2_CALLS_RULE_ID} deleted\n"));
     let builtin = rules[0]["ruleId"].as_str().unwrap();
-    let output = orgtrail(&stack, &["rules", "delete", builtin]);
+    let output = orgtrail_at(&stack, &["rules", "delete", builtin]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr).contains("disable it"),
@@ -445,7 +416,7 @@ async fn a_bad_rule_file_is_refused_by_name_and_a_backtest_counts_matches_per_da
             .replace(EC2_CALLS_RULE_ID, "0b0c7d2e-5f4a-4b3c-9d8e-7f6a5b4c3d2e"),
     );
 
-    let output = orgtrail(
+    let output = orgtrail_at(
         &stack,
         &[
             "rules",
@@ -461,14 +432,14 @@ async fn a_bad_rule_file_is_refused_by_name_and_a_backtest_counts_matches_per_da
             && stderr.contains("src_ip"),
         "the file and the reason: {stderr}"
     );
-    let rules = orgtrail_json(&stack, &["rules", "list"]);
+    let rules = orgtrail_json_at(&stack, &["rules", "list"]);
     assert_eq!(
         rules.as_array().unwrap().len(),
         56,
         "all or nothing: the good file was not added either"
     );
     let missing = directory.0.join("missing.yml");
-    let output = orgtrail(&stack, &["rules", "add", &missing.to_string_lossy()]);
+    let output = orgtrail_at(&stack, &["rules", "add", &missing.to_string_lossy()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr).contains(&format!("cannot read {}", missing.display())),
@@ -477,7 +448,7 @@ async fn a_bad_rule_file_is_refused_by_name_and_a_backtest_counts_matches_per_da
     );
 
     // A backtest: matches per day, the first events, the counts; nothing raised.
-    let tested = orgtrail_ok(
+    let tested = orgtrail_ok_at(
         &stack,
         &["rules", "test", &good.to_string_lossy(), "--events", "5"],
     );
@@ -516,10 +487,10 @@ async fn a_bad_rule_file_is_refused_by_name_and_a_backtest_counts_matches_per_da
         )),
         "{tested}"
     );
-    let raised = orgtrail_json(&stack, &["findings", "list", "--rule", EC2_CALLS_RULE_ID]);
+    let raised = orgtrail_json_at(&stack, &["findings", "list", "--rule", EC2_CALLS_RULE_ID]);
     assert_eq!(raised, serde_json::json!([]), "a backtest raises nothing");
 
-    let output = orgtrail(&stack, &["rules", "test", &bad.to_string_lossy()]);
+    let output = orgtrail_at(&stack, &["rules", "test", &bad.to_string_lossy()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr).starts_with(&format!("error: cannot test {}: ", bad.display())),
@@ -578,7 +549,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
     .await;
 
     let url = receiver.url();
-    let created = orgtrail(
+    let created = orgtrail_at(
         &stack,
         &[
             "destinations",
@@ -596,7 +567,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         "{}",
         text(&created.stderr)
     );
-    let destinations = orgtrail_json(&stack, &["destinations", "list"]);
+    let destinations = orgtrail_json_at(&stack, &["destinations", "list"]);
     assert_eq!(destinations[0]["name"], "team");
     assert_eq!(destinations[0]["findingLevel"], "high");
 
@@ -604,19 +575,19 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
     // destination takes only the high one.
     let directory = TemporaryDirectory::new();
     directory.write("stop-logging.yml", STOP_LOGGING_RULE);
-    orgtrail_ok(&stack, &["rules", "add", &directory.path()]);
+    orgtrail_ok_at(&stack, &["rules", "add", &directory.path()]);
     let stop = fresh_stop_logging(20);
     let record: Value = serde_json::from_str(&stop).unwrap();
     let account = record["recipientAccountId"].as_str().unwrap().to_string();
     let file = directory.write("fresh.json.gz", gzip(&log_file_json(&[stop.as_str()])));
-    orgtrail_ok(&stack, &["ingest", &file.to_string_lossy()]);
+    orgtrail_ok_at(&stack, &["ingest", &file.to_string_lossy()]);
 
     let delivered = receiver.wait_for(1, WAIT).await;
     let body = delivered[0].json();
     assert_eq!(body["kind"], "finding");
     assert_eq!(body["finding"]["ruleId"], STOP_LOGGING_RULE_ID);
     assert_eq!(body["finding"]["author"], "orgtrail CLI tests");
-    let findings = orgtrail_json(&stack, &["findings", "list"]);
+    let findings = orgtrail_json_at(&stack, &["findings", "list"]);
     let levels: BTreeSet<&str> = findings
         .as_array()
         .unwrap()
@@ -624,7 +595,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         .map(|finding| finding["level"].as_str().unwrap())
         .collect();
     assert_eq!(levels, BTreeSet::from(["medium", "high"]));
-    let high = orgtrail_json(&stack, &["findings", "list", "--level", "high"]);
+    let high = orgtrail_json_at(&stack, &["findings", "list", "--level", "high"]);
     assert_eq!(high.as_array().unwrap().len(), 1);
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(
@@ -634,7 +605,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
     );
 
     // Suppressions: made, listed, deleted.
-    let made = orgtrail_ok(
+    let made = orgtrail_ok_at(
         &stack,
         &[
             "suppressions",
@@ -657,7 +628,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         row.contains(STOP_LOGGING_RULE_ID) && row.contains(&account),
         "{made}"
     );
-    let listed = orgtrail_json(&stack, &["suppressions", "list"]);
+    let listed = orgtrail_json_at(&stack, &["suppressions", "list"]);
     let listed = listed.as_array().unwrap();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["suppressionId"].to_string(), suppression_id);
@@ -669,14 +640,14 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         from_now > TimeDelta::days(6) && from_now <= TimeDelta::days(7),
         "+7d is a week from now: {expires}"
     );
-    let table = orgtrail_ok(&stack, &["suppressions", "list"]);
+    let table = orgtrail_ok_at(&stack, &["suppressions", "list"]);
     assert!(table
         .lines()
         .nth(1)
         .unwrap_or_default()
         .starts_with(&suppression_id));
 
-    let output = orgtrail(
+    let output = orgtrail_at(
         &stack,
         &[
             "suppressions",
@@ -698,7 +669,7 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         text(&output.stderr)
     );
 
-    let deleted = orgtrail_ok(
+    let deleted = orgtrail_ok_at(
         &stack,
         &[
             "suppressions",
@@ -709,11 +680,11 @@ async fn suppressions_are_made_listed_and_deleted_and_a_destination_takes_findin
         ],
     );
     assert_eq!(deleted, format!("suppression {suppression_id} deleted\n"));
-    let live = orgtrail_json(&stack, &["suppressions", "list"]);
+    let live = orgtrail_json_at(&stack, &["suppressions", "list"]);
     assert_eq!(live, serde_json::json!([]));
-    let all = orgtrail_json(&stack, &["suppressions", "list", "--all"]);
+    let all = orgtrail_json_at(&stack, &["suppressions", "list", "--all"]);
     assert_eq!(all.as_array().unwrap().len(), 1, "a deleted one is kept");
-    let audited = orgtrail_json(&stack, &["audit", "list", "--action", "suppression."]);
+    let audited = orgtrail_json_at(&stack, &["audit", "list", "--action", "suppression."]);
     let actions: Vec<&str> = audited
         .as_array()
         .unwrap()

@@ -10,13 +10,14 @@
 //! listed and deleted (audited), and a reader lists but neither replays nor tunes.
 
 use std::collections::BTreeMap;
-use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeDelta, Timelike, Utc, Weekday};
 use orgtrail_client::{LogFileReader, SenderSettings};
-use orgtrail_tests::cli_process::{run_orgtrail, run_orgtrail_with};
+use orgtrail_tests::cli_process::{
+    orgtrail_at, orgtrail_json_at, orgtrail_ok_at, run_orgtrail_with,
+};
 use orgtrail_tests::memory_file::{gzip, log_file_json, MemoryLogFile};
 use orgtrail_tests::pki::{cli_environment, ClientIdentity};
 use orgtrail_tests::samples::sample_files_of;
@@ -375,31 +376,6 @@ fn text(output: &[u8]) -> String {
     String::from_utf8_lossy(output).into_owned()
 }
 
-fn orgtrail(stack: &TestStack, arguments: &[&str]) -> Output {
-    let endpoint = stack.endpoint();
-    let mut all = vec!["--endpoint", endpoint.as_str()];
-    all.extend_from_slice(arguments);
-    run_orgtrail(&all, BOUND)
-}
-
-fn orgtrail_ok(stack: &TestStack, arguments: &[&str]) -> String {
-    let output = orgtrail(stack, arguments);
-    assert!(
-        output.status.success(),
-        "orgtrail {arguments:?} failed: {}",
-        text(&output.stderr)
-    );
-    text(&output.stdout)
-}
-
-fn orgtrail_json(stack: &TestStack, arguments: &[&str]) -> Value {
-    let mut all = arguments.to_vec();
-    all.extend_from_slice(&["--output", "json"]);
-    let stdout = orgtrail_ok(stack, &all);
-    serde_json::from_str(&stdout)
-        .unwrap_or_else(|error| panic!("orgtrail {all:?} printed no JSON ({error}): {stdout}"))
-}
-
 /// Insights on, evaluated every second, minutes settled a minute after they end.
 fn live_options() -> StackOptions {
     StackOptions {
@@ -419,7 +395,7 @@ fn live_options() -> StackOptions {
 async fn wait_for_ended_insights(stack: &TestStack, count: usize) -> Vec<Value> {
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
-        let listed = orgtrail_json(stack, &["insights", "list", "--max", "1000"]);
+        let listed = orgtrail_json_at(stack, &["insights", "list", "--max", "1000"]);
         let insights = listed.as_array().cloned().unwrap_or_default();
         let ended = insights
             .iter()
@@ -438,7 +414,7 @@ async fn wait_for_ended_insights(stack: &TestStack, count: usize) -> Vec<Value> 
 
 /// Every Insight event's record (compact, as stored), sorted by eventID.
 fn insight_records(stack: &TestStack) -> Vec<String> {
-    let stdout = orgtrail_ok(
+    let stdout = orgtrail_ok_at(
         stack,
         &[
             "events",
@@ -528,7 +504,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     }
 
     // The table shows them too.
-    let table = orgtrail_ok(&live, &["insights", "list"]);
+    let table = orgtrail_ok_at(&live, &["insights", "list"]);
     for insight in &found {
         assert!(
             table.contains(insight["insightId"].as_str().unwrap_or("?")),
@@ -539,7 +515,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         table.contains("ssm:PutParameter") && table.contains("kms:Decrypt"),
         "{table}"
     );
-    let errors_only = orgtrail_json(
+    let errors_only = orgtrail_json_at(
         &live,
         &["insights", "list", "--type", "ApiErrorRateInsight"],
     );
@@ -548,7 +524,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         Some(1),
         "{errors_only:#}"
     );
-    let other_account = orgtrail_json(&live, &["insights", "list", "--account", GRYCAP_ACCOUNT]);
+    let other_account = orgtrail_json_at(&live, &["insights", "list", "--account", GRYCAP_ACCOUNT]);
     assert_eq!(other_account.as_array().map(Vec::len), Some(0));
 
     // Each is a Start and an End Insight event, in CloudTrail's format, written by orgtrail.
@@ -613,7 +589,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     pool.close().await;
 
     // One insight finding each, behind the Insight's Start event.
-    let findings = orgtrail_json(&live, &["findings", "list", "--kind", "insight"]);
+    let findings = orgtrail_json_at(&live, &["findings", "list", "--kind", "insight"]);
     let findings = findings.as_array().cloned().unwrap_or_default();
     assert_eq!(findings.len(), BURSTS.len(), "{findings:#?}");
     for insight in &found {
@@ -630,7 +606,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     // Explained: the minutes behind each, their counts the ones generated, the burst's unusual.
     for (burst, insight) in BURSTS.iter().zip(&found) {
         let id = insight["insightId"].as_str().unwrap_or_default();
-        let explained = orgtrail_json(&live, &["insights", "explain", id]);
+        let explained = orgtrail_json_at(&live, &["insights", "explain", id]);
         assert_eq!(explained["insight"]["insightId"], id);
         let minutes = explained["minutes"].as_array().cloned().unwrap_or_default();
         assert!(
@@ -662,7 +638,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
             unusual += usize::from(in_burst);
         }
         assert_eq!(unusual, burst.minutes as usize);
-        let shown = orgtrail_ok(&live, &["insights", "explain", id]);
+        let shown = orgtrail_ok_at(&live, &["insights", "explain", id]);
         assert!(shown.contains("minutes (event time)"), "{shown}");
         assert!(
             shown.contains(&format!("insight             {id}")),
@@ -671,7 +647,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     }
 
     // A replay over what live evaluation already wrote writes nothing.
-    let replayed = orgtrail_json(
+    let replayed = orgtrail_json_at(
         &live,
         &[
             "insights",
@@ -696,7 +672,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         insight_records(&replay).is_empty(),
         "nothing is evaluated with Insights off"
     );
-    let first = orgtrail_json(
+    let first = orgtrail_json_at(
         &replay,
         &[
             "insights",
@@ -711,7 +687,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     assert_eq!(first["insightsWritten"], BURSTS.len(), "{first:#}");
     assert!(first["seriesEvaluated"].as_u64().unwrap_or(0) >= BACKGROUND.len() as u64);
     assert_eq!(insight_records(&replay), records, "live and replay differ");
-    let replayed_insights = orgtrail_json(&replay, &["insights", "list"]);
+    let replayed_insights = orgtrail_json_at(&replay, &["insights", "list"]);
     let replayed_insights: Vec<Value> = replayed_insights
         .as_array()
         .cloned()
@@ -721,7 +697,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         .collect();
     let live_insights: Vec<Value> = insights.iter().map(comparable).collect();
     assert_eq!(replayed_insights, live_insights);
-    let second = orgtrail_json(
+    let second = orgtrail_json_at(
         &replay,
         &[
             "insights",
@@ -735,7 +711,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     assert_eq!(second["insightsFound"], BURSTS.len(), "{second:#}");
     assert_eq!(second["insightsWritten"], 0, "{second:#}");
     assert_eq!(insight_records(&replay), records);
-    let findings = orgtrail_json(&replay, &["findings", "list", "--kind", "insight"]);
+    let findings = orgtrail_json_at(&replay, &["findings", "list", "--kind", "insight"]);
     assert_eq!(findings.as_array().map(Vec::len), Some(BURSTS.len()));
 }
 
@@ -757,7 +733,7 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
     let mut set = vec!["insights", "settings", "set"];
     set.extend_from_slice(&scope);
     set.extend_from_slice(&["--threshold-sigma", "6.5", "--min-rate", "20"]);
-    let stored = orgtrail_json(&stack, &set);
+    let stored = orgtrail_json_at(&stack, &set);
     assert_eq!(stored["thresholdSigma"], 6.5);
     assert_eq!(stored["minRatePerMinute"], 20.0);
     assert_eq!(stored["disabled"], false);
@@ -769,9 +745,9 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
         "sts.amazonaws.com",
         "--disabled",
     ];
-    orgtrail_ok(&stack, &disable);
+    orgtrail_ok_at(&stack, &disable);
 
-    let listed = orgtrail_json(&stack, &["insights", "settings", "list"]);
+    let listed = orgtrail_json_at(&stack, &["insights", "settings", "list"]);
     let settings = listed["settings"].as_array().cloned().unwrap_or_default();
     assert_eq!(settings.len(), 2, "{listed:#}");
     assert!(settings
@@ -785,7 +761,7 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
             && setting["disabled"] == true
             && setting["thresholdSigma"].is_null()));
     assert_eq!(listed["defaults"]["threshold_sigma"], 5.0, "{listed:#}");
-    let table = orgtrail_ok(&stack, &["insights", "settings", "list"]);
+    let table = orgtrail_ok_at(&stack, &["insights", "settings", "list"]);
     assert!(
         table.contains(&format!(
             "account {INVICTUS_ACCOUNT}, ssm.amazonaws.com PutParameter"
@@ -794,7 +770,7 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
     );
 
     // Refused with the server's reason: an out-of-range sensitivity.
-    let refused = orgtrail(
+    let refused = orgtrail_at(
         &stack,
         &[
             "insights",
@@ -860,14 +836,14 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
 
     let mut delete = vec!["insights", "settings", "delete"];
     delete.extend_from_slice(&scope);
-    let deleted = orgtrail_ok(&stack, &delete);
+    let deleted = orgtrail_ok_at(&stack, &delete);
     assert!(deleted.contains("deleted"), "{deleted}");
-    let again = orgtrail(&stack, &delete);
+    let again = orgtrail_at(&stack, &delete);
     assert!(
         !again.status.success(),
         "a deleted setting is deleted again"
     );
-    let listed = orgtrail_json(&stack, &["insights", "settings", "list"]);
+    let listed = orgtrail_json_at(&stack, &["insights", "settings", "list"]);
     assert_eq!(
         listed["settings"].as_array().map(Vec::len),
         Some(1),
@@ -875,7 +851,7 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
     );
 
     // Audited: each change with the admin behind it, before and after.
-    let audited = orgtrail_json(&stack, &["audit", "list", "--action", "insights."]);
+    let audited = orgtrail_json_at(&stack, &["audit", "list", "--action", "insights."]);
     let mut entries = audited.as_array().cloned().unwrap_or_default();
     entries.sort_by_key(|entry| entry["auditId"].as_i64());
     let actions: Vec<&str> = entries
