@@ -1,6 +1,7 @@
 //! The rollups checked against the events they count: after any ingest, duplicate delivery,
-//! retention deletion or partition drop, `event_minutes` and `event_hours` must be exactly the
-//! counts of the events stored.
+//! retention deletion or partition drop, what readers read (`minute_counts`, `hour_counts`, `day_counts`:
+//! the folded rows and the deltas not folded yet, summed per key) must be exactly the counts of
+//! the events stored, whether the deltas are folded or not.
 
 use sqlx::PgPool;
 
@@ -8,7 +9,7 @@ use sqlx::PgPool;
 pub async fn assert_rollups_match_the_events(pool: &PgPool) {
     for (what, statement) in [
         (
-            "event_minutes",
+            "minute_counts",
             "WITH counted AS (
                  SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
                         event_category, coalesce(event_source, '') AS event_source,
@@ -20,8 +21,9 @@ pub async fn assert_rollups_match_the_events(pool: &PgPool) {
              ),
              rolled AS (
                  SELECT s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
-                        s.access::text AS access, s.error_code, m.minute, m.events
-                 FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
+                        s.access::text AS access, s.error_code, m.minute, sum(m.events) AS events
+                 FROM minute_counts AS m JOIN rollup_series AS s USING (series_id)
+                 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
              )
              SELECT count(*), coalesce(string_agg(format('%s %s/%s/%s %s:%s %s %s: %s counted, %s rolled up',
                         minute, account_id, aws_region, event_category, event_source, event_name,
@@ -31,7 +33,7 @@ pub async fn assert_rollups_match_the_events(pool: &PgPool) {
              WHERE c.events IS DISTINCT FROM r.events",
         ),
         (
-            "event_hours",
+            "hour_counts",
             "WITH counted AS (
                  SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
                         event_category, date_trunc('hour', event_time, 'UTC') AS hour, count(*) AS events
@@ -39,7 +41,27 @@ pub async fn assert_rollups_match_the_events(pool: &PgPool) {
              )
              SELECT count(*), coalesce(string_agg(format('%s %s/%s/%s: %s counted, %s rolled up',
                         hour, account_id, aws_region, event_category, c.events, r.events), '; '), '')
-             FROM counted AS c FULL JOIN event_hours AS r USING (account_id, aws_region, event_category, hour)
+             FROM counted AS c
+             FULL JOIN (
+                 SELECT account_id, aws_region, event_category, hour, sum(events) AS events
+                 FROM hour_counts GROUP BY 1, 2, 3, 4
+             ) AS r USING (account_id, aws_region, event_category, hour)
+             WHERE c.events IS DISTINCT FROM r.events",
+        ),
+        (
+            "day_counts",
+            "WITH counted AS (
+                 SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
+                        event_category, date_trunc('day', event_time, 'UTC') AS day, count(*) AS events
+                 FROM events GROUP BY 1, 2, 3, 4
+             )
+             SELECT count(*), coalesce(string_agg(format('%s %s/%s/%s: %s counted, %s rolled up',
+                        day, account_id, aws_region, event_category, c.events, r.events), '; '), '')
+             FROM counted AS c
+             FULL JOIN (
+                 SELECT account_id, aws_region, event_category, day, sum(events) AS events
+                 FROM day_counts GROUP BY 1, 2, 3, 4
+             ) AS r USING (account_id, aws_region, event_category, day)
              WHERE c.events IS DISTINCT FROM r.events",
         ),
     ] {

@@ -36,8 +36,8 @@ async fn without_the_rollups_events_are_stored_and_the_summary_and_replays_are_r
     assert_eq!(stack.stored_event_ids().await.len(), expected.events.len());
     let pool = stack.pool().await;
     let (series, minutes, hours): (i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM rollup_series), (SELECT count(*) FROM event_minutes),
-                (SELECT count(*) FROM event_hours)",
+        "SELECT (SELECT count(*) FROM rollup_series), (SELECT count(*) FROM minute_counts),
+                (SELECT count(*) FROM hour_counts)",
     )
     .fetch_one(&pool)
     .await

@@ -320,7 +320,7 @@ fn ingest_run(
     let rolled_up = count(
         postgres,
         &database,
-        "SELECT coalesce(sum(events), 0) FROM event_minutes",
+        "SELECT coalesce(sum(events), 0) FROM minute_counts",
     )?;
     let want = if rollups { options.events as u64 } else { 0 };
     if rolled_up != want {
@@ -445,7 +445,7 @@ impl SummaryBench<'_> {
         // The series stay: the aggregator has their ids cached.
         self.psql(
             "CREATE TABLE bench_templates AS SELECT (row_number() OVER (ORDER BY event_id) - 1)::bigint AS n, * FROM events;
-             TRUNCATE events, event_ids, event_minutes, event_hours, rollup_changes;",
+             TRUNCATE events, event_ids, event_minutes, event_hours, event_minute_deltas, event_hour_deltas, rollup_changes;",
         )?;
         let base = self
             .psql(&format!(
@@ -523,7 +523,7 @@ impl SummaryBench<'_> {
         let rolled_up = count(
             self.postgres,
             self.database,
-            "SELECT sum(events) FROM event_hours",
+            "SELECT sum(events) FROM hour_counts",
         )?;
         if stored != options.summary_events || rolled_up != stored {
             bail!(

@@ -188,6 +188,7 @@ max_request_bytes = {{ int64 $config.ingest.max_request_bytes }}
 max_record_bytes = {{ int64 $config.ingest.max_record_bytes }}
 max_concurrent_files = {{ int64 $config.ingest.max_concurrent_files }}
 partitions_ahead_days = {{ int64 $config.ingest.partitions_ahead_days }}
+rollup_fold_interval_seconds = {{ int64 $config.ingest.rollup_fold_interval_seconds }}
 
 [server]
 # Plaintext gRPC health checking only (the kubelet's gRPC probes cannot speak TLS).

@@ -123,6 +123,10 @@ pub struct IngestSettings {
     /// transaction. For benchmarks only (`cargo xtask bench insights` measures what they cost):
     /// off, the summary is refused and Insights cannot run; a warning is logged at every start.
     pub rollups: bool,
+    /// How often the rollups' deltas (each file's counts, inserted only) are folded into one
+    /// row per minute and per hour. Reads are exact whatever it is; it bounds how many deltas
+    /// they add up.
+    pub rollup_fold_interval_seconds: u64,
 }
 
 impl Default for IngestSettings {
@@ -133,6 +137,7 @@ impl Default for IngestSettings {
             max_concurrent_files: 16,
             partitions_ahead_days: 7,
             rollups: true,
+            rollup_fold_interval_seconds: 1,
         }
     }
 }
@@ -598,6 +603,10 @@ impl RawAggregatorConfig {
             (
                 "insights.evaluation_interval_seconds",
                 self.insights.evaluation_interval_seconds as usize,
+            ),
+            (
+                "ingest.rollup_fold_interval_seconds",
+                self.ingest.rollup_fold_interval_seconds as usize,
             ),
         ];
         if let Some((field, _)) = positive.iter().find(|(_, value)| *value == 0) {

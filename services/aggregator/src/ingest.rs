@@ -551,7 +551,7 @@ impl OpenFile {
                 .map_err(store_error)?;
                 // Last before the commit: the rollup rows it takes are held the shortest.
                 if let Some(rollups) = &rollups {
-                    store::add_rollups(&mut transaction, self.store.series_ids(), rollups)
+                    store::add_rollups(&mut transaction, &self.store, rollups)
                         .await
                         .map_err(store_error)?;
                 }

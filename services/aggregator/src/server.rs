@@ -123,6 +123,11 @@ pub async fn serve(
 
     let drain = Drain::new(config.shutdown_grace());
     tokio::spawn(refresh_data_keys(store.clone(), drain.clone()));
+    tokio::spawn(fold_rollups_periodically(
+        store.clone(),
+        Duration::from_secs(config.ingest.rollup_fold_interval_seconds),
+        drain.clone(),
+    ));
     tokio::spawn(maintain_partitions(
         store.clone(),
         clock.clone(),
@@ -263,6 +268,22 @@ async fn refresh_data_keys(store: PgStore, drain: Drain) {
         }
         if let Err(error) = store.refresh_data_keys().await {
             tracing::warn!(error = %error_chain(&error), "cannot refresh the data keys");
+        }
+    }
+}
+
+/// Folds the rollups' deltas every `ingest.rollup_fold_interval_seconds`, until draining starts (what is left is folded by
+/// the next replica to start, or by this one's next start).
+async fn fold_rollups_periodically(store: PgStore, every: Duration, drain: Drain) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = drain.started() => return,
+            _ = interval.tick() => {}
+        }
+        if let Err(error) = store.fold_rollups().await {
+            tracing::warn!(error = %error_chain(&error), "cannot fold the rollups' deltas; the next round tries again");
         }
     }
 }

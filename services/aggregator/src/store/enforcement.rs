@@ -15,7 +15,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::partitions::{day_of_partition, partition_name, PARTITION_DDL_LOCK};
 use super::retention::{list_policies, RETENTION_RULES_LOCK};
-use super::rollups::{recount_rollups, remove_empty_rollups, GONE_COLUMNS, SUBTRACT_GONE};
+use super::rollups::{push_subtract_gone, recount_rollups, remove_empty_rollups, GONE_COLUMNS};
 use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// The rules a run (or a preview) applies, fixed at its start.
@@ -533,17 +533,20 @@ impl PgStore {
         push_deletable(&mut sql, rules, "e.");
         sql.push(" LIMIT ").push_bind(i64::from(batch));
         // The deleted events leave the dedupe index, the run's counts and the rollups.
+        let (day_start, day_end) = day_bounds(day);
         sql.push(format!(
             ")) RETURNING e.event_id, {}), \
-             ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), \
-             {SUBTRACT_GONE}, \
-             counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) SELECT ",
+             ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), ",
             GONE_COLUMNS
                 .split(", ")
                 .map(|column| format!("e.{column}"))
                 .collect::<Vec<_>>()
                 .join(", ")
         ));
+        push_subtract_gone(&mut sql, day_start, day_end);
+        sql.push(
+            ", counted AS (INSERT INTO retention_run_deletions (run_id, account_id, aws_region, events) SELECT ",
+        );
         sql.push_bind(run_id);
         sql.push(
             ", coalesce(account_id, ''), coalesce(aws_region, ''), count(*) FROM gone GROUP BY 2, 3 \
@@ -556,7 +559,6 @@ impl PgStore {
             .fetch_one(&mut *transaction)
             .await
             .map_err(convert_sqlx_error)?;
-        let (day_start, day_end) = day_bounds(day);
         remove_empty_rollups(&mut transaction, day_start, day_end).await?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(Some(BatchOutcome { deleted }))

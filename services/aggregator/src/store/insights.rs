@@ -156,7 +156,7 @@ impl PgStore {
     ) -> Result<Vec<InsightApi>, StoreError> {
         let rows: Vec<(String, String, String, String)> = sqlx::query_as(&format!(
             "SELECT DISTINCT s.account_id, s.aws_region, s.event_source, s.event_name
-             FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
+             FROM minute_counts AS m JOIN rollup_series AS s USING (series_id)
              WHERE m.minute >= $1 AND m.minute < $2 AND m.events > 0 AND {}
              ORDER BY 1, 2, 3, 4",
             series_condition(insight_type)
@@ -230,7 +230,7 @@ impl PgStore {
                  JOIN rollup_series AS s
                    ON s.account_id = a.account_id AND s.aws_region = a.aws_region
                   AND s.event_source = a.event_source AND s.event_name = a.event_name
-                 JOIN event_minutes AS m ON m.series_id = s.series_id AND m.minute >= $5 AND m.minute < $6
+                 JOIN minute_counts AS m ON m.series_id = s.series_id AND m.minute >= $5 AND m.minute < $6
                  WHERE m.events > 0 AND {}
                  GROUP BY 1, 2, 3, 4, 5",
                 series_condition(insight_type)
@@ -259,7 +259,7 @@ impl PgStore {
         &self,
     ) -> Result<HashMap<(String, String), DateTime<Utc>>, StoreError> {
         let rows: Vec<(String, String, DateTime<Utc>)> = sqlx::query_as(
-            "SELECT account_id, aws_region, min(hour) FROM event_hours WHERE events > 0 GROUP BY 1, 2",
+            "SELECT account_id, aws_region, min(hour) FROM hour_counts WHERE events > 0 GROUP BY 1, 2",
         )
         .fetch_all(self.pool())
         .await

@@ -1,16 +1,26 @@
-//! The rollups: events per series per minute (`event_minutes`) and per account, region and
-//! category per hour (`event_hours`), added to in the transaction of every file that stores
-//! new events and taken from in the transaction of every retention deletion, so they are
-//! always the counts of the events stored. The summary reads them; Insights read the minutes.
+//! The rollups: events per series per minute and per account, region and category per hour,
+//! added to in the transaction of every file that stores new events and taken from in the
+//! transaction of every retention deletion, so they are always the counts of the events
+//! stored. The summary reads them; Insights read the minutes.
+//!
+//! A file adds its counts as delta rows (`event_minute_deltas`, `event_hour_deltas`), inserted
+//! only: concurrent files of one account and hour never wait on each other's row locks. The
+//! fold ([`PgStore::fold_rollups`], in the background about once a second) moves deltas into
+//! the one row per key of `event_minutes` and `event_hours`; readers read the views
+//! `minute_counts` and `hour_counts` (folded rows and deltas together, to be summed per key).
+//! The fold keeps per-day counts too (`event_days`, read through `day_counts`) from the hour
+//! deltas it folds: the summary of a long window reads days.
+//! Deltas are positive; a retention deletion folds its day's deltas in the statement that
+//! subtracts its events ([`push_subtract_gone`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use orgtrail_domain::CloudTrailEvent;
-use sqlx::PgConnection;
+use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 
-use super::{convert_sqlx_error, StoreError};
+use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// What a series is: the events of one account, region, category and API, with one access
 /// and one error code. Missing fields are empty strings, as in `rollup_series`.
@@ -138,9 +148,13 @@ struct SeriesRow {
 const SERIES_COLUMNS: &str =
     "account_id, aws_region, event_category, event_source, event_name, access, error_code";
 
-/// The ids of `keys`' series, made where missing (by this transaction or a concurrent one).
+/// The ids of `keys`' series, made where missing. Made outside the file's transaction, the
+/// statement committing at once: a series is immutable and harmless without counts, and a file
+/// never waits for another file's transaction to end to learn an id it made (on the unique
+/// index), which serialised the files of one account and region while they made new series.
+/// Every id returned is committed, so every one is cached.
 async fn series_ids(
-    connection: &mut PgConnection,
+    pool: &PgPool,
     cache: &SeriesIds,
     keys: &[&SeriesKey],
 ) -> Result<HashMap<SeriesKey, i32>, StoreError> {
@@ -159,16 +173,17 @@ async fn series_ids(
         column(|key| key.access.to_string()),
         column(|key| key.error_code.clone()),
     );
-    // Made without taking a lock on existing rows (DO NOTHING), then read back: a concurrent
-    // transaction making the same series is waited for by the unique index. The ids this
-    // transaction made are not cached: until it commits, no other transaction may use them
-    // (and if it rolls back, they never exist).
-    let made: Vec<i32> = sqlx::query_scalar(&format!(
-        "INSERT INTO rollup_series ({SERIES_COLUMNS})
+    // Made or found in one statement that always goes by the unique index (a lookup planned
+    // while the table was small would scan it): a found row is "updated" to itself, which
+    // locks it until this statement commits, in key order (two replicas never deadlock). Only
+    // a series this replica has not cached yet costs this.
+    let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
+        "INSERT INTO rollup_series AS s ({SERIES_COLUMNS})
          SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::\"char\"[], $7::text[])
          ORDER BY 1, 2, 3, 4, 5, 6, 7
-         ON CONFLICT DO NOTHING
-         RETURNING series_id"
+         ON CONFLICT ({SERIES_COLUMNS}) DO UPDATE SET account_id = EXCLUDED.account_id
+         RETURNING s.series_id, s.account_id, s.aws_region, s.event_category, s.event_source,
+                   s.event_name, s.access::text AS access, s.error_code"
     ))
     .bind(&accounts)
     .bind(&regions)
@@ -177,26 +192,7 @@ async fn series_ids(
     .bind(&names)
     .bind(&accesses)
     .bind(&errors)
-    .fetch_all(&mut *connection)
-    .await
-    .map_err(convert_sqlx_error)?;
-    let rows: Vec<SeriesRow> = sqlx::query_as(&format!(
-        "SELECT s.series_id, {SERIES_COLUMNS_S}
-         FROM rollup_series AS s
-         JOIN UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::\"char\"[], $7::text[])
-              AS k ({SERIES_COLUMNS})
-           ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name, s.access, s.error_code)
-            = (k.account_id, k.aws_region, k.event_category, k.event_source, k.event_name, k.access, k.error_code)",
-        SERIES_COLUMNS_S = "s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name, s.access::text AS access, s.error_code",
-    ))
-    .bind(&accounts)
-    .bind(&regions)
-    .bind(&categories)
-    .bind(&sources)
-    .bind(&names)
-    .bind(&accesses)
-    .bind(&errors)
-    .fetch_all(&mut *connection)
+    .fetch_all(pool)
     .await
     .map_err(convert_sqlx_error)?;
     let found: Vec<(SeriesKey, i32)> = rows
@@ -218,34 +214,29 @@ async fn series_ids(
         .collect();
     if found.len() != missing.len() {
         return Err(StoreError::CorruptRow(format!(
-            "{} rollup series made, {} found again",
+            "{} rollup series asked for, {} made or found",
             missing.len(),
             found.len()
         )));
     }
-    let committed: Vec<(SeriesKey, i32)> = found
-        .iter()
-        .filter(|(_, id)| !made.contains(id))
-        .cloned()
-        .collect();
-    cache.remember(&committed);
+    cache.remember(&found);
     ids.extend(found);
     Ok(ids)
 }
 
-/// Adds a file's counts to the rollups, in the file's transaction. Rows are taken in key order
-/// (minutes, then hours) so that two files adding to the same rows wait for each other rather
-/// than deadlock.
+/// Adds a file's counts to the rollups, in the file's transaction, as delta rows: inserted only,
+/// so concurrent files never wait for each other here ([`PgStore::fold_rollups`] moves them into
+/// `event_minutes` and `event_hours` later; readers add the deltas not folded yet).
 pub async fn add_rollups(
     connection: &mut PgConnection,
-    cache: &SeriesIds,
+    store: &PgStore,
     delta: &RollupDelta,
 ) -> Result<(), StoreError> {
     if delta.is_empty() {
         return Ok(());
     }
     let keys: Vec<&SeriesKey> = delta.minutes.keys().collect();
-    let ids = series_ids(connection, cache, &keys).await?;
+    let ids = series_ids(store.pool(), store.series_ids(), &keys).await?;
     let mut rows: Vec<(i32, DateTime<Utc>, i64)> = Vec::new();
     let mut changes: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
     for (key, minutes) in &delta.minutes {
@@ -263,7 +254,6 @@ pub async fn add_rollups(
             changes.push((id, *first, *last));
         }
     }
-    rows.sort_unstable_by_key(|(id, minute, _)| (*id, *minute));
     let (series, minutes, events): (Vec<i32>, Vec<DateTime<Utc>>, Vec<i64>) =
         rows.into_iter().fold(
             (Vec::new(), Vec::new(), Vec::new()),
@@ -275,10 +265,8 @@ pub async fn add_rollups(
             },
         );
     sqlx::query(
-        "INSERT INTO event_minutes (series_id, minute, events)
-         SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::bigint[])
-         ORDER BY 1, 2
-         ON CONFLICT (series_id, minute) DO UPDATE SET events = event_minutes.events + EXCLUDED.events",
+        "INSERT INTO event_minute_deltas (series_id, minute, events)
+         SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::bigint[])",
     )
     .bind(&series)
     .bind(&minutes)
@@ -287,11 +275,7 @@ pub async fn add_rollups(
     .await
     .map_err(convert_sqlx_error)?;
 
-    // The primary key's order is (hour, account, region, category).
-    let mut hours: Vec<_> = delta.hours.iter().collect();
-    hours.sort_unstable_by_key(|((account, region, category, hour), _)| {
-        (*hour, account.as_str(), region.as_str(), category.as_str())
-    });
+    let hours: Vec<_> = delta.hours.iter().collect();
     let hour_accounts: Vec<&str> = hours
         .iter()
         .map(|((account, ..), _)| account.as_str())
@@ -307,11 +291,8 @@ pub async fn add_rollups(
     let hour_starts: Vec<DateTime<Utc>> = hours.iter().map(|((.., hour), _)| *hour).collect();
     let hour_events: Vec<i64> = hours.iter().map(|(_, events)| **events).collect();
     sqlx::query(
-        "INSERT INTO event_hours (account_id, aws_region, event_category, hour, events)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
-         ORDER BY 4, 1, 2, 3
-         ON CONFLICT (hour, account_id, aws_region, event_category)
-         DO UPDATE SET events = event_hours.events + EXCLUDED.events",
+        "INSERT INTO event_hour_deltas (account_id, aws_region, event_category, hour, events)
+         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])",
     )
     .bind(&hour_accounts)
     .bind(&hour_regions)
@@ -345,14 +326,32 @@ pub async fn add_rollups(
     Ok(())
 }
 
-/// The SQL that takes deleted events (a CTE named `gone` with the events' columns) off the
-/// rollups: `minutes_gone` and `hours_gone` are CTEs of the statement it is pushed into. Rows
-/// left at 0 are removed by [`remove_empty_rollups`].
-pub const SUBTRACT_GONE: &str = "
+/// Pushes the CTEs that take deleted events (a CTE named `gone` with [`GONE_COLUMNS`], all of
+/// `[start, end)`) off the rollups into a statement being built (after a comma): the deltas of
+/// `[start, end)` are folded in the same statement, so in one snapshot every deleted event is
+/// counted either in the folded rows or in the deltas folded with it, and no delta is left
+/// behind its events. Rows left at 0 are removed by [`remove_empty_rollups`].
+pub fn push_subtract_gone(
+    sql: &mut QueryBuilder<'_, Postgres>,
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+) {
+    sql.push(
+        "minute_deltas AS (
+    DELETE FROM event_minute_deltas WHERE minute >= ",
+    )
+    .push_bind(start)
+    .push(" AND minute < ")
+    .push_bind(end)
+    .push(
+        " RETURNING series_id, minute, events
+),
 minutes_gone AS (
-    UPDATE event_minutes AS m SET events = m.events - g.events
-    FROM (
-        SELECT s.series_id, date_trunc('minute', g.event_time, 'UTC') AS minute, count(*) AS events
+    INSERT INTO event_minutes AS m (series_id, minute, events)
+    SELECT series_id, minute, sum(events)::bigint FROM (
+        SELECT series_id, minute, events FROM minute_deltas
+        UNION ALL
+        SELECT s.series_id, date_trunc('minute', g.event_time, 'UTC'), -count(*)
         FROM gone AS g
         JOIN rollup_series AS s
           ON s.account_id = coalesce(g.account_id, '') AND s.aws_region = coalesce(g.aws_region, '')
@@ -361,24 +360,48 @@ minutes_gone AS (
          AND s.access = CASE g.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END
          AND s.error_code = coalesce(g.error_code, '')
         GROUP BY 1, 2
-        ORDER BY 1, 2
-    ) AS g
-    WHERE m.series_id = g.series_id AND m.minute = g.minute
+    ) AS d
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (series_id, minute) DO UPDATE SET events = m.events + EXCLUDED.events
 ),
-hours_gone AS (
-    UPDATE event_hours AS h SET events = h.events - g.events
-    FROM (
-        SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
-               event_category, date_trunc('hour', event_time, 'UTC') AS hour, count(*) AS events
+hour_deltas AS (
+    DELETE FROM event_hour_deltas WHERE hour >= ",
+    )
+    .push_bind(start)
+    .push(" AND hour < ")
+    .push_bind(end)
+    .push(
+        " RETURNING account_id, aws_region, event_category, hour, events
+),
+hours_net AS (
+    SELECT account_id, aws_region, event_category, hour, sum(events)::bigint AS events FROM (
+        SELECT account_id, aws_region, event_category, hour, events FROM hour_deltas
+        UNION ALL
+        SELECT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
+               date_trunc('hour', event_time, 'UTC'), -count(*)
         FROM gone
         GROUP BY 1, 2, 3, 4
-        ORDER BY 4, 1, 2, 3
-    ) AS g
-    WHERE h.hour = g.hour AND h.account_id = g.account_id AND h.aws_region = g.aws_region
-      AND h.event_category = g.event_category
-)";
+    ) AS d
+    GROUP BY 1, 2, 3, 4
+),
+hours_gone AS (
+    INSERT INTO event_hours AS h (account_id, aws_region, event_category, hour, events)
+    SELECT * FROM hours_net ORDER BY 4, 1, 2, 3
+    ON CONFLICT (hour, account_id, aws_region, event_category)
+    DO UPDATE SET events = h.events + EXCLUDED.events
+),
+days_gone AS (
+    INSERT INTO event_days AS d (account_id, aws_region, event_category, day, events)
+    SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)::bigint
+    FROM hours_net GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
+    ON CONFLICT (day, account_id, aws_region, event_category)
+    DO UPDATE SET events = d.events + EXCLUDED.events
+)",
+    );
+}
 
-/// The columns of `events` [`SUBTRACT_GONE`] needs `gone` to return.
+/// The columns of `events` [`push_subtract_gone`] needs `gone` to return.
 pub const GONE_COLUMNS: &str = "event_time, account_id, aws_region, event_category, event_source, event_name, read_only, error_code";
 
 /// Removes the rollup rows of `[start, end)` that deletions took to 0.
@@ -399,10 +422,16 @@ pub async fn remove_empty_rollups(
         .execute(&mut *connection)
         .await
         .map_err(convert_sqlx_error)?;
+    sqlx::query("DELETE FROM event_days WHERE day >= $1 AND day < $2 AND events = 0")
+        .bind(start)
+        .bind(end)
+        .execute(&mut *connection)
+        .await
+        .map_err(convert_sqlx_error)?;
     Ok(())
 }
 
-/// Makes the rollups of `[start, end)` (whole hours) the counts of the events stored there now:
+/// Makes the rollups of `[start, end)` (whole UTC days) the counts of the events stored there now:
 /// after a day partition is dropped, whatever came back to the day since it was detached.
 pub async fn recount_rollups(
     connection: &mut PgConnection,
@@ -410,8 +439,11 @@ pub async fn recount_rollups(
     end: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for statement in [
+        "DELETE FROM event_minute_deltas WHERE minute >= $1 AND minute < $2",
+        "DELETE FROM event_hour_deltas WHERE hour >= $1 AND hour < $2",
         "DELETE FROM event_minutes WHERE minute >= $1 AND minute < $2",
         "DELETE FROM event_hours WHERE hour >= $1 AND hour < $2",
+        "DELETE FROM event_days WHERE day >= $1 AND day < $2",
         "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)
          SELECT DISTINCT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
                 coalesce(event_source, ''), coalesce(event_name, ''),
@@ -435,6 +467,10 @@ pub async fn recount_rollups(
                 date_trunc('hour', event_time, 'UTC'), count(*)
          FROM events WHERE event_time >= $1 AND event_time < $2
          GROUP BY 1, 2, 3, 4",
+        "INSERT INTO event_days (account_id, aws_region, event_category, day, events)
+         SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)
+         FROM event_hours WHERE hour >= $1 AND hour < $2
+         GROUP BY 1, 2, 3, 4",
     ] {
         sqlx::query(statement)
             .bind(start)
@@ -444,4 +480,69 @@ pub async fn recount_rollups(
             .map_err(convert_sqlx_error)?;
     }
     Ok(())
+}
+
+/// Delta rows one fold statement moves at most (a fold after a long stop takes several).
+const FOLD_BATCH: i64 = 50_000;
+
+/// The statement that moves up to `$1` minute deltas into `event_minutes` (in key order, so two
+/// replicas folding at once wait for each other rather than deadlock), returning how many.
+const FOLD_MINUTES: &str = "
+WITH moved AS (
+    DELETE FROM event_minute_deltas
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_minute_deltas LIMIT $1))
+    RETURNING series_id, minute, events
+),
+folded AS (
+    INSERT INTO event_minutes AS m (series_id, minute, events)
+    SELECT series_id, minute, sum(events)::bigint FROM moved GROUP BY 1, 2 ORDER BY 1, 2
+    ON CONFLICT (series_id, minute) DO UPDATE SET events = m.events + EXCLUDED.events
+)
+SELECT count(*) FROM moved";
+
+/// [`FOLD_MINUTES`] for the hours, which it adds to the days too.
+const FOLD_HOURS: &str = "
+WITH moved AS (
+    DELETE FROM event_hour_deltas
+    WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_hour_deltas LIMIT $1))
+    RETURNING account_id, aws_region, event_category, hour, events
+),
+folded AS (
+    INSERT INTO event_hours AS h (account_id, aws_region, event_category, hour, events)
+    SELECT account_id, aws_region, event_category, hour, sum(events)::bigint
+    FROM moved GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
+    ON CONFLICT (hour, account_id, aws_region, event_category)
+    DO UPDATE SET events = h.events + EXCLUDED.events
+),
+days AS (
+    INSERT INTO event_days AS d (account_id, aws_region, event_category, day, events)
+    SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)::bigint
+    FROM moved GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
+    ON CONFLICT (day, account_id, aws_region, event_category)
+    DO UPDATE SET events = d.events + EXCLUDED.events
+)
+SELECT count(*) FROM moved";
+
+impl PgStore {
+    /// Moves every delta committed so far into `event_minutes` and `event_hours`, each batch
+    /// in one statement (what it deletes from the deltas it adds to the rows, atomically; a
+    /// delta another replica is folding is skipped, not counted twice). Returns the delta rows
+    /// folded.
+    pub async fn fold_rollups(&self) -> Result<u64, StoreError> {
+        let mut folded = 0u64;
+        for statement in [FOLD_MINUTES, FOLD_HOURS] {
+            loop {
+                let moved: i64 = sqlx::query_scalar(statement)
+                    .bind(FOLD_BATCH)
+                    .fetch_one(self.pool())
+                    .await
+                    .map_err(convert_sqlx_error)?;
+                folded += u64::try_from(moved).unwrap_or(0);
+                if moved < FOLD_BATCH {
+                    break;
+                }
+            }
+        }
+        Ok(folded)
+    }
 }

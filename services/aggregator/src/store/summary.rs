@@ -2,12 +2,14 @@
 //! window of event time, with each group's oldest and newest event — exact, and a bounded
 //! number of index reads however many events the window holds.
 //!
-//! The window `[start, end)` is cut into parts: the whole hours inside it (`event_hours`), the
-//! whole minutes outside those (`event_minutes`, at most two ranges of under an hour), and the
-//! events outside those minutes (`events`, at most two ranges of under a minute). A group's
-//! oldest event is in the oldest part it has events in: an event of the seconds' ranges is
-//! itself; a minute is narrowed to its oldest event; an hour to its oldest minute, then to the
-//! event. The newest likewise.
+//! The window `[start, end)` is cut into parts: the whole UTC days inside it (`day_counts`),
+//! the whole hours outside those (`hour_counts`, at most two ranges of under a day), the whole
+//! minutes outside those (`minute_counts`, at most two ranges of under an hour), and the events
+//! outside those minutes (`events`, at most two ranges of under a minute). A group's oldest
+//! event is in the oldest bucket it has events in: an event of the seconds' ranges is itself; a
+//! day, hour or minute is narrowed to its oldest event of the group with one index scan of
+//! `events` by account and time (the group has events there, so the scan stops at the first of
+//! them). The newest likewise.
 
 use std::collections::BTreeMap;
 
@@ -24,10 +26,35 @@ type Range = (DateTime<Utc>, DateTime<Utc>);
 /// The parts of a window.
 #[derive(Debug, PartialEq)]
 struct WindowParts {
-    hours: Option<Range>,
+    days: Option<Range>,
+    hours: Vec<Range>,
     minutes: Vec<Range>,
     seconds: Vec<Range>,
 }
+
+impl WindowParts {
+    /// The length of the buckets of the part `time` (a bucket's start) lies in; `None` in the
+    /// seconds' ranges (a bucket there is an event's time).
+    fn bucket_length(&self, time: DateTime<Utc>) -> Option<TimeDelta> {
+        let within = |ranges: &[Range]| ranges.iter().any(|(from, to)| time >= *from && time < *to);
+        if self
+            .days
+            .is_some_and(|(from, to)| time >= from && time < to)
+        {
+            Some(TimeDelta::days(1))
+        } else if within(&self.hours) {
+            Some(TimeDelta::hours(1))
+        } else if within(&self.minutes) {
+            Some(TimeDelta::minutes(1))
+        } else {
+            None
+        }
+    }
+}
+
+/// A part of a window still to cut: its sides (`None` open) and the index of the unit to cut
+/// it in.
+type Uncut = (Option<DateTime<Utc>>, Option<DateTime<Utc>>, usize);
 
 fn trunc(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
     time.duration_trunc(unit).unwrap_or(time)
@@ -43,49 +70,56 @@ fn ceil(time: DateTime<Utc>, unit: TimeDelta) -> DateTime<Utc> {
     }
 }
 
-/// Cuts `[start, end)` (either side open) into whole hours, whole minutes and the rest.
+/// Cuts `[start, end)` (either side open) into whole days, whole hours, whole minutes and the
+/// rest: at each unit, the whole units inside what is left, and the two edges left over go to
+/// the next unit.
 fn window_parts(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> WindowParts {
-    let (hour, minute) = (TimeDelta::hours(1), TimeDelta::minutes(1));
-    let hours_from = start.map(|start| ceil(start, hour));
-    let hours_to = end.map(|end| trunc(end, hour));
-    let minutes_from = start.map(|start| ceil(start, minute));
-    let minutes_to = end.map(|end| trunc(end, minute));
-    let nonempty = |(from, to): Range| (from < to).then_some((from, to));
     // Beyond any event time, within PostgreSQL's range (4713 BC to 294276 AD).
     let far_past = DateTime::<Utc>::from_timestamp(-200_000_000_000, 0).unwrap_or_default();
     let far_future = DateTime::<Utc>::from_timestamp(3_000_000_000_000, 0).unwrap_or_default();
-    let hours = nonempty((
-        hours_from.unwrap_or(far_past),
-        hours_to.unwrap_or(far_future),
-    ));
-    let (minutes_from, minutes_to) = (
-        minutes_from.unwrap_or(far_past),
-        minutes_to.unwrap_or(far_future),
-    );
-    let minutes = match hours {
-        Some((hours_from, hours_to)) => vec![(minutes_from, hours_from), (hours_to, minutes_to)],
-        None => vec![(minutes_from, minutes_to)],
-    };
-    let whole_minutes = nonempty((minutes_from, minutes_to));
-    let seconds = match (whole_minutes, start, end) {
-        (Some(_), start, end) => {
-            let mut ranges = Vec::new();
-            if let Some(start) = start {
-                ranges.push((start, minutes_from));
+    let units = [
+        TimeDelta::days(1),
+        TimeDelta::hours(1),
+        TimeDelta::minutes(1),
+    ];
+    let mut whole: [Vec<Range>; 3] = Default::default();
+    let mut seconds = Vec::new();
+    // What is left to cut, with the unit to cut it in.
+    let mut left: Vec<Uncut> = vec![(start, end, 0)];
+    while let Some((from, to, level)) = left.pop() {
+        let Some(unit) = units.get(level) else {
+            // Under a minute: an open side always holds whole minutes, so both are set.
+            if let (Some(from), Some(to)) = (from, to) {
+                if from < to {
+                    seconds.push((from, to));
+                }
             }
-            if let Some(end) = end {
-                ranges.push((minutes_to, end));
+            continue;
+        };
+        let inner_from = from.map_or(far_past, |from| ceil(from, *unit));
+        let inner_to = to.map_or(far_future, |to| trunc(to, *unit));
+        if inner_from < inner_to {
+            whole[level].push((inner_from, inner_to));
+            if from.is_some_and(|from| from < inner_from) {
+                left.push((from, Some(inner_from), level + 1));
             }
-            ranges
+            if to.is_some_and(|to| inner_to < to) {
+                left.push((Some(inner_to), to, level + 1));
+            }
+        } else {
+            left.push((from, to, level + 1));
         }
-        (None, Some(start), Some(end)) => vec![(start, end)],
-        // One side open always holds whole minutes.
-        (None, _, _) => Vec::new(),
-    };
+    }
+    let [days, hours, minutes] = whole.map(|mut ranges| {
+        ranges.sort();
+        ranges
+    });
+    seconds.sort();
     WindowParts {
+        days: days.first().copied(),
         hours,
-        minutes: minutes.into_iter().filter_map(nonempty).collect(),
-        seconds: seconds.into_iter().filter_map(nonempty).collect(),
+        minutes,
+        seconds,
     }
 }
 
@@ -156,19 +190,28 @@ impl PgStore {
                     NULL::text AS aws_region, NULL::text AS event_category, 0::bigint AS events,
                     NULL::timestamptz AS bucket WHERE false",
         );
-        if let Some((from, to)) = parts.hours {
+        if let Some((from, to)) = parts.days {
             sql.push(
-                " UNION ALL SELECT account_id, aws_region, event_category, events, hour
-                  FROM event_hours WHERE events > 0 AND hour >= ",
+                " UNION ALL SELECT account_id, aws_region, event_category, events, day
+                  FROM day_counts WHERE events > 0 AND day >= ",
             )
             .push_bind(from)
-            .push(" AND hour < ")
+            .push(" AND day < ")
             .push_bind(to);
+        }
+        for (from, to) in &parts.hours {
+            sql.push(
+                " UNION ALL SELECT account_id, aws_region, event_category, events, hour
+                  FROM hour_counts WHERE events > 0 AND hour >= ",
+            )
+            .push_bind(*from)
+            .push(" AND hour < ")
+            .push_bind(*to);
         }
         for (from, to) in &parts.minutes {
             sql.push(
                 " UNION ALL SELECT s.account_id, s.aws_region, s.event_category, m.events, m.minute
-                  FROM event_minutes AS m JOIN rollup_series AS s USING (series_id)
+                  FROM minute_counts AS m JOIN rollup_series AS s USING (series_id)
                   WHERE m.events > 0 AND m.minute >= ",
             )
             .push_bind(*from)
@@ -217,97 +260,30 @@ impl PgStore {
         ),
         StoreError,
     > {
-        let in_hours = |time: DateTime<Utc>| {
-            parts
-                .hours
-                .is_some_and(|(from, to)| time >= from && time < to)
-        };
-        let in_minutes = |time: DateTime<Utc>| {
-            parts
-                .minutes
-                .iter()
-                .any(|(from, to)| time >= *from && time < *to)
-        };
         let mut ends = Vec::new();
         for (newest, pick) in [(false, Pick::Oldest), (true, Pick::Newest)] {
             let mut found = BTreeMap::new();
-            // Hours narrowed to minutes, then minutes (those and the minute buckets) to events.
-            let mut hours = Vec::new();
-            let mut minutes = Vec::new();
+            // Buckets narrowed to their group's event; a bucket of the seconds is the event.
+            let mut buckets = Vec::new();
             for (group, counted) in counted {
                 let bucket = if newest {
                     counted.newest
                 } else {
                     counted.oldest
                 };
-                if in_hours(bucket) {
-                    hours.push((group.clone(), bucket));
-                } else if in_minutes(bucket) {
-                    minutes.push((group.clone(), bucket));
-                } else {
-                    found.insert(group.clone(), bucket);
+                match parts.bucket_length(bucket) {
+                    Some(length) => buckets.push((group.clone(), (bucket, bucket + length))),
+                    None => {
+                        found.insert(group.clone(), bucket);
+                    }
                 }
             }
-            minutes.extend(self.narrow_hours(&hours, pick).await?);
-            let window = |minute: DateTime<Utc>| (minute, minute + TimeDelta::minutes(1));
-            let events = self
-                .narrow_to_events(
-                    &minutes
-                        .iter()
-                        .map(|(group, minute)| (group.clone(), window(*minute)))
-                        .collect::<Vec<_>>(),
-                    pick,
-                )
-                .await?;
-            found.extend(events);
+            found.extend(self.narrow_to_events(&buckets, pick).await?);
             ends.push(found);
         }
         let newest = ends.pop().unwrap_or_default();
         let oldest = ends.pop().unwrap_or_default();
         Ok((oldest, newest))
-    }
-
-    /// For each (group, hour): the group's oldest (newest) minute with events in the hour.
-    async fn narrow_hours(
-        &self,
-        hours: &[(Group, DateTime<Utc>)],
-        pick: Pick,
-    ) -> Result<Vec<(Group, DateTime<Utc>)>, StoreError> {
-        if hours.is_empty() {
-            return Ok(Vec::new());
-        }
-        let GroupColumns {
-            accounts,
-            regions,
-            categories,
-            times: starts,
-        } = columns(hours);
-        let rows: Vec<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
-            "SELECT g.account_id, g.aws_region, g.event_category, found.minute
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[])
-                  AS g (account_id, aws_region, event_category, hour)
-             CROSS JOIN LATERAL (
-                 SELECT {aggregate}(m.minute) AS minute
-                 FROM rollup_series AS s JOIN event_minutes AS m USING (series_id)
-                 WHERE s.account_id = g.account_id AND s.aws_region = g.aws_region
-                   AND s.event_category = g.event_category AND m.events > 0
-                   AND m.minute >= g.hour AND m.minute < g.hour + interval '1 hour'
-             ) AS found",
-            aggregate = pick.aggregate()
-        ))
-        .bind(&accounts)
-        .bind(&regions)
-        .bind(&categories)
-        .bind(&starts)
-        .fetch_all(self.pool())
-        .await
-        .map_err(convert_sqlx_error)?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(account, region, category, minute)| {
-                minute.map(|minute| ((account, region, category), minute))
-            })
-            .collect())
     }
 
     /// For each (group, range): the group's oldest (newest) event in the range.
@@ -335,13 +311,27 @@ impl PgStore {
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
                   AS g (account_id, aws_region, event_category, range_from, range_to)
              CROSS JOIN LATERAL (
-                 SELECT {aggregate}(e.event_time) AS event_time FROM events AS e
-                 WHERE e.event_time >= g.range_from AND e.event_time < g.range_to
-                   AND coalesce(e.account_id, '') = g.account_id
-                   AND coalesce(e.aws_region, '') = g.aws_region
-                   AND e.event_category = g.event_category
+                 SELECT {aggregate}(event_time) AS event_time FROM (
+                     -- By account and time (`events_account_id`): the scan stops at the
+                     -- group's first event, which the rollups say is there.
+                     (SELECT e.event_time FROM events AS e
+                      WHERE e.account_id = g.account_id
+                        AND e.event_time >= g.range_from AND e.event_time < g.range_to
+                        AND coalesce(e.aws_region, '') = g.aws_region
+                        AND e.event_category = g.event_category
+                      ORDER BY e.event_time {order} LIMIT 1)
+                     UNION ALL
+                     -- The group of the records without an account.
+                     (SELECT e.event_time FROM events AS e
+                      WHERE g.account_id = '' AND e.account_id IS NULL
+                        AND e.event_time >= g.range_from AND e.event_time < g.range_to
+                        AND coalesce(e.aws_region, '') = g.aws_region
+                        AND e.event_category = g.event_category
+                      ORDER BY e.event_time {order} LIMIT 1)
+                 ) AS candidates
              ) AS found",
-            aggregate = pick.aggregate()
+            aggregate = pick.aggregate(),
+            order = pick.order(),
         ))
         .bind(&accounts)
         .bind(&regions)
@@ -371,6 +361,13 @@ impl Pick {
         match self {
             Pick::Oldest => "min",
             Pick::Newest => "max",
+        }
+    }
+
+    fn order(self) -> &'static str {
+        match self {
+            Pick::Oldest => "ASC",
+            Pick::Newest => "DESC",
         }
     }
 }
@@ -410,7 +407,46 @@ mod tests {
     }
 
     #[test]
-    fn a_window_is_cut_into_whole_hours_whole_minutes_and_the_rest() {
+    fn a_window_is_cut_into_whole_days_hours_minutes_and_the_rest() {
+        let parts = window_parts(
+            Some(at("2024-01-01T10:15:30Z")),
+            Some(at("2024-01-03T13:40:10Z")),
+        );
+        assert_eq!(
+            parts,
+            WindowParts {
+                days: Some((at("2024-01-02T00:00:00Z"), at("2024-01-03T00:00:00Z"))),
+                hours: vec![
+                    (at("2024-01-01T11:00:00Z"), at("2024-01-02T00:00:00Z")),
+                    (at("2024-01-03T00:00:00Z"), at("2024-01-03T13:00:00Z")),
+                ],
+                minutes: vec![
+                    (at("2024-01-01T10:16:00Z"), at("2024-01-01T11:00:00Z")),
+                    (at("2024-01-03T13:00:00Z"), at("2024-01-03T13:40:00Z")),
+                ],
+                seconds: vec![
+                    (at("2024-01-01T10:15:30Z"), at("2024-01-01T10:16:00Z")),
+                    (at("2024-01-03T13:40:00Z"), at("2024-01-03T13:40:10Z")),
+                ],
+            }
+        );
+        assert_eq!(
+            parts.bucket_length(at("2024-01-02T00:00:00Z")),
+            Some(TimeDelta::days(1))
+        );
+        assert_eq!(
+            parts.bucket_length(at("2024-01-03T12:00:00Z")),
+            Some(TimeDelta::hours(1))
+        );
+        assert_eq!(
+            parts.bucket_length(at("2024-01-01T10:59:00Z")),
+            Some(TimeDelta::minutes(1))
+        );
+        assert_eq!(parts.bucket_length(at("2024-01-01T10:15:31Z")), None);
+    }
+
+    #[test]
+    fn a_window_within_a_day_has_no_days() {
         let parts = window_parts(
             Some(at("2024-01-01T10:15:30Z")),
             Some(at("2024-01-01T13:40:10Z")),
@@ -418,7 +454,8 @@ mod tests {
         assert_eq!(
             parts,
             WindowParts {
-                hours: Some((at("2024-01-01T11:00:00Z"), at("2024-01-01T13:00:00Z"))),
+                days: None,
+                hours: vec![(at("2024-01-01T11:00:00Z"), at("2024-01-01T13:00:00Z"))],
                 minutes: vec![
                     (at("2024-01-01T10:16:00Z"), at("2024-01-01T11:00:00Z")),
                     (at("2024-01-01T13:00:00Z"), at("2024-01-01T13:40:00Z")),
@@ -440,15 +477,30 @@ mod tests {
         assert_eq!(
             aligned,
             WindowParts {
-                hours: Some((at("2024-01-01T10:00:00Z"), at("2024-01-01T12:00:00Z"))),
+                days: None,
+                hours: vec![(at("2024-01-01T10:00:00Z"), at("2024-01-01T12:00:00Z"))],
+                minutes: vec![],
+                seconds: vec![],
+            }
+        );
+        let days = window_parts(
+            Some(at("2024-01-01T00:00:00Z")),
+            Some(at("2024-01-03T00:00:00Z")),
+        );
+        assert_eq!(
+            days,
+            WindowParts {
+                days: Some((at("2024-01-01T00:00:00Z"), at("2024-01-03T00:00:00Z"))),
+                hours: vec![],
                 minutes: vec![],
                 seconds: vec![],
             }
         );
         let open = window_parts(None, None);
+        assert_eq!(open.hours, vec![]);
         assert_eq!(open.minutes, vec![]);
         assert_eq!(open.seconds, vec![]);
-        assert!(open.hours.is_some());
+        assert!(open.days.is_some());
         let inside = window_parts(
             Some(at("2024-01-01T10:15:10Z")),
             Some(at("2024-01-01T10:15:50Z")),
@@ -456,7 +508,8 @@ mod tests {
         assert_eq!(
             inside,
             WindowParts {
-                hours: None,
+                days: None,
+                hours: vec![],
                 minutes: vec![],
                 seconds: vec![(at("2024-01-01T10:15:10Z"), at("2024-01-01T10:15:50Z"))],
             }
@@ -469,6 +522,14 @@ mod tests {
         assert_eq!(
             from.minutes,
             vec![(at("2024-01-01T10:16:00Z"), at("2024-01-01T11:00:00Z"))]
+        );
+        assert_eq!(
+            from.hours,
+            vec![(at("2024-01-01T11:00:00Z"), at("2024-01-02T00:00:00Z"))]
+        );
+        assert_eq!(
+            from.days.map(|(from, _)| from),
+            Some(at("2024-01-02T00:00:00Z"))
         );
     }
 }

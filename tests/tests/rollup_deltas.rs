@@ -1,0 +1,132 @@
+//! The rollups' deltas: each file adds its counts as delta rows, which the aggregator folds in
+//! the background into one row per minute and per hour. Reads are exact before the fold; a
+//! retention run deletes events whose counts are still deltas (batches and partition drops)
+//! and the rollups stay the counts of the events; after the fold the same counts are left in
+//! one row per key and no delta.
+
+use std::time::Instant;
+
+use orgtrail_api::v1 as pb;
+use orgtrail_api::v1::retention_service_client::RetentionServiceClient;
+use orgtrail_tests::rollups::assert_rollups_match_the_events;
+use orgtrail_tests::samples::sample_files;
+use orgtrail_tests::{ingest_sample_files, StackOptions, TestStack, WAIT};
+use sqlx::PgPool;
+
+/// (delta rows, folded rows) of the minutes and of the hours.
+async fn rollup_rows(pool: &PgPool) -> ((i64, i64), (i64, i64)) {
+    let (minute_deltas, minutes, hour_deltas, hours): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM event_minute_deltas), (SELECT count(*) FROM event_minutes),
+                (SELECT count(*) FROM event_hour_deltas), (SELECT count(*) FROM event_hours)",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("cannot count the rollup rows");
+    ((minute_deltas, minutes), (hour_deltas, hours))
+}
+
+async fn summary(stack: &TestStack) -> Vec<pb::EventCount> {
+    stack
+        .events_client()
+        .await
+        .summarize_events(pb::SummarizeEventsRequest::default())
+        .await
+        .expect("the summary")
+        .into_inner()
+        .counts
+}
+
+async fn stored_events(pool: &PgPool) -> u64 {
+    let events: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+        .fetch_one(pool)
+        .await
+        .expect("cannot count the events");
+    u64::try_from(events).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_counts() {
+    let mut stack = TestStack::start_with(StackOptions {
+        environment: vec![
+            // No fold after the one at start (when there is nothing to fold yet).
+            (
+                "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
+                "86400".into(),
+            ),
+            (
+                "ORGTRAIL_RETENTION__DEFAULT_RETAIN_DAYS".into(),
+                "3650".into(),
+            ),
+            ("ORGTRAIL_RETENTION__BATCH_SIZE".into(), "200".into()),
+            (
+                "ORGTRAIL_RETENTION__INTERVAL_SECONDS".into(),
+                "86400".into(),
+            ),
+        ],
+        ..StackOptions::default()
+    })
+    .await;
+    ingest_sample_files(&stack, &sample_files()).await;
+    let pool = stack.pool().await;
+
+    // Every count is a delta: nothing was folded.
+    let ((minute_deltas, minutes), (hour_deltas, hours)) = rollup_rows(&pool).await;
+    assert!(minute_deltas > 0 && hour_deltas > 0, "no delta rows");
+    assert_eq!((minutes, hours), (0, 0), "rows were folded");
+    assert_rollups_match_the_events(&pool).await;
+    let total: u64 = summary(&stack).await.iter().map(|count| count.events).sum();
+    assert_eq!(total, stored_events(&pool).await);
+
+    // Retention over counts that are deltas only: read-only management events go after 1000
+    // days (batches in days that keep other events), and the 2014 events after the default
+    // 3650 (whole days dropped with their partitions).
+    let mut retention = RetentionServiceClient::new(stack.channel().await);
+    retention
+        .create_policy(pb::CreatePolicyRequest {
+            name: "short-reads".into(),
+            description: "read-only management events (test)".into(),
+            scope: Some(pb::RetentionScope {
+                event_categories: vec!["Management".into()],
+                read_only: Some(true),
+                ..pb::RetentionScope::default()
+            }),
+            retain_days: 1000,
+        })
+        .await
+        .expect("the policy");
+    let before = stored_events(&pool).await;
+    let report = retention
+        .run_enforcement(pb::RunEnforcementRequest {})
+        .await
+        .expect("the enforcement run")
+        .into_inner();
+    assert_eq!(report.status, "completed");
+    assert!(report.events_deleted > 0 && !report.partitions_dropped.is_empty());
+    assert_eq!(stored_events(&pool).await, before - report.events_deleted);
+    assert_rollups_match_the_events(&pool).await;
+    let unfolded = summary(&stack).await;
+    assert_eq!(
+        unfolded.iter().map(|count| count.events).sum::<u64>(),
+        stored_events(&pool).await
+    );
+
+    // Folded (every second from the restart on): no delta left, the same counts.
+    stack.set_aggregator_environment("ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS", Some("1"));
+    stack.restart_aggregator();
+    let started = Instant::now();
+    loop {
+        let ((minute_deltas, _), (hour_deltas, _)) = rollup_rows(&pool).await;
+        if minute_deltas == 0 && hour_deltas == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "{minute_deltas} minute and {hour_deltas} hour deltas left after {WAIT:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let ((_, minutes), (_, hours)) = rollup_rows(&pool).await;
+    assert!(minutes > 0 && hours > 0);
+    assert_rollups_match_the_events(&pool).await;
+    assert_eq!(summary(&stack).await, unfolded);
+}
