@@ -51,6 +51,9 @@ SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), s
 FROM event_hours
 GROUP BY 1, 2, 3, 4;
 
+-- The summary narrows a group's day to its first and last hour.
+CREATE INDEX event_hours_group ON event_hours (account_id, aws_region, event_category, hour);
+
 CREATE VIEW day_counts AS
     SELECT account_id, aws_region, event_category, day, events FROM event_days
     UNION ALL

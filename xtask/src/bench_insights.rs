@@ -445,7 +445,7 @@ impl SummaryBench<'_> {
         // The series stay: the aggregator has their ids cached.
         self.psql(
             "CREATE TABLE bench_templates AS SELECT (row_number() OVER (ORDER BY event_id) - 1)::bigint AS n, * FROM events;
-             TRUNCATE events, event_ids, event_minutes, event_hours, event_minute_deltas, event_hour_deltas, rollup_changes;",
+             TRUNCATE events, event_ids, event_minutes, event_hours, event_days, event_minute_deltas, event_hour_deltas, rollup_changes;",
         )?;
         let base = self
             .psql(&format!(
@@ -523,7 +523,11 @@ impl SummaryBench<'_> {
         let rolled_up = count(
             self.postgres,
             self.database,
-            "SELECT sum(events) FROM hour_counts",
+            // The minutes, hours and days each count every event (0 when they differ).
+            "SELECT CASE WHEN m = h AND h = d THEN m ELSE 0 END FROM (SELECT
+                 (SELECT sum(events) FROM minute_counts) AS m,
+                 (SELECT sum(events) FROM hour_counts) AS h,
+                 (SELECT sum(events) FROM day_counts) AS d) AS sums",
         )?;
         if stored != options.summary_events || rolled_up != stored {
             bail!(
@@ -701,8 +705,9 @@ fn slim_rows(sql: &str) -> String {
     .replace("t.record, t.key_id", "convert_to('{}', 'UTF8'), NULL")
 }
 
-/// The migration's statements that roll up the events stored before it
-/// (`migrations/20261130000010_rollups.sql`); the series the aggregator made stay.
+/// The migrations' statements that roll up the events stored before them
+/// (`migrations/20261130000010_rollups.sql`, `…12_rollup_deltas.sql`); the series the
+/// aggregator made stay.
 const FILL_ROLLUPS_SQL: &str = "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)
          SELECT DISTINCT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
                 coalesce(event_source, ''), coalesce(event_name, ''),
@@ -724,6 +729,10 @@ const FILL_ROLLUPS_SQL: &str = "INSERT INTO rollup_series (account_id, aws_regio
          SELECT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
                 date_trunc('hour', event_time, 'UTC'), count(*)
          FROM events
+         GROUP BY 1, 2, 3, 4;
+         INSERT INTO event_days (account_id, aws_region, event_category, day, events)
+         SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)
+         FROM event_hours
          GROUP BY 1, 2, 3, 4;";
 
 /// (label, start, end) of the windows timed, inside the generated days, which end in day

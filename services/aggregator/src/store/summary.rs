@@ -7,9 +7,9 @@
 //! minutes outside those (`minute_counts`, at most two ranges of under an hour), and the events
 //! outside those minutes (`events`, at most two ranges of under a minute). A group's oldest
 //! event is in the oldest bucket it has events in: an event of the seconds' ranges is itself; a
-//! day, hour or minute is narrowed to its oldest event of the group with one index scan of
-//! `events` by account and time (the group has events there, so the scan stops at the first of
-//! them). The newest likewise.
+//! day is narrowed to its oldest hour of the group (`event_hours_group`), and an hour or minute
+//! to its oldest event of the group with one index scan of `events` by account and time (the
+//! group has events there, so the scan stops at the first of them). The newest likewise.
 
 use std::collections::BTreeMap;
 
@@ -265,6 +265,7 @@ impl PgStore {
             let mut found = BTreeMap::new();
             // Buckets narrowed to their group's event; a bucket of the seconds is the event.
             let mut buckets = Vec::new();
+            let mut days = Vec::new();
             for (group, counted) in counted {
                 let bucket = if newest {
                     counted.newest
@@ -272,12 +273,24 @@ impl PgStore {
                     counted.oldest
                 };
                 match parts.bucket_length(bucket) {
+                    Some(length) if length == TimeDelta::days(1) => {
+                        days.push((group.clone(), bucket));
+                    }
                     Some(length) => buckets.push((group.clone(), (bucket, bucket + length))),
                     None => {
                         found.insert(group.clone(), bucket);
                     }
                 }
             }
+            // A day to its hour first: an account's day can hold many events of its other
+            // groups before the first of this one.
+            let hour = TimeDelta::hours(1);
+            buckets.extend(
+                self.narrow_days(&days, pick)
+                    .await?
+                    .into_iter()
+                    .map(|(group, start)| (group, (start, start + hour))),
+            );
             found.extend(self.narrow_to_events(&buckets, pick).await?);
             ends.push(found);
         }
@@ -286,15 +299,76 @@ impl PgStore {
         Ok((oldest, newest))
     }
 
+    /// For each (group, day): the group's oldest (newest) hour with events in the day.
+    async fn narrow_days(
+        &self,
+        days: &[(Group, DateTime<Utc>)],
+        pick: Pick,
+    ) -> Result<Vec<(Group, DateTime<Utc>)>, StoreError> {
+        if days.is_empty() {
+            return Ok(Vec::new());
+        }
+        let GroupColumns {
+            accounts,
+            regions,
+            categories,
+            times: starts,
+        } = columns(days);
+        let rows: Vec<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
+            "SELECT g.account_id, g.aws_region, g.event_category, found.hour
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[])
+                  AS g (account_id, aws_region, event_category, day)
+             CROSS JOIN LATERAL (
+                 SELECT {aggregate}(h.hour) AS hour FROM hour_counts AS h
+                 WHERE h.account_id = g.account_id AND h.aws_region = g.aws_region
+                   AND h.event_category = g.event_category AND h.events > 0
+                   AND h.hour >= g.day AND h.hour < g.day + interval '1 day'
+             ) AS found",
+            aggregate = pick.aggregate()
+        ))
+        .bind(&accounts)
+        .bind(&regions)
+        .bind(&categories)
+        .bind(&starts)
+        .fetch_all(self.pool())
+        .await
+        .map_err(convert_sqlx_error)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(account, region, category, hour)| {
+                hour.map(|hour| ((account, region, category), hour))
+            })
+            .collect())
+    }
+
     /// For each (group, range): the group's oldest (newest) event in the range.
+    /// The ranges are grouped by UTC day (a bucket never crosses midnight) and each day is read
+    /// in one statement bounded by the day, so that only the day's partition is planned.
     async fn narrow_to_events(
         &self,
         ranges: &[(Group, Range)],
         pick: Pick,
     ) -> Result<Vec<(Group, DateTime<Utc>)>, StoreError> {
-        if ranges.is_empty() {
-            return Ok(Vec::new());
+        let mut days: BTreeMap<DateTime<Utc>, Vec<(Group, Range)>> = BTreeMap::new();
+        for (group, range) in ranges {
+            days.entry(trunc(range.0, TimeDelta::days(1)))
+                .or_default()
+                .push((group.clone(), *range));
         }
+        let mut found = Vec::new();
+        for (day, ranges) in days {
+            found.extend(self.narrow_in_day(day, &ranges, pick).await?);
+        }
+        Ok(found)
+    }
+
+    /// [`PgStore::narrow_to_events`] for ranges within the UTC day starting at `day`.
+    async fn narrow_in_day(
+        &self,
+        day: DateTime<Utc>,
+        ranges: &[(Group, Range)],
+        pick: Pick,
+    ) -> Result<Vec<(Group, DateTime<Utc>)>, StoreError> {
         let starts: Vec<(Group, DateTime<Utc>)> = ranges
             .iter()
             .map(|(group, (from, _))| (group.clone(), *from))
@@ -306,6 +380,13 @@ impl PgStore {
             times: froms,
         } = columns(&starts);
         let tos: Vec<DateTime<Utc>> = ranges.iter().map(|(_, (_, to))| *to).collect();
+        // Planned for these values every time (a generic plan keeps every partition of
+        // `events`, each planned and opened: tens of milliseconds with a few months of days).
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
         let rows: Vec<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
             "SELECT g.account_id, g.aws_region, g.event_category, found.event_time
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
@@ -316,6 +397,7 @@ impl PgStore {
                      -- group's first event, which the rollups say is there.
                      (SELECT e.event_time FROM events AS e
                       WHERE e.account_id = g.account_id
+                        AND e.event_time >= $6 AND e.event_time < $7
                         AND e.event_time >= g.range_from AND e.event_time < g.range_to
                         AND coalesce(e.aws_region, '') = g.aws_region
                         AND e.event_category = g.event_category
@@ -324,6 +406,7 @@ impl PgStore {
                      -- The group of the records without an account.
                      (SELECT e.event_time FROM events AS e
                       WHERE g.account_id = '' AND e.account_id IS NULL
+                        AND e.event_time >= $6 AND e.event_time < $7
                         AND e.event_time >= g.range_from AND e.event_time < g.range_to
                         AND coalesce(e.aws_region, '') = g.aws_region
                         AND e.event_category = g.event_category
@@ -338,9 +421,12 @@ impl PgStore {
         .bind(&categories)
         .bind(&froms)
         .bind(&tos)
-        .fetch_all(self.pool())
+        .bind(day)
+        .bind(day + TimeDelta::days(1))
+        .fetch_all(&mut *transaction)
         .await
         .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(rows
             .into_iter()
             .filter_map(|(account, region, category, time)| {
