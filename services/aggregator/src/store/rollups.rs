@@ -385,20 +385,30 @@ hours_net AS (
     ) AS d
     GROUP BY 1, 2, 3, 4
 ),
-hours_gone AS (
+",
+    );
+    sql.push(add_to_hours_and_days("hours_net"));
+}
+
+/// The CTEs `hours_added` and `days_added`, which add the rows of the CTE `source` (account,
+/// region, category, hour, events) to `event_hours` and `event_days`, in key order.
+fn add_to_hours_and_days(source: &str) -> String {
+    format!(
+        "hours_added AS (
     INSERT INTO event_hours AS h (account_id, aws_region, event_category, hour, events)
-    SELECT * FROM hours_net ORDER BY 4, 1, 2, 3
+    SELECT account_id, aws_region, event_category, hour, sum(events)::bigint
+    FROM {source} GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
     ON CONFLICT (hour, account_id, aws_region, event_category)
     DO UPDATE SET events = h.events + EXCLUDED.events
 ),
-days_gone AS (
+days_added AS (
     INSERT INTO event_days AS d (account_id, aws_region, event_category, day, events)
     SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)::bigint
-    FROM hours_net GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
+    FROM {source} GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
     ON CONFLICT (day, account_id, aws_region, event_category)
     DO UPDATE SET events = d.events + EXCLUDED.events
-)",
-    );
+)"
+    )
 }
 
 /// The columns of `events` [`push_subtract_gone`] needs `gone` to return.
@@ -501,27 +511,19 @@ folded AS (
 SELECT count(*) FROM moved";
 
 /// [`FOLD_MINUTES`] for the hours, which it adds to the days too.
-const FOLD_HOURS: &str = "
+fn fold_hours() -> String {
+    format!(
+        "
 WITH moved AS (
     DELETE FROM event_hour_deltas
     WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_hour_deltas LIMIT $1))
     RETURNING account_id, aws_region, event_category, hour, events
 ),
-folded AS (
-    INSERT INTO event_hours AS h (account_id, aws_region, event_category, hour, events)
-    SELECT account_id, aws_region, event_category, hour, sum(events)::bigint
-    FROM moved GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
-    ON CONFLICT (hour, account_id, aws_region, event_category)
-    DO UPDATE SET events = h.events + EXCLUDED.events
-),
-days AS (
-    INSERT INTO event_days AS d (account_id, aws_region, event_category, day, events)
-    SELECT account_id, aws_region, event_category, date_trunc('day', hour, 'UTC'), sum(events)::bigint
-    FROM moved GROUP BY 1, 2, 3, 4 ORDER BY 4, 1, 2, 3
-    ON CONFLICT (day, account_id, aws_region, event_category)
-    DO UPDATE SET events = d.events + EXCLUDED.events
-)
-SELECT count(*) FROM moved";
+{}
+SELECT count(*) FROM moved",
+        add_to_hours_and_days("moved")
+    )
+}
 
 impl PgStore {
     /// Moves every delta committed so far into `event_minutes` and `event_hours`, each batch
@@ -530,9 +532,9 @@ impl PgStore {
     /// folded.
     pub async fn fold_rollups(&self) -> Result<u64, StoreError> {
         let mut folded = 0u64;
-        for statement in [FOLD_MINUTES, FOLD_HOURS] {
+        for statement in [FOLD_MINUTES.to_string(), fold_hours()] {
             loop {
-                let moved: i64 = sqlx::query_scalar(statement)
+                let moved: i64 = sqlx::query_scalar(&statement)
                     .bind(FOLD_BATCH)
                     .fetch_one(self.pool())
                     .await
