@@ -379,25 +379,7 @@ pub fn yes_no(value: bool) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(seconds: i64) -> Option<prost_types::Timestamp> {
-        Some(prost_types::Timestamp { seconds, nanos: 0 })
-    }
-
-    /// A table's rows as cells: render_table puts at least two spaces between columns, and
-    /// no cell holds two spaces in a row.
-    fn cells(table: &str) -> Vec<Vec<String>> {
-        table
-            .lines()
-            .map(|line| {
-                line.split("  ")
-                    .map(str::trim)
-                    .filter(|cell| !cell.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .collect()
-    }
+    use crate::output_tests::{at, cells};
 
     fn cis_alarm() -> pb::Alarm {
         pb::Alarm {

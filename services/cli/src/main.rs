@@ -15,6 +15,8 @@ mod insight_output;
 mod insights_command;
 mod keys_command;
 mod notifications_command;
+#[cfg(test)]
+mod output_tests;
 mod quarantine_command;
 mod retention_command;
 mod rules_command;

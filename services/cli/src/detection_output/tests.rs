@@ -1,25 +1,7 @@
 //! Rule tables, the rule detail view, backtests and replays as printed, from proto values.
 
 use super::*;
-
-fn at(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-/// A table's rows as cells: render_table puts at least two spaces between columns, and no
-/// cell holds two spaces in a row.
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .map(|line| {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|cell| !cell.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
+use crate::output_tests::{at, cells};
 
 /// SigmaHQ's rule as the server answers `GetRule`.
 fn builtin_rule() -> pb::SigmaRule {

@@ -2,25 +2,7 @@
 //! from proto values.
 
 use super::*;
-
-fn at(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-/// A table's rows as cells: render_table puts at least two spaces between columns, and no
-/// cell holds two spaces in a row.
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .map(|line| {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|cell| !cell.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
+use crate::output_tests::{at, cells};
 
 /// A Stratus Red Team detonation as SigmaHQ's rule raised it.
 fn sigma_finding() -> pb::Finding {

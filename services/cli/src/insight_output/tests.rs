@@ -1,25 +1,7 @@
 //! Insights, an explanation, settings and a replay as printed, from proto values.
 
 use super::*;
-
-fn at(seconds: i64) -> Option<prost_types::Timestamp> {
-    Some(prost_types::Timestamp { seconds, nanos: 0 })
-}
-
-/// A table's rows as cells: render_table puts at least two spaces between columns, and no
-/// cell holds two spaces in a row.
-fn cells(table: &str) -> Vec<Vec<String>> {
-    table
-        .lines()
-        .map(|line| {
-            line.split("  ")
-                .map(str::trim)
-                .filter(|cell| !cell.is_empty())
-                .map(str::to_string)
-                .collect()
-        })
-        .collect()
-}
+use crate::output_tests::{at, cells};
 
 const ATTRIBUTIONS: &str = r#"[{"attribute":"userIdentityArn","insight":[{"value":"arn:aws:iam::111111111111:user/ci","average":31.5}],"baseline":[{"value":"arn:aws:iam::111111111111:user/ci","average":0.25},{"value":"arn:aws:iam::111111111111:user/alice","average":0.05}]},{"attribute":"errorCode","insight":[{"value":"null","average":31.5}],"baseline":[]}]"#;
 
