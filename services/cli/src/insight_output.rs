@@ -35,44 +35,50 @@ pub fn print_explanation(
     explanation: &pb::ExplainInsightResponse,
     format: SummaryFormat,
 ) -> anyhow::Result<()> {
-    match format {
-        SummaryFormat::Table => print!("{}", explanation_text(explanation)),
-        SummaryFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&explanation_json(explanation)?)?
-        ),
-    }
-    Ok(())
+    print_text_or_json(
+        format,
+        || explanation_text(explanation),
+        || explanation_json(explanation),
+    )
 }
 
 pub fn print_settings(
     settings: &pb::ListInsightSettingsResponse,
     format: SummaryFormat,
 ) -> anyhow::Result<()> {
-    match format {
-        SummaryFormat::Table => print!("{}", settings_text(settings)),
-        SummaryFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&settings_json(settings)?)?
-        ),
-    }
-    Ok(())
+    print_text_or_json(
+        format,
+        || settings_text(settings),
+        || settings_json(settings),
+    )
 }
 
 pub fn print_replay(
     replay: &pb::ReplayInsightsResponse,
     format: SummaryFormat,
 ) -> anyhow::Result<()> {
-    match format {
-        SummaryFormat::Table => print!("{}", replay_text(replay)),
-        SummaryFormat::Json => println!(
-            "{}",
-            serde_json::to_string_pretty(&json!({
+    print_text_or_json(
+        format,
+        || replay_text(replay),
+        || {
+            Ok(json!({
                 "seriesEvaluated": replay.series_evaluated,
                 "insightsFound": replay.insights_found,
                 "insightsWritten": replay.insights_written,
-            }))?
-        ),
+            }))
+        },
+    )
+}
+
+/// Prints `text()` as it is, or `json()` pretty-printed.
+fn print_text_or_json(
+    format: SummaryFormat,
+    text: impl FnOnce() -> String,
+    json: impl FnOnce() -> anyhow::Result<Value>,
+) -> anyhow::Result<()> {
+    match format {
+        SummaryFormat::Table => print!("{}", text()),
+        SummaryFormat::Json => println!("{}", serde_json::to_string_pretty(&json()?)?),
     }
     Ok(())
 }
