@@ -403,6 +403,21 @@ fn problems(report: &Value) -> Vec<(String, String)> {
     problems
 }
 
+/// Uploads `trail` into `bucket`, verifies it, expects exactly the `expected` problems and
+/// returns the report.
+async fn expect_tampering(
+    setup: &Setup,
+    bucket: &str,
+    trail: &Trail,
+    case: &str,
+    expected: &[(&str, &str)],
+) -> Value {
+    upload(&setup.s3, bucket, trail).await;
+    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
+    expect_problems(case, &output, &report, expected);
+    report
+}
+
 fn expect_problems(case: &str, output: &Output, report: &Value, expected: &[(&str, &str)]) {
     let mut expected: Vec<(String, String)> = expected
         .iter()
@@ -534,26 +549,26 @@ async fn log_files_changed_deleted_or_added_are_each_named() {
     let changed = trail.log_files[4].key.clone();
     let position = trail.log_files[4].content.len() / 2;
     trail.log_files[4].content[position] ^= 0x01;
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "one byte changed",
-        &output,
-        &report,
         &[("log_file_modified", &changed)],
-    );
+    )
+    .await;
 
     let bucket = "log-file-deleted";
     let mut trail = make_trail(bucket, &setup.genuine);
     let deleted = trail.log_files.remove(7).key;
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "log file deleted",
-        &output,
-        &report,
         &[("log_file_missing", &deleted)],
-    );
+    )
+    .await;
 
     let bucket = "log-file-added";
     let mut trail = make_trail(bucket, &setup.genuine);
@@ -563,14 +578,14 @@ async fn log_files_changed_deleted_or_added_are_each_named() {
         content: trail.log_files[0].content.clone(),
         signature: None,
     });
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "log file added",
-        &output,
-        &report,
         &[("log_file_unlisted", &added)],
-    );
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -580,14 +595,14 @@ async fn digests_deleted_re_signed_or_moved_are_each_named() {
     let bucket = "digest-deleted";
     let mut trail = make_trail(bucket, &setup.genuine);
     let deleted = trail.digests.remove(2).key;
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    let report = expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "one digest deleted",
-        &output,
-        &report,
         &[("digest_missing", &deleted)],
-    );
+    )
+    .await;
     assert_eq!(
         report["summary"]["log_files"]["unverifiable"], FILES_PER_HOUR,
         "{report:#}"
@@ -597,14 +612,14 @@ async fn digests_deleted_re_signed_or_moved_are_each_named() {
     let mut trail = make_trail(bucket, &setup.genuine);
     let newer = trail.digests.remove(2).key;
     let older = trail.digests.remove(1).key;
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "two consecutive digests deleted",
-        &output,
-        &report,
         &[("digest_missing", &newer), ("digest_missing", &older)],
-    );
+    )
+    .await;
 
     let bucket = "digest-re-signed";
     let mut trail = make_trail(bucket, &setup.genuine);
@@ -618,28 +633,28 @@ async fn digests_deleted_re_signed_or_moved_are_each_named() {
         &trail.digests[1].content,
         previous_signature.as_deref(),
     )));
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "digest re-signed with another key",
-        &output,
-        &report,
         &[("digest_bad_signature", &re_signed)],
-    );
+    )
+    .await;
 
     let bucket = "digest-moved";
     let mut trail = make_trail(bucket, &setup.genuine);
     let original = trail.digests[2].key.clone();
     let moved = digest_key(first_hour() + Duration::hours(3) + Duration::seconds(1));
     trail.digests[2].key = moved.clone();
-    upload(&setup.s3, bucket, &trail).await;
-    let (output, report) = verify(&setup.moto, bucket, &setup.public_keys);
-    expect_problems(
+    let report = expect_tampering(
+        &setup,
+        bucket,
+        &trail,
         "digest moved",
-        &output,
-        &report,
         &[("digest_moved", &moved)],
-    );
+    )
+    .await;
     let message = report["problems"][0]["message"].as_str().unwrap();
     assert!(message.contains(&original), "{message}");
 }
