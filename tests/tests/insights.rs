@@ -458,6 +458,21 @@ fn minutes_between(a: &Value, b: DateTime<Utc>) -> i64 {
     (a - b).num_minutes().abs()
 }
 
+/// `orgtrail insights replay` over the replayed month, as JSON.
+fn replay_month(stack: &TestStack) -> Value {
+    orgtrail_json_at(
+        stack,
+        &[
+            "insights",
+            "replay",
+            "--start",
+            REPLAY_START,
+            "--end",
+            REPLAY_END,
+        ],
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insight_events() {
     let organization = build_organization();
@@ -647,17 +662,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
     }
 
     // A replay over what live evaluation already wrote writes nothing.
-    let replayed = orgtrail_json_at(
-        &live,
-        &[
-            "insights",
-            "replay",
-            "--start",
-            REPLAY_START,
-            "--end",
-            REPLAY_END,
-        ],
-    );
+    let replayed = replay_month(&live);
     assert_eq!(replayed["insightsFound"], BURSTS.len(), "{replayed:#}");
     assert_eq!(replayed["insightsWritten"], 0, "{replayed:#}");
 
@@ -672,17 +677,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         insight_records(&replay).is_empty(),
         "nothing is evaluated with Insights off"
     );
-    let first = orgtrail_json_at(
-        &replay,
-        &[
-            "insights",
-            "replay",
-            "--start",
-            REPLAY_START,
-            "--end",
-            REPLAY_END,
-        ],
-    );
+    let first = replay_month(&replay);
     assert_eq!(first["insightsFound"], BURSTS.len(), "{first:#}");
     assert_eq!(first["insightsWritten"], BURSTS.len(), "{first:#}");
     assert!(first["seriesEvaluated"].as_u64().unwrap_or(0) >= BACKGROUND.len() as u64);
@@ -697,17 +692,7 @@ async fn bursts_are_found_live_explained_raised_and_replayed_into_the_same_insig
         .collect();
     let live_insights: Vec<Value> = insights.iter().map(comparable).collect();
     assert_eq!(replayed_insights, live_insights);
-    let second = orgtrail_json_at(
-        &replay,
-        &[
-            "insights",
-            "replay",
-            "--start",
-            REPLAY_START,
-            "--end",
-            REPLAY_END,
-        ],
-    );
+    let second = replay_month(&replay);
     assert_eq!(second["insightsFound"], BURSTS.len(), "{second:#}");
     assert_eq!(second["insightsWritten"], 0, "{second:#}");
     assert_eq!(insight_records(&replay), records);
