@@ -529,17 +529,7 @@ mod tests {
                 ..Default::default()
             },
         ];
-        // Cells: columns are at least two spaces apart, and no cell holds two in a row.
-        let rows: Vec<Vec<String>> = destinations_table(&destinations)
-            .lines()
-            .map(|line| {
-                line.split("  ")
-                    .map(str::trim)
-                    .filter(|cell| !cell.is_empty())
-                    .map(str::to_string)
-                    .collect()
-            })
-            .collect();
+        let rows = crate::output_tests::cells(&destinations_table(&destinations));
         assert_eq!(
             rows[0],
             ["NAME", "KIND", "TARGET", "TAKES", "FINDINGS", "CREATED", "BY"]
