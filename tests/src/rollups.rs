@@ -12,9 +12,10 @@ pub async fn assert_rollups_match_the_events(pool: &PgPool) {
             "minute_counts",
             "WITH counted AS (
                  SELECT coalesce(account_id, '') AS account_id, coalesce(aws_region, '') AS aws_region,
-                        event_category, coalesce(event_source, '') AS event_source,
-                        coalesce(event_name, '') AS event_name,
-                        CASE read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END AS access,
+                        event_category,
+                        rollup_api(event_category, read_only, error_code, event_source) AS event_source,
+                        rollup_api(event_category, read_only, error_code, event_name) AS event_name,
+                        rollup_access(read_only)::text AS access,
                         coalesce(error_code, '') AS error_code,
                         date_trunc('minute', event_time, 'UTC') AS minute, count(*) AS events
                  FROM events GROUP BY 1, 2, 3, 4, 5, 6, 7, 8

@@ -130,3 +130,98 @@ async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_
     assert_rollups_match_the_events(&pool).await;
     assert_eq!(summary(&stack).await, unfolded);
 }
+
+/// The series each event was counted in before `migrations/…13_rollup_api_only_where_read.sql`:
+/// every call per API.
+const SERIES_PER_API_FOR_EVERY_CALL: &str =
+    "coalesce(e.account_id, ''), coalesce(e.aws_region, ''), e.event_category,
+     coalesce(e.event_source, ''), coalesce(e.event_name, ''),
+     CASE e.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END, coalesce(e.error_code, '')";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_migration_moves_the_counts_of_calls_no_longer_kept_per_api_into_shared_series() {
+    let mut stack = TestStack::start_with(StackOptions {
+        environment: vec![(
+            "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
+            "86400".into(),
+        )],
+        ..StackOptions::default()
+    })
+    .await;
+    ingest_sample_files(&stack, &sample_files()).await;
+    let pool = stack.pool().await;
+    stack.terminate_aggregator();
+    assert_eq!(stack.wait_for_aggregator_exit(WAIT), Some(0));
+
+    // The rollups as the previous version kept them: every call per API, half of the counts
+    // folded and half still deltas (a key can have both), a change recorded for every series,
+    // and the migration not applied.
+    let mut previous = pool.begin().await.expect("a transaction");
+    for statement in [
+        "DELETE FROM event_minute_deltas".to_string(),
+        "DELETE FROM event_minutes".to_string(),
+        "DELETE FROM rollup_changes".to_string(),
+        "DELETE FROM rollup_series".to_string(),
+        format!(
+            "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source,
+                                        event_name, access, error_code)
+             SELECT DISTINCT {SERIES_PER_API_FOR_EVERY_CALL} FROM events AS e"
+        ),
+        format!(
+            "INSERT INTO event_minutes (series_id, minute, events)
+             SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
+             FROM events AS e JOIN rollup_series AS s
+               ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
+                   s.access, s.error_code) = ({SERIES_PER_API_FOR_EVERY_CALL})
+             WHERE extract(second FROM e.event_time)::integer % 2 = 0
+             GROUP BY 1, 2"
+        ),
+        format!(
+            "INSERT INTO event_minute_deltas (series_id, minute, events)
+             SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
+             FROM events AS e JOIN rollup_series AS s
+               ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
+                   s.access, s.error_code) = ({SERIES_PER_API_FOR_EVERY_CALL})
+             WHERE extract(second FROM e.event_time)::integer % 2 = 1
+             GROUP BY 1, 2"
+        ),
+        "INSERT INTO rollup_changes (series_id, first_minute, last_minute)
+         SELECT series_id, min(minute), max(minute) FROM minute_counts GROUP BY 1"
+            .to_string(),
+        "DROP FUNCTION rollup_api, rollup_per_api, rollup_access".to_string(),
+        "DELETE FROM _sqlx_migrations WHERE version = 20261130000013".to_string(),
+    ] {
+        sqlx::query(&statement)
+            .execute(&mut *previous)
+            .await
+            .unwrap_or_else(|error| {
+                panic!("cannot set up the previous rollups: {error}\n{statement}")
+            });
+    }
+    previous.commit().await.expect("the previous rollups");
+    let read_series_per_api: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT series_id) FROM minute_counts JOIN rollup_series USING (series_id)
+         WHERE access = 'r' AND error_code = '' AND event_source <> ''",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the read series");
+    assert!(read_series_per_api > 10, "the samples have few read calls");
+
+    // The aggregator applies the migration at start.
+    stack.restart_aggregator();
+    assert_rollups_match_the_events(&pool).await;
+    let (left_per_api, changes_not_per_api): (i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM minute_counts JOIN rollup_series AS s USING (series_id)
+                 WHERE NOT rollup_per_api(s.event_category, s.access, s.error_code)
+                   AND (s.event_source <> '' OR s.event_name <> '')),
+                (SELECT count(*) FROM rollup_changes JOIN rollup_series AS s USING (series_id)
+                 WHERE NOT rollup_per_api(s.event_category, s.access, s.error_code))",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the counts left");
+    assert_eq!((left_per_api, changes_not_per_api), (0, 0));
+    let total: u64 = summary(&stack).await.iter().map(|count| count.events).sum();
+    assert_eq!(total, stored_events(&pool).await);
+}

@@ -706,13 +706,14 @@ fn slim_rows(sql: &str) -> String {
 }
 
 /// The migrations' statements that roll up the events stored before them
-/// (`migrations/20261130000010_rollups.sql`, `…12_rollup_deltas.sql`); the series the
+/// (`migrations/20261130000010_rollups.sql`, `…12_rollup_deltas.sql`, with the series of
+/// `…13_rollup_api_only_where_read.sql`); the series the
 /// aggregator made stay.
 const FILL_ROLLUPS_SQL: &str = "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)
          SELECT DISTINCT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
-                coalesce(event_source, ''), coalesce(event_name, ''),
-                CASE read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END,
-                coalesce(error_code, '')
+                rollup_api(event_category, read_only, error_code, event_source),
+                rollup_api(event_category, read_only, error_code, event_name),
+                rollup_access(read_only), coalesce(error_code, '')
          FROM events
          ON CONFLICT DO NOTHING;
          INSERT INTO event_minutes (series_id, minute, events)
@@ -720,10 +721,10 @@ const FILL_ROLLUPS_SQL: &str = "INSERT INTO rollup_series (account_id, aws_regio
          FROM events AS e
          JOIN rollup_series AS s
            ON s.account_id = coalesce(e.account_id, '') AND s.aws_region = coalesce(e.aws_region, '')
-          AND s.event_category = e.event_category AND s.event_source = coalesce(e.event_source, '')
-          AND s.event_name = coalesce(e.event_name, '')
-          AND s.access = CASE e.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END
-          AND s.error_code = coalesce(e.error_code, '')
+          AND s.event_category = e.event_category
+          AND s.event_source = rollup_api(e.event_category, e.read_only, e.error_code, e.event_source)
+          AND s.event_name = rollup_api(e.event_category, e.read_only, e.error_code, e.event_name)
+          AND s.access = rollup_access(e.read_only) AND s.error_code = coalesce(e.error_code, '')
          GROUP BY 1, 2;
          INSERT INTO event_hours (account_id, aws_region, event_category, hour, events)
          SELECT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,

@@ -23,7 +23,10 @@ use sqlx::{PgConnection, PgPool, Postgres, QueryBuilder};
 use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// What a series is: the events of one account, region, category and API, with one access
-/// and one error code. Missing fields are empty strings, as in `rollup_series`.
+/// and one error code. Missing fields are empty strings, as in `rollup_series`. Only write
+/// management calls and calls with an error are counted per API ([`SeriesKey::per_api`]: what
+/// Insights read); every other call has an empty event source and name, as the SQL function
+/// `rollup_api` gives (`migrations/…13_rollup_api_only_where_read.sql`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey {
     pub account_id: String,
@@ -40,19 +43,30 @@ pub struct SeriesKey {
 impl SeriesKey {
     pub fn of(event: &CloudTrailEvent) -> SeriesKey {
         let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        SeriesKey {
+        let mut key = SeriesKey {
             account_id: text(&event.account_id),
             aws_region: text(&event.aws_region),
             event_category: event.event_category.to_string(),
-            event_source: text(&event.event_source),
-            event_name: text(&event.event_name),
+            event_source: String::new(),
+            event_name: String::new(),
             access: match event.read_only {
                 Some(true) => 'r',
                 Some(false) => 'w',
                 None => '-',
             },
             error_code: text(&event.error_code),
+        };
+        if key.per_api() {
+            key.event_source = text(&event.event_source);
+            key.event_name = text(&event.event_name);
         }
+        key
+    }
+
+    /// Whether the series is counted per API (SQL: `rollup_per_api`): calls with an error, and
+    /// write management calls.
+    pub fn per_api(&self) -> bool {
+        !self.error_code.is_empty() || (self.event_category == "Management" && self.access == 'w')
     }
 }
 
@@ -248,9 +262,12 @@ pub async fn add_rollups(
                 .iter()
                 .map(|(minute, events)| (id, *minute, *events)),
         );
-        if let (Some((first, _)), Some((last, _))) =
-            (minutes.first_key_value(), minutes.last_key_value())
-        {
+        // Insights read the changes of per-API series only.
+        if let (true, Some((first, _)), Some((last, _))) = (
+            key.per_api(),
+            minutes.first_key_value(),
+            minutes.last_key_value(),
+        ) {
             changes.push((id, *first, *last));
         }
     }
@@ -355,10 +372,10 @@ minutes_gone AS (
         FROM gone AS g
         JOIN rollup_series AS s
           ON s.account_id = coalesce(g.account_id, '') AND s.aws_region = coalesce(g.aws_region, '')
-         AND s.event_category = g.event_category AND s.event_source = coalesce(g.event_source, '')
-         AND s.event_name = coalesce(g.event_name, '')
-         AND s.access = CASE g.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END
-         AND s.error_code = coalesce(g.error_code, '')
+         AND s.event_category = g.event_category
+         AND s.event_source = rollup_api(g.event_category, g.read_only, g.error_code, g.event_source)
+         AND s.event_name = rollup_api(g.event_category, g.read_only, g.error_code, g.event_name)
+         AND s.access = rollup_access(g.read_only) AND s.error_code = coalesce(g.error_code, '')
         GROUP BY 1, 2
     ) AS d
     GROUP BY 1, 2
@@ -456,9 +473,9 @@ pub async fn recount_rollups(
         "DELETE FROM event_days WHERE day >= $1 AND day < $2",
         "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)
          SELECT DISTINCT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
-                coalesce(event_source, ''), coalesce(event_name, ''),
-                CASE read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END,
-                coalesce(error_code, '')
+                rollup_api(event_category, read_only, error_code, event_source),
+                rollup_api(event_category, read_only, error_code, event_name),
+                rollup_access(read_only), coalesce(error_code, '')
          FROM events WHERE event_time >= $1 AND event_time < $2
          ON CONFLICT DO NOTHING",
         "INSERT INTO event_minutes (series_id, minute, events)
@@ -466,10 +483,10 @@ pub async fn recount_rollups(
          FROM events AS e
          JOIN rollup_series AS s
            ON s.account_id = coalesce(e.account_id, '') AND s.aws_region = coalesce(e.aws_region, '')
-          AND s.event_category = e.event_category AND s.event_source = coalesce(e.event_source, '')
-          AND s.event_name = coalesce(e.event_name, '')
-          AND s.access = CASE e.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END
-          AND s.error_code = coalesce(e.error_code, '')
+          AND s.event_category = e.event_category
+          AND s.event_source = rollup_api(e.event_category, e.read_only, e.error_code, e.event_source)
+          AND s.event_name = rollup_api(e.event_category, e.read_only, e.error_code, e.event_name)
+          AND s.access = rollup_access(e.read_only) AND s.error_code = coalesce(e.error_code, '')
          WHERE e.event_time >= $1 AND e.event_time < $2
          GROUP BY 1, 2",
         "INSERT INTO event_hours (account_id, aws_region, event_category, hour, events)
@@ -546,5 +563,52 @@ impl PgStore {
             }
         }
         Ok(folded)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use orgtrail_domain::parse_record;
+
+    use super::*;
+
+    fn key_of(fields: &str) -> SeriesKey {
+        let json = format!(
+            r#"{{"eventVersion":"1.08","eventTime":"2026-10-01T12:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateUser","awsRegion":"us-east-1","eventID":"e1","recipientAccountId":"111122223333"{fields}}}"#
+        );
+        match parse_record(json, None) {
+            Ok(event) => SeriesKey::of(&event),
+            Err(error) => panic!("the test record does not parse: {error}"),
+        }
+    }
+
+    #[test]
+    fn only_write_management_calls_and_calls_with_an_error_are_counted_per_api() {
+        let write = key_of(r#","readOnly":false,"eventCategory":"Management""#);
+        assert_eq!(
+            (write.event_source.as_str(), write.event_name.as_str()),
+            ("iam.amazonaws.com", "CreateUser")
+        );
+        let read = key_of(r#","readOnly":true,"eventCategory":"Management""#);
+        assert_eq!((read.event_source.as_str(), read.access), ("", 'r'));
+        let unsaid = key_of(r#","eventCategory":"Management""#);
+        assert_eq!((unsaid.event_name.as_str(), unsaid.access), ("", '-'));
+        let read_error =
+            key_of(r#","readOnly":true,"eventCategory":"Management","errorCode":"AccessDenied""#);
+        assert_eq!(
+            (
+                read_error.event_name.as_str(),
+                read_error.error_code.as_str()
+            ),
+            ("CreateUser", "AccessDenied")
+        );
+        let data_write = key_of(r#","readOnly":false,"eventCategory":"Data""#);
+        assert_eq!(
+            (data_write.event_name.as_str(), data_write.access),
+            ("", 'w')
+        );
+        let data_error =
+            key_of(r#","readOnly":false,"eventCategory":"Data","errorCode":"NoSuchKey""#);
+        assert_eq!(data_error.event_source, "iam.amazonaws.com");
     }
 }
