@@ -42,31 +42,86 @@ pub struct SeriesKey {
 
 impl SeriesKey {
     pub fn of(event: &CloudTrailEvent) -> SeriesKey {
-        let text = |value: &Option<String>| value.clone().unwrap_or_default();
-        let mut key = SeriesKey {
-            account_id: text(&event.account_id),
-            aws_region: text(&event.aws_region),
-            event_category: event.event_category.to_string(),
-            event_source: String::new(),
-            event_name: String::new(),
-            access: match event.read_only {
-                Some(true) => 'r',
-                Some(false) => 'w',
-                None => '-',
-            },
-            error_code: text(&event.error_code),
-        };
-        if key.per_api() {
-            key.event_source = text(&event.event_source);
-            key.event_name = text(&event.event_name);
+        let fields = SeriesFields::of(event);
+        let text = |value: &str| value.to_string();
+        SeriesKey {
+            account_id: text(fields.account_id),
+            aws_region: text(fields.aws_region),
+            event_category: text(fields.event_category),
+            event_source: text(fields.event_source),
+            event_name: text(fields.event_name),
+            access: fields.access,
+            error_code: text(fields.error_code),
         }
-        key
     }
 
     /// Whether the series is counted per API (SQL: `rollup_per_api`): calls with an error, and
     /// write management calls.
     pub fn per_api(&self) -> bool {
-        !self.error_code.is_empty() || (self.event_category == "Management" && self.access == 'w')
+        per_api(&self.event_category, self.access, &self.error_code)
+    }
+}
+
+fn per_api(event_category: &str, access: char, error_code: &str) -> bool {
+    !error_code.is_empty() || (event_category == "Management" && access == 'w')
+}
+
+/// A [`SeriesKey`] borrowed from its event: counting an event allocates nothing unless its
+/// series is new to the file.
+struct SeriesFields<'a> {
+    account_id: &'a str,
+    aws_region: &'a str,
+    event_category: &'a str,
+    event_source: &'a str,
+    event_name: &'a str,
+    access: char,
+    error_code: &'a str,
+}
+
+impl<'a> SeriesFields<'a> {
+    fn of(event: &'a CloudTrailEvent) -> SeriesFields<'a> {
+        let text = |value: &'a Option<String>| value.as_deref().unwrap_or_default();
+        let access = match event.read_only {
+            Some(true) => 'r',
+            Some(false) => 'w',
+            None => '-',
+        };
+        let event_category = event.event_category.as_str();
+        let error_code = text(&event.error_code);
+        let api = |value: &'a Option<String>| {
+            if per_api(event_category, access, error_code) {
+                text(value)
+            } else {
+                ""
+            }
+        };
+        SeriesFields {
+            account_id: text(&event.account_id),
+            aws_region: text(&event.aws_region),
+            event_category,
+            event_source: api(&event.event_source),
+            event_name: api(&event.event_name),
+            access,
+            error_code,
+        }
+    }
+
+    /// Writes the key into `buffer`, each field prefixed by its length: two series never write
+    /// the same text.
+    fn write_to(&self, buffer: &mut String) {
+        use std::fmt::Write;
+        buffer.clear();
+        for field in [
+            self.account_id,
+            self.aws_region,
+            self.event_category,
+            self.event_source,
+            self.event_name,
+            self.error_code,
+        ] {
+            let _ = write!(buffer, "{}:{field}", field.len());
+        }
+        buffer.push(self.access);
     }
 }
 
@@ -80,34 +135,34 @@ pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
 }
 
-/// What one file adds to the rollups: its newly stored events, counted.
+/// What one file adds to the rollups: its newly stored events, counted per series and minute
+/// (the hours are summed from the minutes when they are added).
 #[derive(Default)]
 pub struct RollupDelta {
-    minutes: BTreeMap<SeriesKey, BTreeMap<DateTime<Utc>, i64>>,
-    hours: BTreeMap<(String, String, String, DateTime<Utc>), i64>,
+    /// By the series' key as [`SeriesFields::write_to`] writes it.
+    minutes: HashMap<String, (SeriesKey, BTreeMap<DateTime<Utc>, i64>)>,
+    /// Reused for every event's key.
+    scratch: String,
 }
 
 impl RollupDelta {
     /// Counts an event stored for the first time.
     pub fn add(&mut self, event: &CloudTrailEvent) {
-        let key = SeriesKey::of(event);
-        let hour = (
-            key.account_id.clone(),
-            key.aws_region.clone(),
-            key.event_category.clone(),
-            hour_of(event.event_time),
+        let fields = SeriesFields::of(event);
+        fields.write_to(&mut self.scratch);
+        let minute = minute_of(event.event_time);
+        if let Some((_, minutes)) = self.minutes.get_mut(self.scratch.as_str()) {
+            *minutes.entry(minute).or_default() += 1;
+            return;
+        }
+        self.minutes.insert(
+            self.scratch.clone(),
+            (SeriesKey::of(event), BTreeMap::from([(minute, 1)])),
         );
-        *self
-            .minutes
-            .entry(key)
-            .or_default()
-            .entry(minute_of(event.event_time))
-            .or_default() += 1;
-        *self.hours.entry(hour).or_default() += 1;
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hours.is_empty()
+        self.minutes.is_empty()
     }
 }
 
@@ -249,92 +304,74 @@ pub async fn add_rollups(
     if delta.is_empty() {
         return Ok(());
     }
-    let keys: Vec<&SeriesKey> = delta.minutes.keys().collect();
+    let keys: Vec<&SeriesKey> = delta.minutes.values().map(|(key, _)| key).collect();
     let ids = series_ids(store.pool(), store.series_ids(), &keys).await?;
-    let mut rows: Vec<(i32, DateTime<Utc>, i64)> = Vec::new();
-    let mut changes: Vec<(i32, DateTime<Utc>, DateTime<Utc>)> = Vec::new();
-    for (key, minutes) in &delta.minutes {
+    // Columns of the minute deltas, of the changes (series, first minute, last) and the hours.
+    let (mut series, mut minutes_of_series, mut minute_events) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut changed, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
+    let mut hours: BTreeMap<(&str, &str, &str, DateTime<Utc>), i64> = BTreeMap::new();
+    for (key, minutes) in delta.minutes.values() {
         let id = *ids
             .get(key)
             .ok_or_else(|| StoreError::CorruptRow(format!("no rollup series for {key:?}")))?;
-        rows.extend(
-            minutes
-                .iter()
-                .map(|(minute, events)| (id, *minute, *events)),
-        );
+        for (minute, events) in minutes {
+            series.push(id);
+            minutes_of_series.push(*minute);
+            minute_events.push(*events);
+            *hours
+                .entry((
+                    key.account_id.as_str(),
+                    key.aws_region.as_str(),
+                    key.event_category.as_str(),
+                    hour_of(*minute),
+                ))
+                .or_default() += events;
+        }
         // Insights read the changes of per-API series only.
         if let (true, Some((first, _)), Some((last, _))) = (
             key.per_api(),
             minutes.first_key_value(),
             minutes.last_key_value(),
         ) {
-            changes.push((id, *first, *last));
+            changed.push(id);
+            firsts.push(*first);
+            lasts.push(*last);
         }
     }
-    let (series, minutes, events): (Vec<i32>, Vec<DateTime<Utc>>, Vec<i64>) =
-        rows.into_iter().fold(
-            (Vec::new(), Vec::new(), Vec::new()),
-            |(mut series, mut minutes, mut events), (id, minute, count)| {
-                series.push(id);
-                minutes.push(minute);
-                events.push(count);
-                (series, minutes, events)
-            },
-        );
+    let (mut hour_accounts, mut hour_regions, mut hour_categories) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut hour_starts, mut hour_events) = (Vec::new(), Vec::new());
+    for ((account, region, category, hour), events) in hours {
+        hour_accounts.push(account);
+        hour_regions.push(region);
+        hour_categories.push(category);
+        hour_starts.push(hour);
+        hour_events.push(events);
+    }
+    // One statement, one round trip: a file of 100 events costs three inserts' planning and
+    // execution but one statement's overhead.
     sqlx::query(
-        "INSERT INTO event_minute_deltas (series_id, minute, events)
-         SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::bigint[])",
+        "WITH minute_rows AS (
+             INSERT INTO event_minute_deltas (series_id, minute, events)
+             SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::bigint[])
+         ),
+         hour_rows AS (
+             INSERT INTO event_hour_deltas (account_id, aws_region, event_category, hour, events)
+             SELECT * FROM UNNEST($4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
+         )
+         INSERT INTO rollup_changes (series_id, first_minute, last_minute)
+         SELECT * FROM UNNEST($9::integer[], $10::timestamptz[], $11::timestamptz[])",
     )
     .bind(&series)
-    .bind(&minutes)
-    .bind(&events)
-    .execute(&mut *connection)
-    .await
-    .map_err(convert_sqlx_error)?;
-
-    let hours: Vec<_> = delta.hours.iter().collect();
-    let hour_accounts: Vec<&str> = hours
-        .iter()
-        .map(|((account, ..), _)| account.as_str())
-        .collect();
-    let hour_regions: Vec<&str> = hours
-        .iter()
-        .map(|((_, region, ..), _)| region.as_str())
-        .collect();
-    let hour_categories: Vec<&str> = hours
-        .iter()
-        .map(|((_, _, category, _), _)| category.as_str())
-        .collect();
-    let hour_starts: Vec<DateTime<Utc>> = hours.iter().map(|((.., hour), _)| *hour).collect();
-    let hour_events: Vec<i64> = hours.iter().map(|(_, events)| **events).collect();
-    sqlx::query(
-        "INSERT INTO event_hour_deltas (account_id, aws_region, event_category, hour, events)
-         SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])",
-    )
+    .bind(&minutes_of_series)
+    .bind(&minute_events)
     .bind(&hour_accounts)
     .bind(&hour_regions)
     .bind(&hour_categories)
     .bind(&hour_starts)
     .bind(&hour_events)
-    .execute(&mut *connection)
-    .await
-    .map_err(convert_sqlx_error)?;
-
-    let (change_series, firsts, lasts): (Vec<i32>, Vec<DateTime<Utc>>, Vec<DateTime<Utc>>) =
-        changes.into_iter().fold(
-            (Vec::new(), Vec::new(), Vec::new()),
-            |(mut series, mut firsts, mut lasts), (id, first, last)| {
-                series.push(id);
-                firsts.push(first);
-                lasts.push(last);
-                (series, firsts, lasts)
-            },
-        );
-    sqlx::query(
-        "INSERT INTO rollup_changes (series_id, first_minute, last_minute)
-         SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::timestamptz[])",
-    )
-    .bind(&change_series)
+    .bind(&changed)
     .bind(&firsts)
     .bind(&lasts)
     .execute(&mut *connection)
