@@ -1,8 +1,9 @@
-//! The rollups' deltas: each file adds its counts as delta rows, which the aggregator folds in
-//! the background into one row per minute and per hour. Reads are exact before the fold; a
-//! retention run deletes events whose counts are still deltas (batches and partition drops)
-//! and the rollups stay the counts of the events; after the fold the same counts are left in
-//! one row per key and no delta.
+//! The rollups' rows: each file inserts its minute rows and its hour deltas, which the
+//! aggregator folds in the background into one row per hour. Reads are exact before the fold; a
+//! retention run deletes events whose hour counts are still deltas (batches and partition
+//! drops) and the rollups stay the counts of the events; after the fold the same counts are
+//! left in one row per hour and no delta. The migration that changed which series are kept per
+//! API and ended the minutes' deltas moves the counts kept before.
 
 use std::time::Instant;
 
@@ -13,16 +14,16 @@ use orgtrail_tests::samples::sample_files;
 use orgtrail_tests::{ingest_sample_files, StackOptions, TestStack, WAIT};
 use sqlx::PgPool;
 
-/// (delta rows, folded rows) of the minutes and of the hours.
-async fn rollup_rows(pool: &PgPool) -> ((i64, i64), (i64, i64)) {
-    let (minute_deltas, minutes, hour_deltas, hours): (i64, i64, i64, i64) = sqlx::query_as(
-        "SELECT (SELECT count(*) FROM event_minute_deltas), (SELECT count(*) FROM event_minutes),
-                (SELECT count(*) FROM event_hour_deltas), (SELECT count(*) FROM event_hours)",
+/// (minute rows, (hour delta rows, folded hour rows)).
+async fn rollup_rows(pool: &PgPool) -> (i64, (i64, i64)) {
+    let (minutes, hour_deltas, hours): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM event_minutes), (SELECT count(*) FROM event_hour_deltas),
+                (SELECT count(*) FROM event_hours)",
     )
     .fetch_one(pool)
     .await
     .expect("cannot count the rollup rows");
-    ((minute_deltas, minutes), (hour_deltas, hours))
+    (minutes, (hour_deltas, hours))
 }
 
 async fn summary(stack: &TestStack) -> Vec<pb::EventCount> {
@@ -70,9 +71,9 @@ async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_
     let pool = stack.pool().await;
 
     // Every count is a delta: nothing was folded.
-    let ((minute_deltas, minutes), (hour_deltas, hours)) = rollup_rows(&pool).await;
-    assert!(minute_deltas > 0 && hour_deltas > 0, "no delta rows");
-    assert_eq!((minutes, hours), (0, 0), "rows were folded");
+    let (minutes, (hour_deltas, hours)) = rollup_rows(&pool).await;
+    assert!(minutes > 0 && hour_deltas > 0, "no rows");
+    assert_eq!(hours, 0, "hours were folded");
     assert_rollups_match_the_events(&pool).await;
     let total: u64 = summary(&stack).await.iter().map(|count| count.events).sum();
     assert_eq!(total, stored_events(&pool).await);
@@ -115,17 +116,17 @@ async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_
     stack.restart_aggregator();
     let started = Instant::now();
     loop {
-        let ((minute_deltas, _), (hour_deltas, _)) = rollup_rows(&pool).await;
-        if minute_deltas == 0 && hour_deltas == 0 {
+        let (_, (hour_deltas, _)) = rollup_rows(&pool).await;
+        if hour_deltas == 0 {
             break;
         }
         assert!(
             started.elapsed() < WAIT,
-            "{minute_deltas} minute and {hour_deltas} hour deltas left after {WAIT:?}"
+            "{hour_deltas} hour deltas left after {WAIT:?}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let ((_, minutes), (_, hours)) = rollup_rows(&pool).await;
+    let (minutes, (_, hours)) = rollup_rows(&pool).await;
     assert!(minutes > 0 && hours > 0);
     assert_rollups_match_the_events(&pool).await;
     assert_eq!(summary(&stack).await, unfolded);
@@ -139,7 +140,7 @@ const SERIES_PER_API_FOR_EVERY_CALL: &str =
      CASE e.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END, coalesce(e.error_code, '')";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_migration_moves_the_counts_of_calls_no_longer_kept_per_api_into_shared_series() {
+async fn the_migration_moves_the_counts_kept_before_into_shared_series_and_one_table_of_minutes() {
     let mut stack = TestStack::start_with(StackOptions {
         environment: vec![(
             "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
@@ -153,13 +154,27 @@ async fn the_migration_moves_the_counts_of_calls_no_longer_kept_per_api_into_sha
     stack.terminate_aggregator();
     assert_eq!(stack.wait_for_aggregator_exit(WAIT), Some(0));
 
-    // The rollups as the previous version kept them: every call per API, half of the counts
-    // folded and half still deltas (a key can have both), a change recorded for every series,
-    // and the migration not applied.
+    // The rollups as the previous version kept them (its schema, as migrations 10 and 12 left
+    // it): every call per API, half of the counts folded and half still deltas (a key can
+    // have both), a change recorded for every series, and the migration not applied.
     let mut previous = pool.begin().await.expect("a transaction");
     for statement in [
-        "DELETE FROM event_minute_deltas".to_string(),
+        "DROP VIEW minute_counts".to_string(),
         "DELETE FROM event_minutes".to_string(),
+        "DROP INDEX event_minutes_series".to_string(),
+        "ALTER TABLE event_minutes ADD PRIMARY KEY (series_id, minute)".to_string(),
+        "CREATE TABLE event_minute_deltas (
+             series_id integer     NOT NULL,
+             minute    timestamptz NOT NULL,
+             events    bigint      NOT NULL CHECK (events > 0)
+         )"
+        .to_string(),
+        "CREATE INDEX event_minute_deltas_minute ON event_minute_deltas (minute)".to_string(),
+        "CREATE VIEW minute_counts AS
+             SELECT series_id, minute, events FROM event_minutes
+             UNION ALL
+             SELECT series_id, minute, events FROM event_minute_deltas"
+            .to_string(),
         "DELETE FROM rollup_changes".to_string(),
         "DELETE FROM rollup_series".to_string(),
         format!(
@@ -188,6 +203,8 @@ async fn the_migration_moves_the_counts_of_calls_no_longer_kept_per_api_into_sha
         "INSERT INTO rollup_changes (series_id, first_minute, last_minute)
          SELECT series_id, min(minute), max(minute) FROM minute_counts GROUP BY 1"
             .to_string(),
+        "ALTER TABLE event_minutes ADD FOREIGN KEY (series_id) REFERENCES rollup_series"
+            .to_string(),
         "DROP FUNCTION rollup_api, rollup_per_api, rollup_access".to_string(),
         "DELETE FROM _sqlx_migrations WHERE version = 20261130000013".to_string(),
     ] {
@@ -211,6 +228,12 @@ async fn the_migration_moves_the_counts_of_calls_no_longer_kept_per_api_into_sha
     // The aggregator applies the migration at start.
     stack.restart_aggregator();
     assert_rollups_match_the_events(&pool).await;
+    let minute_deltas_left: bool =
+        sqlx::query_scalar("SELECT to_regclass('event_minute_deltas') IS NOT NULL")
+            .fetch_one(&pool)
+            .await
+            .expect("the tables");
+    assert!(!minute_deltas_left, "event_minute_deltas is still there");
     let (left_per_api, changes_not_per_api): (i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM minute_counts JOIN rollup_series AS s USING (series_id)
                  WHERE NOT rollup_per_api(s.event_category, s.access, s.error_code)

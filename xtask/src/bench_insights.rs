@@ -445,7 +445,7 @@ impl SummaryBench<'_> {
         // The series stay: the aggregator has their ids cached.
         self.psql(
             "CREATE TABLE bench_templates AS SELECT (row_number() OVER (ORDER BY event_id) - 1)::bigint AS n, * FROM events;
-             TRUNCATE events, event_ids, event_minutes, event_hours, event_days, event_minute_deltas, event_hour_deltas, rollup_changes;",
+             TRUNCATE events, event_ids, event_minutes, event_hours, event_days, event_hour_deltas, rollup_changes;",
         )?;
         let base = self
             .psql(&format!(

@@ -3,15 +3,16 @@
 //! transaction of every retention deletion, so they are always the counts of the events
 //! stored. The summary reads them; Insights read the minutes.
 //!
-//! A file adds its counts as delta rows (`event_minute_deltas`, `event_hour_deltas`), inserted
-//! only: concurrent files of one account and hour never wait on each other's row locks. The
-//! fold ([`PgStore::fold_rollups`], in the background about once a second) moves deltas into
-//! the one row per key of `event_minutes` and `event_hours`; readers read the views
-//! `minute_counts` and `hour_counts` (folded rows and deltas together, to be summed per key).
-//! The fold keeps per-day counts too (`event_days`, read through `day_counts`) from the hour
-//! deltas it folds: the summary of a long window reads days.
-//! Deltas are positive; a retention deletion folds its day's deltas in the statement that
-//! subtracts its events ([`push_subtract_gone`]).
+//! A file inserts its rows only: concurrent files of one account and hour never wait on each
+//! other's row locks. Its minutes go into `event_minutes`, with no unique key (a series-minute
+//! is almost always in one file; readers sum the rows of a key, through the view
+//! `minute_counts`). Its hours go in as delta rows (`event_hour_deltas`): the fold
+//! ([`PgStore::fold_rollups`], in the background about once a second) moves them into the one
+//! row per key of `event_hours`, and readers read `hour_counts` (folded rows and deltas, to be
+//! summed per key). The fold keeps per-day counts too (`event_days`, read through
+//! `day_counts`) from the hour deltas it folds: the summary of a long window reads days.
+//! Counts are positive; a retention deletion takes its events' counts off in the statement that
+//! deletes them ([`push_subtract_gone`]).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -293,9 +294,10 @@ async fn series_ids(
     Ok(ids)
 }
 
-/// Adds a file's counts to the rollups, in the file's transaction, as delta rows: inserted only,
-/// so concurrent files never wait for each other here ([`PgStore::fold_rollups`] moves them into
-/// `event_minutes` and `event_hours` later; readers add the deltas not folded yet).
+/// Adds a file's counts to the rollups, in the file's transaction, inserted only, so concurrent
+/// files never wait for each other here: its minutes into `event_minutes` (readers sum the rows
+/// of a key), its hours as deltas ([`PgStore::fold_rollups`] moves them into `event_hours`
+/// later; readers add the deltas not folded yet).
 pub async fn add_rollups(
     connection: &mut PgConnection,
     store: &PgStore,
@@ -306,7 +308,7 @@ pub async fn add_rollups(
     }
     let keys: Vec<&SeriesKey> = delta.minutes.values().map(|(key, _)| key).collect();
     let ids = series_ids(store.pool(), store.series_ids(), &keys).await?;
-    // Columns of the minute deltas, of the changes (series, first minute, last) and the hours.
+    // Columns of the minute rows, of the changes (series, first minute, last) and the hours.
     let (mut series, mut minutes_of_series, mut minute_events) =
         (Vec::new(), Vec::new(), Vec::new());
     let (mut changed, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
@@ -353,7 +355,7 @@ pub async fn add_rollups(
     // execution but one statement's overhead.
     sqlx::query(
         "WITH minute_rows AS (
-             INSERT INTO event_minute_deltas (series_id, minute, events)
+             INSERT INTO event_minutes (series_id, minute, events)
              SELECT * FROM UNNEST($1::integer[], $2::timestamptz[], $3::bigint[])
          ),
          hour_rows AS (
@@ -381,43 +383,43 @@ pub async fn add_rollups(
 }
 
 /// Pushes the CTEs that take deleted events (a CTE named `gone` with [`GONE_COLUMNS`], all of
-/// `[start, end)`) off the rollups into a statement being built (after a comma): the deltas of
-/// `[start, end)` are folded in the same statement, so in one snapshot every deleted event is
-/// counted either in the folded rows or in the deltas folded with it, and no delta is left
-/// behind its events. Rows left at 0 are removed by [`remove_empty_rollups`].
+/// `[start, end)`) off the rollups into a statement being built (after a comma), in one
+/// snapshot: the minute rows of each key with deleted events are replaced by one row of what
+/// is left (none when nothing is; a row a concurrent file adds meanwhile counts new events and
+/// stays); the hour deltas of `[start, end)` are folded with the subtraction, so every deleted
+/// event is counted either in the folded hours or in the deltas folded with it, and no delta is
+/// left behind its events. Hours and days left at 0 are removed by [`remove_empty_rollups`].
 pub fn push_subtract_gone(
     sql: &mut QueryBuilder<'_, Postgres>,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) {
     sql.push(
-        "minute_deltas AS (
-    DELETE FROM event_minute_deltas WHERE minute >= ",
-    )
-    .push_bind(start)
-    .push(" AND minute < ")
-    .push_bind(end)
-    .push(
-        " RETURNING series_id, minute, events
+        "minutes_gone AS (
+    SELECT s.series_id, date_trunc('minute', g.event_time, 'UTC') AS minute, count(*) AS events
+    FROM gone AS g
+    JOIN rollup_series AS s
+      ON s.account_id = coalesce(g.account_id, '') AND s.aws_region = coalesce(g.aws_region, '')
+     AND s.event_category = g.event_category
+     AND s.event_source = rollup_api(g.event_category, g.read_only, g.error_code, g.event_source)
+     AND s.event_name = rollup_api(g.event_category, g.read_only, g.error_code, g.event_name)
+     AND s.access = rollup_access(g.read_only) AND s.error_code = coalesce(g.error_code, '')
+    GROUP BY 1, 2
 ),
-minutes_gone AS (
-    INSERT INTO event_minutes AS m (series_id, minute, events)
+minutes_taken AS (
+    DELETE FROM event_minutes AS m USING minutes_gone AS g
+    WHERE m.series_id = g.series_id AND m.minute = g.minute
+    RETURNING m.series_id, m.minute, m.events
+),
+minutes_left AS (
+    INSERT INTO event_minutes (series_id, minute, events)
     SELECT series_id, minute, sum(events)::bigint FROM (
-        SELECT series_id, minute, events FROM minute_deltas
+        SELECT series_id, minute, events FROM minutes_taken
         UNION ALL
-        SELECT s.series_id, date_trunc('minute', g.event_time, 'UTC'), -count(*)
-        FROM gone AS g
-        JOIN rollup_series AS s
-          ON s.account_id = coalesce(g.account_id, '') AND s.aws_region = coalesce(g.aws_region, '')
-         AND s.event_category = g.event_category
-         AND s.event_source = rollup_api(g.event_category, g.read_only, g.error_code, g.event_source)
-         AND s.event_name = rollup_api(g.event_category, g.read_only, g.error_code, g.event_name)
-         AND s.access = rollup_access(g.read_only) AND s.error_code = coalesce(g.error_code, '')
-        GROUP BY 1, 2
+        SELECT series_id, minute, -events FROM minutes_gone
     ) AS d
     GROUP BY 1, 2
-    ORDER BY 1, 2
-    ON CONFLICT (series_id, minute) DO UPDATE SET events = m.events + EXCLUDED.events
+    HAVING sum(events) <> 0
 ),
 hour_deltas AS (
     DELETE FROM event_hour_deltas WHERE hour >= ",
@@ -503,7 +505,6 @@ pub async fn recount_rollups(
     end: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     for statement in [
-        "DELETE FROM event_minute_deltas WHERE minute >= $1 AND minute < $2",
         "DELETE FROM event_hour_deltas WHERE hour >= $1 AND hour < $2",
         "DELETE FROM event_minutes WHERE minute >= $1 AND minute < $2",
         "DELETE FROM event_hours WHERE hour >= $1 AND hour < $2",
@@ -549,22 +550,9 @@ pub async fn recount_rollups(
 /// Delta rows one fold statement moves at most (a fold after a long stop takes several).
 const FOLD_BATCH: i64 = 50_000;
 
-/// The statement that moves up to `$1` minute deltas into `event_minutes` (in key order, so two
-/// replicas folding at once wait for each other rather than deadlock), returning how many.
-const FOLD_MINUTES: &str = "
-WITH moved AS (
-    DELETE FROM event_minute_deltas
-    WHERE ctid = ANY(ARRAY(SELECT ctid FROM event_minute_deltas LIMIT $1))
-    RETURNING series_id, minute, events
-),
-folded AS (
-    INSERT INTO event_minutes AS m (series_id, minute, events)
-    SELECT series_id, minute, sum(events)::bigint FROM moved GROUP BY 1, 2 ORDER BY 1, 2
-    ON CONFLICT (series_id, minute) DO UPDATE SET events = m.events + EXCLUDED.events
-)
-SELECT count(*) FROM moved";
-
-/// [`FOLD_MINUTES`] for the hours, which it adds to the days too.
+/// The statement that moves up to `$1` hour deltas into `event_hours` and `event_days` (in key
+/// order, so two replicas folding at once wait for each other rather than deadlock), returning
+/// how many.
 fn fold_hours() -> String {
     format!(
         "
@@ -580,23 +568,22 @@ SELECT count(*) FROM moved",
 }
 
 impl PgStore {
-    /// Moves every delta committed so far into `event_minutes` and `event_hours`, each batch
+    /// Moves every hour delta committed so far into `event_hours` and `event_days`, each batch
     /// in one statement (what it deletes from the deltas it adds to the rows, atomically; a
     /// delta another replica is folding is skipped, not counted twice). Returns the delta rows
     /// folded.
     pub async fn fold_rollups(&self) -> Result<u64, StoreError> {
         let mut folded = 0u64;
-        for statement in [FOLD_MINUTES.to_string(), fold_hours()] {
-            loop {
-                let moved: i64 = sqlx::query_scalar(&statement)
-                    .bind(FOLD_BATCH)
-                    .fetch_one(self.pool())
-                    .await
-                    .map_err(convert_sqlx_error)?;
-                folded += u64::try_from(moved).unwrap_or(0);
-                if moved < FOLD_BATCH {
-                    break;
-                }
+        let statement = fold_hours();
+        loop {
+            let moved: i64 = sqlx::query_scalar(&statement)
+                .bind(FOLD_BATCH)
+                .fetch_one(self.pool())
+                .await
+                .map_err(convert_sqlx_error)?;
+            folded += u64::try_from(moved).unwrap_or(0);
+            if moved < FOLD_BATCH {
+                break;
             }
         }
         Ok(folded)
