@@ -61,10 +61,10 @@ FROM series_moved AS moved WHERE d.series_id = moved.old_id;
 DELETE FROM rollup_changes AS c USING rollup_series AS s
 WHERE c.series_id = s.series_id AND NOT rollup_per_api(s.event_category, s.access, s.error_code);
 
--- The former per-API series stay, without counts: a replica of the previous version still
--- running during the upgrade may hold their ids. What it counts there until it is replaced
--- stays in the summary's sums (read per account, region and category); see docs/operations.md
--- §2 for the one case that misses.
+-- The former per-API series stay, without counts: ids are never reused. A replica of the
+-- previous version still running during the upgrade cannot commit a file with new events from
+-- here on (its minute deltas have no table): the file fails whole and its sender sends it again,
+-- to an upgraded replica (docs/operations.md §2).
 
 -- (2) A file inserts its minute counts into event_minutes itself, with no unique key: a
 -- series-minute is almost always in one file only (CloudTrail writes a file per account and

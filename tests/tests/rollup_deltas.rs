@@ -132,7 +132,7 @@ async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_
     assert_eq!(summary(&stack).await, unfolded);
 }
 
-/// The series each event was counted in before `migrations/…13_rollup_api_only_where_read.sql`:
+/// The series each event was counted in before `migrations/…13_rollup_minutes.sql`:
 /// every call per API.
 const SERIES_PER_API_FOR_EVERY_CALL: &str =
     "coalesce(e.account_id, ''), coalesce(e.aws_region, ''), e.event_category,

@@ -123,9 +123,9 @@ pub struct IngestSettings {
     /// transaction. For benchmarks only (`cargo xtask bench insights` measures what they cost):
     /// off, the summary is refused and Insights cannot run; a warning is logged at every start.
     pub rollups: bool,
-    /// How often the rollups' deltas (each file's counts, inserted only) are folded into one
-    /// row per minute and per hour. Reads are exact whatever it is; it bounds how many deltas
-    /// they add up.
+    /// How often the rollups' hour deltas (each file's hour counts, inserted only) are folded
+    /// into one row per hour and per day. Reads are exact whatever it is; it bounds how many
+    /// deltas they add up.
     pub rollup_fold_interval_seconds: u64,
 }
 

@@ -27,7 +27,7 @@ use super::{convert_sqlx_error, PgStore, StoreError};
 /// and one error code. Missing fields are empty strings, as in `rollup_series`. Only write
 /// management calls and calls with an error are counted per API ([`SeriesKey::per_api`]: what
 /// Insights read); every other call has an empty event source and name, as the SQL function
-/// `rollup_api` gives (`migrations/…13_rollup_api_only_where_read.sql`).
+/// `rollup_api` gives (`migrations/…13_rollup_minutes.sql`).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SeriesKey {
     pub account_id: String,
