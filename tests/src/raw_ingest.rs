@@ -91,7 +91,7 @@ pub fn end_message(file_seq: u64, records_read: u32) -> pb::IngestRequest {
         file_seq,
         end: Some(pb::FileEnd {
             records_read,
-            fault: String::new(),
+            ..pb::FileEnd::default()
         }),
         ..Default::default()
     }

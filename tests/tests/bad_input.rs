@@ -322,3 +322,38 @@ async fn a_message_with_too_many_records_fails_its_stream_and_stores_nothing_of_
         .unwrap();
     assert_eq!(files, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_content_hash_that_is_not_a_sha256_fails_its_stream_and_stores_nothing_of_its_file() {
+    let stack = TestStack::start().await;
+    let mut stream = RawIngestStream::open(stack.channel().await).await.unwrap();
+    let mut message = records_message(
+        1,
+        Some(origin(
+            "b",
+            "AWSLogs/123837392027/CloudTrail/us-east-1/2023/07/10/hash.json.gz",
+            "e",
+        )),
+        0,
+        &[
+            r#"{"eventID":"4bd6d6a2-3b7d-4c2f-9d1e-0a1b2c3d4e5f","eventTime":"2023-07-10T00:00:00Z","eventName":"ListBuckets","eventSource":"s3.amazonaws.com","awsRegion":"us-east-1","recipientAccountId":"123837392027"}"#,
+        ],
+    );
+    message.end = end_message(1, 1).end.map(|mut end| {
+        end.content_sha256 = vec![0xab; 20];
+        end
+    });
+    stream.send(message).await;
+    let status = stream.next_answer(WAIT).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("content_sha256 is 20 bytes"),
+        "{}",
+        status.message()
+    );
+    let files: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
+        .fetch_one(&stack.pool().await)
+        .await
+        .unwrap();
+    assert_eq!(files, 0);
+}

@@ -89,6 +89,19 @@ fn total(output: &Output, column: &str) -> u64 {
         .sum()
 }
 
+/// SHA-256 of a log file's content, gunzipped when it is gzip'd.
+fn uncompressed_sha256(bytes: &[u8]) -> Vec<u8> {
+    use sha2::Digest;
+    let mut content = Vec::new();
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        std::io::Read::read_to_end(&mut flate2::read::MultiGzDecoder::new(bytes), &mut content)
+            .expect("the sample file gunzips");
+    } else {
+        content.extend_from_slice(bytes);
+    }
+    sha2::Sha256::digest(&content).to_vec()
+}
+
 async fn ledger_rows(stack: &TestStack) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&stack.pool().await)
@@ -146,6 +159,24 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
     .await
     .unwrap();
     assert_eq!(digests, 0, "digest files are not ingested");
+
+    // The ledger keeps each file's SHA-256 of its uncompressed content (what a CloudTrail
+    // digest lists as its hashValue), from both of its copies.
+    let hashes: Vec<(String, Option<Vec<u8>>)> =
+        sqlx::query_as("SELECT object_key, content_sha256 FROM log_files")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    for file in &organization.files {
+        let expected = uncompressed_sha256(&file.bytes);
+        for key in [&file.key, &file.organization_key] {
+            let stored = hashes
+                .iter()
+                .find(|(object_key, _)| object_key == key)
+                .unwrap_or_else(|| panic!("{key} is not in the ledger"));
+            assert_eq!(stored.1.as_deref(), Some(expected.as_slice()), "{key}");
+        }
+    }
 
     // Every account and region has its status, with the last file taken.
     let statuses = source_status(&stack).await;

@@ -609,6 +609,10 @@ fn stream_file(
     let mut last = batch.take();
     last.end = Some(pb::FileEnd {
         records_read: read.records_read,
+        content_sha256: read
+            .content_sha256
+            .map(|hash| hash.to_vec())
+            .unwrap_or_default(),
         fault: read
             .fault
             .map(|fault| fault.to_string())

@@ -6,13 +6,14 @@
 //! gzip stream, text that is not JSON, `Records` that is not an array) stops the reading, and
 //! the records read before it stand.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io::{self, BufRead, BufReader, Read};
 use std::ops::ControlFlow;
 use std::rc::Rc;
 
 use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use crate::record::{json_kind, RecordError};
 
@@ -77,6 +78,9 @@ pub struct LogFileRead {
     pub fault: Option<LogFileFault>,
     /// The consumer asked to stop.
     pub stopped: bool,
+    /// SHA-256 of the file's content, uncompressed (what a CloudTrail digest's `hashValue` is
+    /// of), when it was read to its end without a fault.
+    pub content_sha256: Option<[u8; 32]>,
 }
 
 /// A fault in a log file as a whole.
@@ -139,6 +143,7 @@ pub fn read_log_file<R: Read>(
         duplicate_records: Cell::new(false),
         stopped: Cell::new(false),
         in_records: Cell::new(false),
+        content: RefCell::new(Sha256::new()),
     });
     let mut json_input = BufReader::new(CountingReader {
         inner: decompressed,
@@ -179,10 +184,12 @@ pub fn read_log_file<R: Read>(
         Err(_) if state.stopped.get() => None,
         Err(error) => Some(classify_json_error(&state, compressed, &error)),
     };
+    let complete = fault.is_none() && !state.stopped.get();
     LogFileRead {
         records_read,
         fault,
         stopped: state.stopped.get(),
+        content_sha256: complete.then(|| state.content.take().finalize().into()),
     }
 }
 
@@ -191,6 +198,7 @@ fn fault_before_records(fault: LogFileFault) -> LogFileRead {
         records_read: 0,
         fault: Some(fault),
         stopped: false,
+        content_sha256: None,
     }
 }
 
@@ -232,6 +240,8 @@ struct ReadState {
     duplicate_records: Cell<bool>,
     stopped: Cell<bool>,
     in_records: Cell<bool>,
+    /// Every decompressed byte read, hashed.
+    content: RefCell<Sha256>,
 }
 
 struct CountingReader<R> {
@@ -243,6 +253,7 @@ impl<R: Read> Read for CountingReader<R> {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let read = self.inner.read(buffer)?;
         let state = &self.state;
+        state.content.borrow_mut().update(&buffer[..read]);
         let consumed = state.consumed.get() + read as u64;
         state.consumed.set(consumed);
         if consumed > state.limits.max_decompressed_bytes {
@@ -439,6 +450,28 @@ mod tests {
 
     const FILE: &str =
         r#"{"Records":[{"eventID":"a","n":{"x":[1,2]}}, 7, {"eventID":"b"}], "other": {"k": 1}}"#;
+
+    #[test]
+    fn a_file_read_to_its_end_has_the_sha256_of_its_uncompressed_content() {
+        let content = format!("  {FILE}\n");
+        let expected: [u8; 32] = Sha256::digest(content.as_bytes()).into();
+        for bytes in [content.as_bytes().to_vec(), gzip(content.as_bytes())] {
+            let (_, read) = read_all(&bytes, ReadLimits::default());
+            assert_eq!(read.content_sha256, Some(expected));
+        }
+        // Not read to its end: a fault, or the consumer stopped.
+        let gzipped = gzip(FILE.as_bytes());
+        let (_, truncated) = read_all(&gzipped[..gzipped.len() - 12], ReadLimits::default());
+        assert!(truncated.fault.is_some());
+        assert_eq!(truncated.content_sha256, None);
+        let (_, trailing) = read_all(format!("{FILE} x").as_bytes(), ReadLimits::default());
+        assert_eq!(trailing.content_sha256, None);
+        let stopped = read_log_file(FILE.as_bytes(), ReadLimits::default(), |_| {
+            ControlFlow::Break(())
+        });
+        assert!(stopped.stopped);
+        assert_eq!(stopped.content_sha256, None);
+    }
 
     #[test]
     fn records_are_read_in_order_with_their_exact_text_plain_or_gzipped() {

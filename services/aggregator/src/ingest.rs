@@ -45,6 +45,9 @@ pub struct FileChunk {
 pub struct FileEnd {
     pub records_read: u32,
     pub fault: Option<String>,
+    /// SHA-256 of the file's uncompressed content, when the sender read it whole (kept in the
+    /// ledger: what a CloudTrail digest's `hashValue` for the file must be).
+    pub content_sha256: Option<[u8; 32]>,
 }
 
 /// The answer for one file.
@@ -157,6 +160,7 @@ impl IngestService {
             end: Some(FileEnd {
                 records_read,
                 fault: None,
+                content_sha256: None,
             }),
         };
         let mut stream = IngestStream::new(self.clone());
@@ -535,6 +539,7 @@ impl OpenFile {
                     &self.counts,
                     &self.rejections,
                     end.fault.as_deref(),
+                    end.content_sha256.as_ref().map(|hash| hash.as_slice()),
                 )
                 .await
                 .map_err(store_error)?;

@@ -100,6 +100,7 @@ pub async fn complete_log_file(
     counts: &FileCounts,
     rejections: &[(u32, String)],
     fault: Option<&str>,
+    content_sha256: Option<&[u8]>,
 ) -> Result<(), StoreError> {
     let stored_rejections: Vec<serde_json::Value> = rejections
         .iter()
@@ -109,7 +110,7 @@ pub async fn complete_log_file(
     sqlx::query(
         "UPDATE log_files
          SET records_read = $2, accepted = $3, duplicates = $4, rejected = $5,
-             rejections = $6::text::jsonb, fault = $7, committed_at = now()
+             rejections = $6::text::jsonb, fault = $7, content_sha256 = $8, committed_at = now()
          WHERE log_file_id = $1",
     )
     .bind(log_file_id)
@@ -119,6 +120,7 @@ pub async fn complete_log_file(
     .bind(to_i32(counts.rejected))
     .bind(serde_json::Value::Array(stored_rejections).to_string())
     .bind(fault)
+    .bind(content_sha256)
     .execute(&mut *connection)
     .await
     .map_err(convert_sqlx_error)?;

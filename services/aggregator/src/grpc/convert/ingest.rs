@@ -79,10 +79,27 @@ impl TryFrom<pb::IngestRequest> for FileChunk {
                 )
             })
             .collect();
-        let end = request.end.map(|end| FileEnd {
-            records_read: end.records_read,
-            fault: (!end.fault.is_empty()).then(|| truncate(end.fault, MAX_REASON_BYTES)),
-        });
+        let end = request
+            .end
+            .map(|end| {
+                let content_sha256 = match end.content_sha256.len() {
+                    0 => None,
+                    _ => Some(<[u8; 32]>::try_from(end.content_sha256.as_slice()).map_err(
+                        |_| {
+                            Status::invalid_argument(format!(
+                                "FileEnd.content_sha256 is {} bytes: a SHA-256 is 32 (or send none)",
+                                end.content_sha256.len()
+                            ))
+                        },
+                    )?),
+                };
+                Ok::<_, Status>(FileEnd {
+                    records_read: end.records_read,
+                    fault: (!end.fault.is_empty()).then(|| truncate(end.fault, MAX_REASON_BYTES)),
+                    content_sha256,
+                })
+            })
+            .transpose()?;
         Ok(FileChunk {
             file_seq: request.file_seq,
             origin,
