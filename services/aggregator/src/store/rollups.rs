@@ -107,10 +107,9 @@ impl<'a> SeriesFields<'a> {
         }
     }
 
-    /// Writes the key into `buffer`, each field prefixed by its length: two series never write
-    /// the same text.
-    fn write_to(&self, buffer: &mut String) {
-        use std::fmt::Write;
+    /// Writes the series' identity into `buffer`, each field after its length: two series
+    /// never write the same bytes.
+    fn write_to(&self, buffer: &mut Vec<u8>) {
         buffer.clear();
         for field in [
             self.account_id,
@@ -120,9 +119,10 @@ impl<'a> SeriesFields<'a> {
             self.event_name,
             self.error_code,
         ] {
-            let _ = write!(buffer, "{}:{field}", field.len());
+            buffer.extend_from_slice(&(field.len() as u64).to_le_bytes());
+            buffer.extend_from_slice(field.as_bytes());
         }
-        buffer.push(self.access);
+        buffer.push(self.access as u8);
     }
 }
 
@@ -136,14 +136,17 @@ pub fn hour_of(time: DateTime<Utc>) -> DateTime<Utc> {
     time.duration_trunc(TimeDelta::hours(1)).unwrap_or(time)
 }
 
+/// Events per minute of one series.
+type MinuteCounts = BTreeMap<DateTime<Utc>, i64>;
+
 /// What one file adds to the rollups: its newly stored events, counted per series and minute
 /// (the hours are summed from the minutes when they are added).
 #[derive(Default)]
 pub struct RollupDelta {
-    /// By the series' key as [`SeriesFields::write_to`] writes it.
-    minutes: HashMap<String, (SeriesKey, BTreeMap<DateTime<Utc>, i64>)>,
-    /// Reused for every event's key.
-    scratch: String,
+    /// By the series' identity as [`SeriesFields::write_to`] writes it.
+    minutes: HashMap<Vec<u8>, (SeriesKey, MinuteCounts)>,
+    /// Reused for every event's identity.
+    scratch: Vec<u8>,
 }
 
 impl RollupDelta {
@@ -152,7 +155,7 @@ impl RollupDelta {
         let fields = SeriesFields::of(event);
         fields.write_to(&mut self.scratch);
         let minute = minute_of(event.event_time);
-        if let Some((_, minutes)) = self.minutes.get_mut(self.scratch.as_str()) {
+        if let Some((_, minutes)) = self.minutes.get_mut(self.scratch.as_slice()) {
             *minutes.entry(minute).or_default() += 1;
             return;
         }
@@ -167,39 +170,32 @@ impl RollupDelta {
     }
 }
 
-/// The ids of the series seen so far (series are never changed or deleted).
+/// The ids of the series seen so far (series are never changed or deleted), by the series'
+/// identity as [`SeriesFields::write_to`] writes it.
 #[derive(Default)]
 pub struct SeriesIds {
-    ids: Mutex<HashMap<SeriesKey, i32>>,
+    ids: Mutex<HashMap<Vec<u8>, i32>>,
 }
 
 impl SeriesIds {
-    fn known(&self, keys: &[&SeriesKey]) -> (HashMap<SeriesKey, i32>, Vec<SeriesKey>) {
+    /// The cached id of each identity, in order.
+    fn known(&self, identities: &[&[u8]]) -> Vec<Option<i32>> {
         let ids = self
             .ids
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut known = HashMap::new();
-        let mut missing = Vec::new();
-        for key in keys {
-            match ids.get(*key) {
-                Some(id) => {
-                    known.insert((*key).clone(), *id);
-                }
-                None => missing.push((*key).clone()),
-            }
-        }
-        (known, missing)
+        identities
+            .iter()
+            .map(|identity| ids.get(*identity).copied())
+            .collect()
     }
 
-    fn remember(&self, found: &[(SeriesKey, i32)]) {
+    fn remember(&self, found: Vec<(Vec<u8>, i32)>) {
         let mut ids = self
             .ids
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (key, id) in found {
-            ids.insert(key.clone(), *id);
-        }
+        ids.extend(found);
     }
 }
 
@@ -226,14 +222,22 @@ const SERIES_COLUMNS: &str =
 async fn series_ids(
     pool: &PgPool,
     cache: &SeriesIds,
-    keys: &[&SeriesKey],
-) -> Result<HashMap<SeriesKey, i32>, StoreError> {
-    let (mut ids, missing) = cache.known(keys);
+    series: &[(&[u8], &SeriesKey)],
+) -> Result<Vec<i32>, StoreError> {
+    let identities: Vec<&[u8]> = series.iter().map(|(identity, _)| *identity).collect();
+    let known = cache.known(&identities);
+    let missing: Vec<&SeriesKey> = series
+        .iter()
+        .zip(&known)
+        .filter(|(_, id)| id.is_none())
+        .map(|((_, key), _)| *key)
+        .collect();
     if missing.is_empty() {
-        return Ok(ids);
+        return Ok(known.into_iter().flatten().collect());
     }
-    let column =
-        |field: fn(&SeriesKey) -> String| -> Vec<String> { missing.iter().map(field).collect() };
+    let column = |field: fn(&SeriesKey) -> String| -> Vec<String> {
+        missing.iter().map(|key| field(key)).collect()
+    };
     let (accounts, regions, categories, sources, names, accesses, errors) = (
         column(|key| key.account_id.clone()),
         column(|key| key.aws_region.clone()),
@@ -265,7 +269,7 @@ async fn series_ids(
     .fetch_all(pool)
     .await
     .map_err(convert_sqlx_error)?;
-    let found: Vec<(SeriesKey, i32)> = rows
+    let found: HashMap<SeriesKey, i32> = rows
         .into_iter()
         .map(|row| {
             (
@@ -289,8 +293,22 @@ async fn series_ids(
             found.len()
         )));
     }
-    cache.remember(&found);
-    ids.extend(found);
+    let mut ids = Vec::with_capacity(series.len());
+    let mut made = Vec::with_capacity(missing.len());
+    for ((identity, key), id) in series.iter().zip(known) {
+        let id = match id {
+            Some(id) => id,
+            None => {
+                let id = *found.get(*key).ok_or_else(|| {
+                    StoreError::CorruptRow(format!("no rollup series made or found for {key:?}"))
+                })?;
+                made.push((identity.to_vec(), id));
+                id
+            }
+        };
+        ids.push(id);
+    }
+    cache.remember(made);
     Ok(ids)
 }
 
@@ -306,17 +324,18 @@ pub async fn add_rollups(
     if delta.is_empty() {
         return Ok(());
     }
-    let keys: Vec<&SeriesKey> = delta.minutes.values().map(|(key, _)| key).collect();
-    let ids = series_ids(store.pool(), store.series_ids(), &keys).await?;
+    let series_of_file: Vec<(&[u8], &SeriesKey)> = delta
+        .minutes
+        .iter()
+        .map(|(identity, (key, _))| (identity.as_slice(), key))
+        .collect();
+    let ids = series_ids(store.pool(), store.series_ids(), &series_of_file).await?;
     // Columns of the minute rows, of the changes (series, first minute, last) and the hours.
     let (mut series, mut minutes_of_series, mut minute_events) =
         (Vec::new(), Vec::new(), Vec::new());
     let (mut changed, mut firsts, mut lasts) = (Vec::new(), Vec::new(), Vec::new());
     let mut hours: BTreeMap<(&str, &str, &str, DateTime<Utc>), i64> = BTreeMap::new();
-    for (key, minutes) in delta.minutes.values() {
-        let id = *ids
-            .get(key)
-            .ok_or_else(|| StoreError::CorruptRow(format!("no rollup series for {key:?}")))?;
+    for ((key, minutes), id) in delta.minutes.values().zip(ids) {
         for (minute, events) in minutes {
             series.push(id);
             minutes_of_series.push(*minute);
