@@ -309,13 +309,18 @@ async fn a_message_with_too_many_records_fails_its_stream_and_stores_nothing_of_
             &empty,
         ))
         .await;
+    expect_refused_with_nothing_stored(&stack, &mut stream, "over the limit of 10000").await;
+}
+
+/// The stream fails with InvalidArgument saying `reason`, and no file is in the ledger.
+async fn expect_refused_with_nothing_stored(
+    stack: &TestStack,
+    stream: &mut RawIngestStream,
+    reason: &str,
+) {
     let status = stream.next_answer(WAIT).await.unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status.message().contains("over the limit of 10000"),
-        "{}",
-        status.message()
-    );
+    assert!(status.message().contains(reason), "{}", status.message());
     let files: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&stack.pool().await)
         .await
@@ -344,16 +349,5 @@ async fn a_content_hash_that_is_not_a_sha256_fails_its_stream_and_stores_nothing
         end
     });
     stream.send(message).await;
-    let status = stream.next_answer(WAIT).await.unwrap_err();
-    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    assert!(
-        status.message().contains("content_sha256 is 20 bytes"),
-        "{}",
-        status.message()
-    );
-    let files: i64 = sqlx::query_scalar("SELECT count(*) FROM log_files")
-        .fetch_one(&stack.pool().await)
-        .await
-        .unwrap();
-    assert_eq!(files, 0);
+    expect_refused_with_nothing_stored(&stack, &mut stream, "content_sha256 is 20 bytes").await;
 }

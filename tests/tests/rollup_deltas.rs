@@ -45,29 +45,32 @@ async fn stored_events(pool: &PgPool) -> u64 {
     u64::try_from(events).unwrap_or(0)
 }
 
+/// A stack with `environment` that folds only at its start (when there is nothing to fold yet),
+/// with the sample files ingested.
+async fn samples_ingested_without_fold(environment: &[(&str, &str)]) -> TestStack {
+    let mut options = StackOptions::default();
+    options.environment.push((
+        "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
+        "86400".into(),
+    ));
+    options.environment.extend(
+        environment
+            .iter()
+            .map(|(name, value)| (name.to_string(), value.to_string())),
+    );
+    let stack = TestStack::start_with(options).await;
+    ingest_sample_files(&stack, &sample_files()).await;
+    stack
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_are_exact_before_and_after_the_fold_and_retention_takes_unfolded_counts() {
-    let mut stack = TestStack::start_with(StackOptions {
-        environment: vec![
-            // No fold after the one at start (when there is nothing to fold yet).
-            (
-                "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
-                "86400".into(),
-            ),
-            (
-                "ORGTRAIL_RETENTION__DEFAULT_RETAIN_DAYS".into(),
-                "3650".into(),
-            ),
-            ("ORGTRAIL_RETENTION__BATCH_SIZE".into(), "200".into()),
-            (
-                "ORGTRAIL_RETENTION__INTERVAL_SECONDS".into(),
-                "86400".into(),
-            ),
-        ],
-        ..StackOptions::default()
-    })
+    let mut stack = samples_ingested_without_fold(&[
+        ("ORGTRAIL_RETENTION__DEFAULT_RETAIN_DAYS", "3650"),
+        ("ORGTRAIL_RETENTION__BATCH_SIZE", "200"),
+        ("ORGTRAIL_RETENTION__INTERVAL_SECONDS", "86400"),
+    ])
     .await;
-    ingest_sample_files(&stack, &sample_files()).await;
     let pool = stack.pool().await;
 
     // Every count is a delta: nothing was folded.
@@ -141,15 +144,7 @@ const SERIES_PER_API_FOR_EVERY_CALL: &str =
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_moves_the_counts_kept_before_into_shared_series_and_one_table_of_minutes() {
-    let mut stack = TestStack::start_with(StackOptions {
-        environment: vec![(
-            "ORGTRAIL_INGEST__ROLLUP_FOLD_INTERVAL_SECONDS".into(),
-            "86400".into(),
-        )],
-        ..StackOptions::default()
-    })
-    .await;
-    ingest_sample_files(&stack, &sample_files()).await;
+    let mut stack = samples_ingested_without_fold(&[]).await;
     let pool = stack.pool().await;
     stack.terminate_aggregator();
     assert_eq!(stack.wait_for_aggregator_exit(WAIT), Some(0));

@@ -413,19 +413,17 @@ pub fn push_subtract_gone(
     start: DateTime<Utc>,
     end: DateTime<Utc>,
 ) {
-    sql.push(
+    sql.push(format!(
         "minutes_gone AS (
     SELECT s.series_id, date_trunc('minute', g.event_time, 'UTC') AS minute, count(*) AS events
-    FROM gone AS g
-    JOIN rollup_series AS s
-      ON s.account_id = coalesce(g.account_id, '') AND s.aws_region = coalesce(g.aws_region, '')
-     AND s.event_category = g.event_category
-     AND s.event_source = rollup_api(g.event_category, g.read_only, g.error_code, g.event_source)
-     AND s.event_name = rollup_api(g.event_category, g.read_only, g.error_code, g.event_name)
-     AND s.access = rollup_access(g.read_only) AND s.error_code = coalesce(g.error_code, '')
+    FROM gone AS g JOIN rollup_series AS s ON {}
     GROUP BY 1, 2
 ),
-minutes_taken AS (
+",
+        series_of_event("g")
+    ));
+    sql.push(
+        "minutes_taken AS (
     DELETE FROM event_minutes AS m USING minutes_gone AS g
     WHERE m.series_id = g.series_id AND m.minute = g.minute
     RETURNING m.series_id, m.minute, m.events
@@ -486,6 +484,18 @@ days_added AS (
     )
 }
 
+/// The join condition of an event (table alias `event`) to its series (alias `s`), by the
+/// SQL functions of `migrations/…13_rollup_minutes.sql`.
+fn series_of_event(event: &str) -> String {
+    format!(
+        "s.account_id = coalesce({event}.account_id, '') AND s.aws_region = coalesce({event}.aws_region, '')
+         AND s.event_category = {event}.event_category
+         AND s.event_source = rollup_api({event}.event_category, {event}.read_only, {event}.error_code, {event}.event_source)
+         AND s.event_name = rollup_api({event}.event_category, {event}.read_only, {event}.error_code, {event}.event_name)
+         AND s.access = rollup_access({event}.read_only) AND s.error_code = coalesce({event}.error_code, '')"
+    )
+}
+
 /// The columns of `events` [`push_subtract_gone`] needs `gone` to return.
 pub const GONE_COLUMNS: &str = "event_time, account_id, aws_region, event_category, event_source, event_name, read_only, error_code";
 
@@ -535,17 +545,14 @@ pub async fn recount_rollups(
                 rollup_access(read_only), coalesce(error_code, '')
          FROM events WHERE event_time >= $1 AND event_time < $2
          ON CONFLICT DO NOTHING",
-        "INSERT INTO event_minutes (series_id, minute, events)
-         SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
-         FROM events AS e
-         JOIN rollup_series AS s
-           ON s.account_id = coalesce(e.account_id, '') AND s.aws_region = coalesce(e.aws_region, '')
-          AND s.event_category = e.event_category
-          AND s.event_source = rollup_api(e.event_category, e.read_only, e.error_code, e.event_source)
-          AND s.event_name = rollup_api(e.event_category, e.read_only, e.error_code, e.event_name)
-          AND s.access = rollup_access(e.read_only) AND s.error_code = coalesce(e.error_code, '')
-         WHERE e.event_time >= $1 AND e.event_time < $2
-         GROUP BY 1, 2",
+        &format!(
+            "INSERT INTO event_minutes (series_id, minute, events)
+             SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
+             FROM events AS e JOIN rollup_series AS s ON {}
+             WHERE e.event_time >= $1 AND e.event_time < $2
+             GROUP BY 1, 2",
+            series_of_event("e")
+        ),
         "INSERT INTO event_hours (account_id, aws_region, event_category, hour, events)
          SELECT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,
                 date_trunc('hour', event_time, 'UTC'), count(*)
