@@ -142,6 +142,20 @@ const SERIES_PER_API_FOR_EVERY_CALL: &str =
      coalesce(e.event_source, ''), coalesce(e.event_name, ''),
      CASE e.read_only WHEN true THEN 'r' WHEN false THEN 'w' ELSE '-' END, coalesce(e.error_code, '')";
 
+/// The statement that counts, per series of [`SERIES_PER_API_FOR_EVERY_CALL`] and minute, the
+/// events of an even (`parity` 0) or odd (1) second into `table`.
+fn count_per_api_into(table: &str, parity: u8) -> String {
+    format!(
+        "INSERT INTO {table} (series_id, minute, events)
+         SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
+         FROM events AS e JOIN rollup_series AS s
+           ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
+               s.access, s.error_code) = ({SERIES_PER_API_FOR_EVERY_CALL})
+         WHERE extract(second FROM e.event_time)::integer % 2 = {parity}
+         GROUP BY 1, 2"
+    )
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_migration_moves_the_counts_kept_before_into_shared_series_and_one_table_of_minutes() {
     let mut stack = samples_ingested_without_fold(&[]).await;
@@ -177,24 +191,8 @@ async fn the_migration_moves_the_counts_kept_before_into_shared_series_and_one_t
                                         event_name, access, error_code)
              SELECT DISTINCT {SERIES_PER_API_FOR_EVERY_CALL} FROM events AS e"
         ),
-        format!(
-            "INSERT INTO event_minutes (series_id, minute, events)
-             SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
-             FROM events AS e JOIN rollup_series AS s
-               ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
-                   s.access, s.error_code) = ({SERIES_PER_API_FOR_EVERY_CALL})
-             WHERE extract(second FROM e.event_time)::integer % 2 = 0
-             GROUP BY 1, 2"
-        ),
-        format!(
-            "INSERT INTO event_minute_deltas (series_id, minute, events)
-             SELECT s.series_id, date_trunc('minute', e.event_time, 'UTC'), count(*)
-             FROM events AS e JOIN rollup_series AS s
-               ON (s.account_id, s.aws_region, s.event_category, s.event_source, s.event_name,
-                   s.access, s.error_code) = ({SERIES_PER_API_FOR_EVERY_CALL})
-             WHERE extract(second FROM e.event_time)::integer % 2 = 1
-             GROUP BY 1, 2"
-        ),
+        count_per_api_into("event_minutes", 0),
+        count_per_api_into("event_minute_deltas", 1),
         "INSERT INTO rollup_changes (series_id, first_minute, last_minute)
          SELECT series_id, min(minute), max(minute) FROM minute_counts GROUP BY 1"
             .to_string(),
