@@ -458,19 +458,19 @@ fn minutes_between(a: &Value, b: DateTime<Utc>) -> i64 {
     (a - b).num_minutes().abs()
 }
 
+/// The arguments of `orgtrail insights replay` over the replayed month.
+const REPLAY_MONTH: [&str; 6] = [
+    "insights",
+    "replay",
+    "--start",
+    REPLAY_START,
+    "--end",
+    REPLAY_END,
+];
+
 /// `orgtrail insights replay` over the replayed month, as JSON.
 fn replay_month(stack: &TestStack) -> Value {
-    orgtrail_json_at(
-        stack,
-        &[
-            "insights",
-            "replay",
-            "--start",
-            REPLAY_START,
-            "--end",
-            REPLAY_END,
-        ],
-    )
+    orgtrail_json_at(stack, &REPLAY_MONTH)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -786,14 +786,7 @@ async fn settings_are_set_listed_and_deleted_audited_and_readers_only_read() {
         .status
         .success());
     for arguments in [
-        &[
-            "insights",
-            "replay",
-            "--start",
-            REPLAY_START,
-            "--end",
-            REPLAY_END,
-        ][..],
+        &REPLAY_MONTH[..],
         &[
             "insights",
             "settings",

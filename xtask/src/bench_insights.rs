@@ -707,7 +707,7 @@ fn slim_rows(sql: &str) -> String {
 
 /// The migrations' statements that roll up the events stored before them
 /// (`migrations/20261130000010_rollups.sql`, `…12_rollup_deltas.sql`, with the series of
-/// `…13_rollup_minutes.sql`); the series the
+/// `…13_rollup_minutes.sql`; the aggregator's `recount_rollups` over all time); the series the
 /// aggregator made stay.
 const FILL_ROLLUPS_SQL: &str = "INSERT INTO rollup_series (account_id, aws_region, event_category, event_source, event_name, access, error_code)
          SELECT DISTINCT coalesce(account_id, ''), coalesce(aws_region, ''), event_category,

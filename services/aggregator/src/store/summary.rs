@@ -380,13 +380,6 @@ impl PgStore {
             times: froms,
         } = columns(&starts);
         let tos: Vec<DateTime<Utc>> = ranges.iter().map(|(_, (_, to))| *to).collect();
-        // Planned for these values every time (a generic plan keeps every partition of
-        // `events`, each planned and opened: tens of milliseconds with a few months of days).
-        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
-        sqlx::query("SET LOCAL plan_cache_mode = force_custom_plan")
-            .execute(&mut *transaction)
-            .await
-            .map_err(convert_sqlx_error)?;
         let rows: Vec<(String, String, String, Option<DateTime<Utc>>)> = sqlx::query_as(&format!(
             "SELECT g.account_id, g.aws_region, g.event_category, found.event_time
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::timestamptz[])
@@ -423,10 +416,13 @@ impl PgStore {
         .bind(&tos)
         .bind(day)
         .bind(day + TimeDelta::days(1))
-        .fetch_all(&mut *transaction)
+        // An unnamed statement, planned for these values every time: a prepared one would
+        // turn to a generic plan, which keeps every partition of `events`, each planned and
+        // opened (tens of milliseconds with a few months of days).
+        .persistent(false)
+        .fetch_all(self.pool())
         .await
         .map_err(convert_sqlx_error)?;
-        transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(rows
             .into_iter()
             .filter_map(|(account, region, category, time)| {
