@@ -1,27 +1,17 @@
-//! The AWS side of `orgtrail verify`, the CLI's one home of the AWS SDK: S3 listings by
-//! start-after, digests read with their `x-amz-meta-signature`, log files hashed as they
-//! stream (gunzip into SHA-256, never held whole), and CloudTrail's `ListPublicKeys`.
+//! The AWS side of `orgtrail verify`, the CLI's one home of the AWS SDK: S3 and CloudTrail
+//! clients as the command reaches them; the reading itself is `orgtrail_trail_s3`'s.
 
-use std::io::{Read, Write};
-
-use anyhow::{anyhow, bail, Context};
+use anyhow::bail;
 use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
-use chrono::{DateTime, Duration, Utc};
-use orgtrail_integrity::{
-    ContentHasher, DigestKey, DigestRead, KeyLayout, LogFileRead, PublicKey, PublicKeys,
-    S3Location, Sha256Hash,
-};
+use orgtrail_integrity::{DigestKey, PublicKeys, S3Location};
+use orgtrail_trail_s3::{list_public_keys, trails_of, TrailS3};
 
 use crate::verify_command::VerifyScope;
-
-/// A digest names its log files; it is small. Anything this large is not a digest.
-const MAX_DIGEST_BYTES: u64 = 64 << 20;
 
 /// S3 and CloudTrail as the command reaches them: credentials the standard way (environment,
 /// profile, web identity), path-style addressing with --endpoint-url.
 pub struct VerifyAws {
-    s3: aws_sdk_s3::Client,
+    pub s3: TrailS3,
     cloudtrail: aws_sdk_cloudtrail::Client,
 }
 
@@ -47,77 +37,41 @@ impl VerifyAws {
             .region(Region::new(trail_region.to_string()))
             .build();
         VerifyAws {
-            s3: aws_sdk_s3::Client::from_conf(s3.build()),
+            s3: TrailS3::new(aws_sdk_s3::Client::from_conf(s3.build())),
             cloudtrail: aws_sdk_cloudtrail::Client::from_conf(cloudtrail),
         }
     }
 
-    /// CloudTrail's public keys valid over the window (ListPublicKeys, every page), keyed by
-    /// fingerprint.
+    /// CloudTrail's public keys valid over the window.
     pub async fn list_public_keys(
         &self,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        from: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<PublicKeys> {
-        let mut keys = PublicKeys::new();
-        let mut next_token = None;
-        loop {
-            let answer = self
-                .cloudtrail
-                .list_public_keys()
-                .start_time(smithy_time(from))
-                .end_time(smithy_time(until))
-                .set_next_token(next_token)
-                .send()
-                .await
-                .map_err(|error| anyhow!("cloudtrail:ListPublicKeys failed (give --public-keys FILE to verify offline): {}", DisplayErrorContext(&error)))?;
-            for key in answer.public_key_list() {
-                let (Some(value), Some(fingerprint)) = (key.value(), key.fingerprint()) else {
-                    continue;
-                };
-                keys.insert(PublicKey {
-                    fingerprint: fingerprint.to_string(),
-                    der: value.as_ref().to_vec(),
-                    validity_start: key.validity_start_time().and_then(chrono_time),
-                    validity_end: key.validity_end_time().and_then(chrono_time),
-                });
-            }
-            next_token = answer.next_token().map(str::to_string);
-            if next_token.is_none() {
-                return Ok(keys);
-            }
-        }
+        list_public_keys(&self.cloudtrail, from, until)
+            .await
+            .map_err(|error| error.context("give --public-keys FILE to verify offline"))
     }
 
     /// The digest keys of the scope ending in the window, oldest first; one trail's.
     pub async fn list_digest_keys(&self, scope: &VerifyScope) -> anyhow::Result<Vec<DigestKey>> {
-        let layout = &scope.layout;
-        let until = scope.digests_until();
-        let keys = self
-            .list_keys(
+        let mut digests = self
+            .s3
+            .list_digest_keys(
                 &scope.bucket,
-                &layout.digest_prefix(),
-                &layout.digest_start_after(scope.start),
-                |key| layout.is_listed_after(key, until),
+                &scope.layout,
+                scope.start,
+                scope.digests_until(),
             )
             .await?;
-        let mut digests: Vec<DigestKey> = keys
-            .iter()
-            .filter_map(|key| layout.parse_digest_key(key))
-            .filter(|key| key.end_time >= scope.start && key.end_time <= until)
-            .collect();
-        let mut trails: Vec<&str> = digests.iter().map(|key| key.trail_name.as_str()).collect();
-        trails.sort_unstable();
-        trails.dedup();
         match &scope.trail {
             Some(trail) => digests.retain(|key| &key.trail_name == trail),
-            None if trails.len() > 1 => bail!(
+            None if trails_of(&digests).len() > 1 => bail!(
                 "digests of several trails are delivered here ({}): name one with --trail",
-                trails.join(", ")
+                trails_of(&digests).join(", ")
             ),
             None => {}
         }
-        digests.sort_by_key(|key| key.end_time);
         Ok(digests)
     }
 
@@ -125,265 +79,15 @@ impl VerifyAws {
     pub async fn list_log_files(
         &self,
         scope: &VerifyScope,
-        from: DateTime<Utc>,
-        until: DateTime<Utc>,
+        from: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
     ) -> anyhow::Result<Vec<S3Location>> {
-        let layout = &scope.layout;
-        let from = from - Duration::minutes(1);
-        let keys = self
-            .list_keys(
-                &scope.bucket,
-                &layout.log_file_prefix(),
-                &layout.log_file_start_after(from),
-                |key| layout.is_listed_after(key, until),
-            )
-            .await?;
-        Ok(keys
-            .into_iter()
-            .filter(|key| {
-                layout
-                    .log_file_delivery_time(key)
-                    .is_some_and(|delivered| delivered >= from && delivered <= until)
-            })
-            .map(|key| S3Location::new(scope.bucket.clone(), key))
-            .collect())
-    }
-
-    /// Keys under `prefix` after `start_after`, page by page, until `past_the_end` says a key is
-    /// beyond what is wanted.
-    async fn list_keys(
-        &self,
-        bucket: &str,
-        prefix: &str,
-        start_after: &str,
-        past_the_end: impl Fn(&str) -> bool,
-    ) -> anyhow::Result<Vec<String>> {
-        let mut keys = Vec::new();
-        let mut continuation = None;
-        loop {
-            let page = self
-                .s3
-                .list_objects_v2()
-                .bucket(bucket)
-                .prefix(prefix)
-                .start_after(start_after)
-                .set_continuation_token(continuation)
-                .send()
-                .await
-                .map_err(|error| {
-                    anyhow!(
-                        "cannot list s3://{bucket}/{prefix}: {}",
-                        DisplayErrorContext(&error)
-                    )
-                })?;
-            for object in page.contents() {
-                let Some(key) = object.key() else { continue };
-                if past_the_end(key) {
-                    return Ok(keys);
-                }
-                keys.push(key.to_string());
-            }
-            continuation = page.next_continuation_token().map(str::to_string);
-            if continuation.is_none() || page.is_truncated() != Some(true) {
-                return Ok(keys);
-            }
-        }
-    }
-
-    /// A digest object: its content gunzipped and its `x-amz-meta-signature`; no content when
-    /// it is gone.
-    pub async fn read_digest(&self, bucket: &str, key: &str) -> anyhow::Result<DigestRead> {
-        let location = S3Location::new(bucket, key);
-        let output = match self.s3.get_object().bucket(bucket).key(key).send().await {
-            Ok(output) => output,
-            Err(error) if is_no_such_key(&error) => {
-                return Ok(DigestRead {
-                    location,
-                    content: None,
-                    metadata_signature: None,
-                })
-            }
-            Err(error) => bail!(
-                "cannot read digest {location}: {}",
-                DisplayErrorContext(&error)
-            ),
-        };
-        let metadata_signature = output
-            .metadata()
-            .and_then(|metadata| metadata.get("signature"))
-            .cloned();
-        let bytes = output
-            .body
-            .collect()
-            .await
-            .with_context(|| format!("cannot read digest {location}"))?
-            .into_bytes();
-        let mut content = Vec::new();
-        if bytes.starts_with(&[0x1f, 0x8b]) {
-            flate2::read::MultiGzDecoder::new(bytes.as_ref())
-                .take(MAX_DIGEST_BYTES)
-                .read_to_end(&mut content)
-                .with_context(|| format!("digest {location} is not valid gzip"))?;
-        } else {
-            content = bytes.to_vec();
-        }
-        Ok(DigestRead {
-            location,
-            content: Some(content),
-            metadata_signature,
-        })
-    }
-
-    /// SHA-256 of a log file's uncompressed content, streamed: each piece of the body is
-    /// gunzipped into the hasher as it arrives.
-    pub async fn hash_log_file(&self, location: &S3Location) -> anyhow::Result<LogFileRead> {
-        let output = match self
+        Ok(self
             .s3
-            .get_object()
-            .bucket(&location.bucket)
-            .key(&location.key)
-            .send()
-            .await
-        {
-            Ok(output) => output,
-            Err(error) if is_no_such_key(&error) => return Ok(LogFileRead::Missing),
-            Err(error) => bail!(
-                "cannot read log file {location}: {}",
-                DisplayErrorContext(&error)
-            ),
-        };
-        let mut body = output.body;
-        let mut sink = HashSink::new();
-        while let Some(piece) = body
-            .try_next()
-            .await
-            .with_context(|| format!("cannot read log file {location}"))?
-        {
-            sink.write(&piece)
-                .with_context(|| format!("log file {location} is not valid gzip"))?;
-        }
-        let hash = sink
-            .finish()
-            .with_context(|| format!("log file {location} is not valid gzip"))?;
-        Ok(LogFileRead::Hashed(hash))
-    }
-}
-
-/// Where a log file's bytes go: gunzipped into the hasher when they start as gzip, else
-/// straight in (CloudTrail's are always gzip'd; plain JSON is hashed as it is). The first two
-/// bytes decide, however the body is cut into pieces.
-enum HashSink {
-    Undecided(Vec<u8>),
-    Gzip(Box<flate2::write::MultiGzDecoder<ContentHasher>>),
-    Plain(ContentHasher),
-}
-
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
-
-impl HashSink {
-    fn new() -> HashSink {
-        HashSink::Undecided(Vec::with_capacity(GZIP_MAGIC.len()))
-    }
-
-    fn write(&mut self, piece: &[u8]) -> std::io::Result<()> {
-        match self {
-            HashSink::Undecided(first) => {
-                first.extend_from_slice(piece);
-                if first.len() < GZIP_MAGIC.len() {
-                    return Ok(());
-                }
-                let first = std::mem::take(first);
-                *self = if first.starts_with(&GZIP_MAGIC) {
-                    HashSink::Gzip(Box::new(flate2::write::MultiGzDecoder::new(
-                        ContentHasher::new(),
-                    )))
-                } else {
-                    HashSink::Plain(ContentHasher::new())
-                };
-                self.write(&first)
-            }
-            HashSink::Gzip(decoder) => decoder.write_all(piece),
-            HashSink::Plain(hasher) => {
-                hasher.update(piece);
-                Ok(())
-            }
-        }
-    }
-
-    fn finish(self) -> std::io::Result<Sha256Hash> {
-        Ok(match self {
-            HashSink::Gzip(decoder) => decoder.finish()?.finish(),
-            HashSink::Plain(hasher) => hasher.finish(),
-            HashSink::Undecided(first) => Sha256Hash::of(&first),
-        })
-    }
-}
-
-fn is_no_such_key(
-    error: &aws_sdk_s3::error::SdkError<
-        aws_sdk_s3::operation::get_object::GetObjectError,
-        aws_sdk_s3::config::http::HttpResponse,
-    >,
-) -> bool {
-    error
-        .as_service_error()
-        .is_some_and(|service| service.is_no_such_key())
-        || error
-            .raw_response()
-            .is_some_and(|response| response.status().as_u16() == 404)
-}
-
-fn smithy_time(time: DateTime<Utc>) -> aws_sdk_cloudtrail::primitives::DateTime {
-    aws_sdk_cloudtrail::primitives::DateTime::from_secs(time.timestamp())
-}
-
-fn chrono_time(time: &aws_sdk_cloudtrail::primitives::DateTime) -> Option<DateTime<Utc>> {
-    DateTime::from_timestamp(time.secs(), time.subsec_nanos())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn hash_in_pieces(bytes: &[u8], piece: usize) -> Sha256Hash {
-        let mut sink = HashSink::new();
-        for chunk in bytes.chunks(piece) {
-            sink.write(chunk).unwrap();
-        }
-        sink.finish().unwrap()
-    }
-
-    fn gzip(bytes: &[u8]) -> Vec<u8> {
-        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        encoder.write_all(bytes).unwrap();
-        encoder.finish().unwrap()
-    }
-
-    #[test]
-    fn log_files_streamed_in_any_pieces_hash_as_their_uncompressed_content() {
-        let content = br#"{"Records":[{"eventID":"1"},{"eventID":"2"}]}"#.repeat(200);
-        let expected = Sha256Hash::of(&content);
-        let compressed = gzip(&content);
-        for piece in [1, 7, 4096, compressed.len()] {
-            assert_eq!(
-                hash_in_pieces(&compressed, piece),
-                expected,
-                "pieces of {piece}"
-            );
-        }
-        // Two gzip members, as concatenated files are: the content of both.
-        let mut two = gzip(&content[..100]);
-        two.extend(gzip(&content[100..]));
-        assert_eq!(hash_in_pieces(&two, 13), expected);
-        // Plain JSON is hashed as it is.
-        assert_eq!(hash_in_pieces(&content, 10), expected);
-    }
-
-    #[test]
-    fn a_truncated_gzip_is_an_error_not_a_hash() {
-        let compressed = gzip(&b"{\"Records\":[]}".repeat(50));
-        let mut sink = HashSink::new();
-        sink.write(&compressed[..compressed.len() / 2]).unwrap();
-        assert!(sink.finish().is_err());
+            .list_log_files(&scope.bucket, &scope.layout, from, until)
+            .await?
+            .into_iter()
+            .map(|listed| S3Location::new(scope.bucket.clone(), listed.key))
+            .collect())
     }
 }

@@ -15,18 +15,13 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
-use futures::{StreamExt, TryStreamExt};
-use orgtrail_integrity::{
-    ChainWalk, CloudTrailLayout, KeyLayout, LogFileStatus, PublicKeys, S3Location,
-};
+use orgtrail_integrity::{ChainWalk, CloudTrailLayout, KeyLayout, LogFileStatus, PublicKeys};
+use orgtrail_trail_s3::{hash_log_files, read_chain};
 
 use crate::time_argument::{parse_time, RangeEnd};
 use crate::verify_aws::VerifyAws;
 use crate::verify_output::print_report;
 use crate::SummaryFormat;
-
-/// Digests read ahead of the walk.
-const DIGESTS_IN_FLIGHT: usize = 8;
 
 #[derive(Args)]
 pub struct VerifyArguments {
@@ -170,27 +165,21 @@ async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
 
     // Newest → oldest, read a few ahead, walked in order.
     let mut walk = ChainWalk::new(scope.layout.clone(), public_keys);
-    let mut to_hash: Vec<S3Location> = Vec::new();
-    let mut digests = futures::stream::iter(digest_keys.iter().rev())
-        .map(|key| aws.read_digest(&scope.bucket, &key.key))
-        .buffered(DIGESTS_IN_FLIGHT);
-    while let Some(read) = digests.next().await {
-        to_hash.extend(walk.accept_digest(read?));
-    }
-    drop(digests);
+    let to_hash = read_chain(&aws.s3, &mut walk, &scope.bucket, &digest_keys).await?;
 
     // The log files the digests list, hashed a bounded number at a time, while the ones
     // present are listed.
     let (covered_from, covered_until) = walk
         .coverage()
         .unwrap_or((scope.start, scope.digests_until()));
-    let hashes = futures::stream::iter(to_hash)
-        .map(|location| async {
-            let read = aws.hash_log_file(&location).await;
+    let hashes = hash_log_files(
+        to_hash,
+        usize::from(arguments.concurrency),
+        |location| async {
+            let read = aws.s3.hash_log_file(&location).await;
             read.map(|read| (location, read))
-        })
-        .buffer_unordered(usize::from(arguments.concurrency))
-        .try_collect::<Vec<_>>();
+        },
+    );
     let present = aws.list_log_files(
         &scope,
         covered_from.min(scope.start),
