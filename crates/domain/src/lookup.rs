@@ -148,6 +148,8 @@ pub struct LookupQuery {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub categories: Vec<EventCategory>,
+    /// Only events whose log file was verified against its CloudTrail digest.
+    pub verified_only: bool,
     pub max_results: u32,
 }
 
@@ -160,6 +162,7 @@ pub struct LookupParameters {
     pub accounts: Vec<String>,
     pub regions: Vec<String>,
     pub categories: Vec<String>,
+    pub verified_only: bool,
     /// 0 means [`LookupQuery::DEFAULT_MAX_RESULTS`].
     pub max_results: u32,
 }
@@ -217,6 +220,7 @@ impl LookupQuery {
             accounts: parameters.accounts,
             regions: parameters.regions,
             categories,
+            verified_only: parameters.verified_only,
             max_results,
         })
     }
@@ -255,6 +259,7 @@ impl LookupQuery {
                 .map(|category| category.to_string())
                 .collect(),
         );
+        hasher.update([u8::from(self.verified_only)]);
         let digest = hasher.finalize();
         let mut fingerprint = [0; 8];
         fingerprint.copy_from_slice(&digest[..8]);

@@ -188,6 +188,7 @@ proptest! {
             accounts,
             regions,
             categories,
+            verified_only: max_results % 2 == 0,
             max_results,
         });
         if let Ok(query) = query {

@@ -23,6 +23,8 @@ use crate::kms::{self, KmsError, KmsMaster};
 
 const FORMAT_VERSION: u8 = 1;
 const TAG_LEN: usize = 16;
+/// What sealing adds to a record: the format byte, the nonce and the tag.
+pub const SEAL_OVERHEAD: usize = 1 + NONCE_LEN + TAG_LEN;
 /// The associated data of a wrapped data key.
 const WRAP_CONTEXT: &[u8] = b"orgtrail data key v1";
 

@@ -3,12 +3,37 @@
 
 use orgtrail_domain::parse_cloudtrail_key;
 
+use chrono::Utc;
+
 use crate::store::{
-    ListedFile, PgStore, SourceLease, SourceOutcome, SourceReport, SourceStatusRow, StoreError,
+    IntegrityReport, IntegrityState, ListedFile, PgStore, RecordedIntegrity, SourceLease,
+    SourceOutcome, SourceReport, SourceStatusRow, StoreError,
 };
 
 /// Files or prefixes per request at most.
 pub const MAX_ITEMS_PER_REQUEST: usize = 10_000;
+/// A log file's integrity as a collector reports it (`missing`: gone from its bucket).
+pub const LOG_FILE_STATUSES: [&str; 6] = [
+    "verified",
+    "not_yet_covered",
+    "modified",
+    "missing",
+    "unlisted",
+    "unverifiable",
+];
+/// The problems digest validation reports (`orgtrail_integrity::Problem::kind`).
+pub const PROBLEM_KINDS: [&str; 10] = [
+    "log_file_modified",
+    "log_file_missing",
+    "log_file_unlisted",
+    "digest_missing",
+    "digest_malformed",
+    "digest_bad_signature",
+    "digest_unknown_key",
+    "digest_moved",
+    "chain_broken",
+    "gap",
+];
 /// Lease lengths accepted.
 pub const LEASE_SECONDS: std::ops::RangeInclusive<u32> = 5..=3600;
 
@@ -20,6 +45,8 @@ pub enum SourcesError {
     InvalidLeaseSeconds(u32),
     #[error("{0} is empty")]
     Empty(&'static str),
+    #[error("{0}")]
+    Invalid(String),
     #[error("cannot read or write source state")]
     Store(#[from] StoreError),
 }
@@ -119,6 +146,81 @@ impl SourceRegistry {
             })
             .await?;
         Ok(())
+    }
+
+    /// Where validation of an account and region stands, and the ledger's hashes of `files`.
+    pub async fn integrity_state(
+        &self,
+        source: &str,
+        bucket: &str,
+        account_id: &str,
+        aws_region: &str,
+        files: Vec<(String, String)>,
+    ) -> Result<IntegrityState, SourcesError> {
+        if files.len() > MAX_ITEMS_PER_REQUEST {
+            return Err(SourcesError::TooMany {
+                what: "files",
+                count: files.len(),
+            });
+        }
+        for (value, what) in [(source, "source"), (bucket, "bucket")] {
+            if value.is_empty() {
+                return Err(SourcesError::Empty(what));
+            }
+        }
+        Ok(self
+            .store
+            .integrity_state(source, bucket, account_id, aws_region, &files)
+            .await?)
+    }
+
+    /// Records a collector's validation of an account and region.
+    pub async fn record_integrity(
+        &self,
+        report: IntegrityReport,
+    ) -> Result<RecordedIntegrity, SourcesError> {
+        for (count, what) in [
+            (report.log_files.len(), "log_files"),
+            (report.problems.len(), "problems"),
+        ] {
+            if count > MAX_ITEMS_PER_REQUEST {
+                return Err(SourcesError::TooMany { what, count });
+            }
+        }
+        for (value, what) in [
+            (&report.source, "source"),
+            (&report.bucket, "bucket"),
+            (&report.account_id, "account_id"),
+            (&report.aws_region, "aws_region"),
+        ] {
+            if value.is_empty() {
+                return Err(SourcesError::Empty(what));
+            }
+        }
+        if let Some(file) = report
+            .log_files
+            .iter()
+            .find(|file| !LOG_FILE_STATUSES.contains(&file.status.as_str()))
+        {
+            return Err(SourcesError::Invalid(format!(
+                "log file {} has status {:?}; expected one of {}",
+                file.object_key,
+                file.status,
+                LOG_FILE_STATUSES.join(", ")
+            )));
+        }
+        if let Some(problem) = report
+            .problems
+            .iter()
+            .find(|problem| !PROBLEM_KINDS.contains(&problem.kind.as_str()))
+        {
+            return Err(SourcesError::Invalid(format!(
+                "problem kind {:?} is not one of {}",
+                problem.kind,
+                PROBLEM_KINDS.join(", ")
+            )));
+        }
+        Ok(self.store.record_integrity(&report, Utc::now()).await?)
     }
 
     pub async fn list(&self) -> Result<Vec<SourceStatusRow>, SourcesError> {

@@ -4,8 +4,8 @@ use orgtrail_api::v1 as pb;
 use tonic::{Request, Response, Status};
 
 use super::convert::sources::{
-    checkpoint_to_proto, lease_to_proto, listed_file_from_proto, listed_file_to_proto,
-    report_from_proto, source_status_to_proto,
+    checkpoint_to_proto, integrity_report_from_proto, integrity_state_to_proto, lease_to_proto,
+    listed_file_from_proto, listed_file_to_proto, report_from_proto, source_status_to_proto,
 };
 use super::status::sources_error_status;
 use crate::sources::SourceRegistry;
@@ -106,6 +106,47 @@ impl pb::source_service_server::SourceService for SourcesAdapter {
             .map_err(|error| sources_error_status(&error))?;
         Ok(Response::new(pb::ListSourcesResponse {
             sources: rows.into_iter().map(source_status_to_proto).collect(),
+        }))
+    }
+
+    async fn get_integrity_state(
+        &self,
+        request: Request<pb::GetIntegrityStateRequest>,
+    ) -> Result<Response<pb::GetIntegrityStateResponse>, Status> {
+        let request = request.into_inner();
+        let files = request
+            .files
+            .into_iter()
+            .filter(|file| file.bucket.is_empty() || file.bucket == request.bucket)
+            .map(|file| (file.object_key, file.etag))
+            .collect();
+        let state = self
+            .registry
+            .integrity_state(
+                &request.source,
+                &request.bucket,
+                &request.account_id,
+                &request.aws_region,
+                files,
+            )
+            .await
+            .map_err(|error| sources_error_status(&error))?;
+        Ok(Response::new(integrity_state_to_proto(state)))
+    }
+
+    async fn record_integrity(
+        &self,
+        request: Request<pb::RecordIntegrityRequest>,
+    ) -> Result<Response<pb::RecordIntegrityResponse>, Status> {
+        let report = integrity_report_from_proto(request.into_inner())?;
+        let recorded = self
+            .registry
+            .record_integrity(report)
+            .await
+            .map_err(|error| sources_error_status(&error))?;
+        Ok(Response::new(pb::RecordIntegrityResponse {
+            findings_raised: u32::try_from(recorded.findings_raised).unwrap_or(u32::MAX),
+            events_quarantined: recorded.events_quarantined,
         }))
     }
 }

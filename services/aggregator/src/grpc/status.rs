@@ -152,7 +152,8 @@ pub fn sources_error_status(error: &SourcesError) -> Status {
     match error {
         SourcesError::TooMany { .. }
         | SourcesError::InvalidLeaseSeconds(_)
-        | SourcesError::Empty(_) => Status::invalid_argument(error.to_string()),
+        | SourcesError::Empty(_)
+        | SourcesError::Invalid(_) => Status::invalid_argument(error.to_string()),
         SourcesError::Store(source) => {
             store_error_status("cannot read or write source state", source)
         }

@@ -446,6 +446,12 @@ impl PgStore {
                 .push_bind(categories)
                 .push(")");
         }
+        if query.verified_only {
+            sql.push(
+                " AND EXISTS (SELECT 1 FROM log_files AS f \
+                 WHERE f.log_file_id = events.log_file_id AND f.integrity = 'verified')",
+            );
+        }
         sql.push(" ORDER BY event_time DESC, event_id DESC LIMIT ")
             .push_bind(i64::from(limit));
 

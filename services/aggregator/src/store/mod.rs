@@ -6,6 +6,7 @@ mod enforcement;
 mod events;
 mod findings;
 mod insights;
+mod integrity;
 mod keys;
 mod log_files;
 mod notifications;
@@ -38,6 +39,9 @@ pub use findings::{
 pub use insights::{
     minute_start, unix_minute, EpisodeFilter, EpisodeWrite, InsightApi, InsightProgress,
     StoredEpisode, StoredInsightSetting,
+};
+pub use integrity::{
+    IntegrityReport, IntegrityState, LogFileCheck, RecordedIntegrity, ReportedProblem,
 };
 pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
 pub use log_files::{

@@ -1,6 +1,8 @@
 //! What collectors ask of the store: which files the ledger lacks, listing checkpoints,
 //! source leases, and the status of each source, account and region.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 
 use super::{convert_sqlx_error, PgStore, StoreError};
@@ -57,6 +59,12 @@ pub struct SourceStatusRow {
     pub last_error_at: Option<DateTime<Utc>>,
     pub lag_seconds: Option<f64>,
     pub lease_holder: Option<String>,
+    /// Digest validation: the end of the newest digest read, the problems found, when.
+    pub integrity_checked_until: Option<DateTime<Utc>>,
+    pub integrity_problems: Option<i64>,
+    pub integrity_checked_at: Option<DateTime<Utc>>,
+    /// Log files in the ledger per integrity status.
+    pub log_files_by_integrity: sqlx::types::Json<BTreeMap<String, i64>>,
 }
 
 impl PgStore {
@@ -226,9 +234,25 @@ impl PgStore {
                     status.last_object_key, status.last_delivery_time, status.last_success_at,
                     status.last_error, status.last_error_at,
                     EXTRACT(EPOCH FROM now() - status.last_delivery_time)::float8 AS lag_seconds,
-                    CASE WHEN lease.expires_at > now() THEN lease.holder END AS lease_holder
+                    CASE WHEN lease.expires_at > now() THEN lease.holder END AS lease_holder,
+                    progress.digest_end_time AS integrity_checked_until,
+                    progress.problems AS integrity_problems,
+                    progress.checked_at AS integrity_checked_at,
+                    coalesce(integrity.counts, '{}') AS log_files_by_integrity
              FROM source_status AS status
              LEFT JOIN source_leases AS lease ON lease.source = status.source
+             LEFT JOIN digest_progress AS progress
+                    ON progress.source = status.source AND progress.account_id = status.account_id
+                   AND progress.aws_region = status.aws_region
+             LEFT JOIN (
+                 SELECT source, account_id, aws_region, jsonb_object_agg(integrity, files) AS counts
+                 FROM (SELECT source, account_id, aws_region, integrity, count(*) AS files
+                       FROM log_files GROUP BY 1, 2, 3, 4) AS per_status
+                 GROUP BY 1, 2, 3
+             ) AS integrity
+                    ON integrity.source = status.source
+                   AND integrity.account_id = status.account_id
+                   AND integrity.aws_region = status.aws_region
              ORDER BY status.source, status.account_id, status.aws_region",
         )
         .fetch_all(self.pool())

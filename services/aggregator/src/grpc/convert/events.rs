@@ -58,6 +58,7 @@ impl TryFrom<pb::LookupEventsRequest> for LookupRequest {
             accounts: request.accounts,
             regions: request.regions,
             categories: request.event_categories,
+            verified_only: request.verified_only,
             max_results: request.max_results,
         };
         let query =
