@@ -16,6 +16,7 @@ pub mod samples;
 pub mod sealing;
 pub mod sns;
 pub mod stack;
+pub mod trail;
 
 pub use stack::{binary, AggregatorProcess, StackOptions, TestStack, WAIT};
 

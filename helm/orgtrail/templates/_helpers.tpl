@@ -302,6 +302,10 @@ region = {{ include "orgtrail.tomlString" . }}
 endpoint_url = {{ include "orgtrail.tomlString" . }}
 {{- end }}
 
+[integrity]
+validate_digests = {{ $config.integrity.validate_digests }}
+hash_concurrency = {{ int64 $config.integrity.hash_concurrency }}
+
 [log]
 level = {{ include "orgtrail.tomlString" $config.log.level }}
 format = {{ include "orgtrail.tomlString" $config.log.format }}
@@ -330,6 +334,9 @@ regions = {{ toJson . }}
 {{- end }}
 {{- with $source.since }}
 since = {{ include "orgtrail.tomlString" . }}
+{{- end }}
+{{- with $source.trail }}
+trail = {{ include "orgtrail.tomlString" . }}
 {{- end }}
 {{- end }}
 {{- end }}

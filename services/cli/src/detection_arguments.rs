@@ -72,6 +72,8 @@ pub enum FindingKind {
     Alarm,
     /// An Insight began (`orgtrail insights list`).
     Insight,
+    /// Digest validation found a trail's log files or digests altered (`docs/integrity.md`).
+    Integrity,
 }
 
 impl FindingKind {
@@ -80,6 +82,7 @@ impl FindingKind {
             FindingKind::Sigma => "sigma",
             FindingKind::Alarm => "alarm",
             FindingKind::Insight => "insight",
+            FindingKind::Integrity => "integrity",
         }
     }
 }

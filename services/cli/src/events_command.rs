@@ -52,6 +52,7 @@ pub async fn run_lookup(
         event_categories: arguments.categories,
         max_results: 0,
         next_token: String::new(),
+        verified_only: arguments.verified_only,
     };
 
     let stdout = std::io::stdout();

@@ -187,6 +187,9 @@ pub struct LookupArguments {
     /// Only these categories: Management, Data, Insight, NetworkActivity (repeatable).
     #[arg(long = "category")]
     pub categories: Vec<String>,
+    /// Only events whose log file was verified against its CloudTrail digest.
+    #[arg(long)]
+    pub verified_only: bool,
     /// A lookup attribute Key=Value, keys as CloudTrail spells them: EventId, EventName,
     /// ReadOnly, Username, ResourceType, ResourceName, EventSource, AccessKeyId (repeatable;
     /// all must match).

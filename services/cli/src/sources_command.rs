@@ -1,5 +1,6 @@
 //! `orgtrail sources list`: per source, account and region, what the collectors took last,
-//! when it last went well, what went wrong, and how far behind CloudTrail it is.
+//! when it last went well, what went wrong, how far behind CloudTrail it is, and how far digest
+//! validation has got (log files per integrity status, problems found).
 
 use std::process::ExitCode;
 
@@ -39,6 +40,9 @@ pub async fn run_sources_list(
                             "-".into()
                         },
                         format_time(source.last_success_at.as_ref()),
+                        format_time(source.integrity_checked_until.as_ref()),
+                        integrity_counts(source),
+                        source.integrity_problems.to_string(),
                         dash(&source.collector),
                         dash(&source.lease_holder),
                         dash(&source.last_error),
@@ -56,6 +60,9 @@ pub async fn run_sources_list(
                         "LAST FILE",
                         "LAG",
                         "LAST SUCCESS",
+                        "DIGESTS UNTIL",
+                        "LOG FILES",
+                        "PROBLEMS",
                         "COLLECTOR",
                         "LEASED BY",
                         "LAST ERROR"
@@ -81,6 +88,12 @@ pub async fn run_sources_list(
                         "lastErrorAt": source.last_error_at.as_ref().map(|time| format_time(Some(time))),
                         "collector": source.collector,
                         "leaseHolder": source.lease_holder,
+                        "integrity": {
+                            "checkedUntil": source.integrity_checked_until.as_ref().map(|time| format_time(Some(time))),
+                            "checkedAt": source.integrity_checked_at.as_ref().map(|time| format_time(Some(time))),
+                            "logFiles": source.log_files_by_integrity,
+                            "problems": source.integrity_problems,
+                        },
                     })
                 })
                 .collect();
@@ -101,6 +114,30 @@ fn status_word(source: &pb::SourceStatus) -> &'static str {
         (_, None) => "ok",
         (Some(success), Some(error)) if success > error => "ok",
         _ => "error",
+    }
+}
+
+/// Log files per integrity status, most telling first: `12 verified, 3 not_yet_covered`.
+fn integrity_counts(source: &pb::SourceStatus) -> String {
+    const ORDER: [&str; 6] = [
+        "modified",
+        "unlisted",
+        "unverifiable",
+        "verified",
+        "not_yet_covered",
+        "unchecked",
+    ];
+    let counts: Vec<String> = ORDER
+        .iter()
+        .filter_map(|status| {
+            let files = source.log_files_by_integrity.get(*status)?;
+            (*files > 0).then(|| format!("{files} {status}"))
+        })
+        .collect();
+    if counts.is_empty() {
+        "-".into()
+    } else {
+        counts.join(", ")
     }
 }
 

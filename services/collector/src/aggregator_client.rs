@@ -176,4 +176,114 @@ impl AggregatorClient {
             tracing::warn!(source, account_id, aws_region, code = ?status.code(), message = status.message(), "cannot report the source status");
         }
     }
+
+    /// Where validation of an account and region stands, and the ledger's hash of each of
+    /// `files` (`(key, etag)`; an empty etag asks for any version the ledger holds).
+    pub async fn integrity_state(
+        &self,
+        scope: &IntegrityScope<'_>,
+        files: &[(String, String)],
+    ) -> Result<LedgerIntegrity, SourceError> {
+        let mut state = LedgerIntegrity::default();
+        let mut first = true;
+        for batch in files
+            .chunks(BATCH)
+            .chain(files.is_empty().then_some(&[][..]))
+        {
+            let response = self
+                .sources
+                .clone()
+                .get_integrity_state(pb::GetIntegrityStateRequest {
+                    source: scope.source.to_string(),
+                    bucket: scope.bucket.to_string(),
+                    account_id: scope.account_id.to_string(),
+                    aws_region: scope.aws_region.to_string(),
+                    files: batch
+                        .iter()
+                        .map(|(key, etag)| pb::StoredFile {
+                            bucket: scope.bucket.to_string(),
+                            object_key: key.clone(),
+                            etag: etag.clone(),
+                        })
+                        .collect(),
+                })
+                .await
+                .map_err(|status| SourceError::aggregator("GetIntegrityState", status))?
+                .into_inner();
+            if first {
+                state.digest = (!response.digest_key.is_empty())
+                    .then(|| {
+                        let end_time = response.digest_end_time?;
+                        let end_time = chrono::DateTime::from_timestamp(
+                            end_time.seconds,
+                            u32::try_from(end_time.nanos).unwrap_or(0),
+                        )?;
+                        Some((response.digest_key.clone(), end_time))
+                    })
+                    .flatten();
+                first = false;
+            }
+            state.hashes.extend(response.hashes);
+        }
+        Ok(state)
+    }
+
+    /// Records a validation; the log files go in batches, the progress with the last.
+    pub async fn record_integrity(
+        &self,
+        mut request: pb::RecordIntegrityRequest,
+    ) -> Result<pb::RecordIntegrityResponse, SourceError> {
+        request.collector = self.collector_id.clone();
+        let mut log_files = std::mem::take(&mut request.log_files);
+        let mut total = pb::RecordIntegrityResponse::default();
+        while log_files.len() > BATCH {
+            let rest = log_files.split_off(BATCH);
+            let partial = pb::RecordIntegrityRequest {
+                log_files,
+                problems: Vec::new(),
+                digest_key: String::new(),
+                digest_end_time: None,
+                digests_read: 0,
+                digests_verified: 0,
+                ..request.clone()
+            };
+            let answer = self.send_integrity(partial).await?;
+            total.events_quarantined += answer.events_quarantined;
+            log_files = rest;
+        }
+        request.log_files = log_files;
+        let answer = self.send_integrity(request).await?;
+        total.events_quarantined += answer.events_quarantined;
+        total.findings_raised += answer.findings_raised;
+        Ok(total)
+    }
+
+    async fn send_integrity(
+        &self,
+        request: pb::RecordIntegrityRequest,
+    ) -> Result<pb::RecordIntegrityResponse, SourceError> {
+        Ok(self
+            .sources
+            .clone()
+            .record_integrity(request)
+            .await
+            .map_err(|status| SourceError::aggregator("RecordIntegrity", status))?
+            .into_inner())
+    }
+}
+
+/// One account and region of a source's bucket.
+pub struct IntegrityScope<'a> {
+    pub source: &'a str,
+    pub bucket: &'a str,
+    pub account_id: &'a str,
+    pub aws_region: &'a str,
+}
+
+/// What the aggregator holds for digest validation.
+#[derive(Default)]
+pub struct LedgerIntegrity {
+    /// The newest digest read by the last validation, and its end time.
+    pub digest: Option<(String, chrono::DateTime<chrono::Utc>)>,
+    pub hashes: Vec<pb::LedgerHash>,
 }

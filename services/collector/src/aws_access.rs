@@ -81,6 +81,15 @@ impl AwsAccess {
         })
     }
 
+    /// CloudTrail in `region`, with the collector's own credentials (for `ListPublicKeys`).
+    pub fn cloudtrail_in(&self, region: &str) -> aws_sdk_cloudtrail::Client {
+        aws_sdk_cloudtrail::Client::from_conf(
+            aws_sdk_cloudtrail::config::Builder::from(&self.base)
+                .region(Region::new(region.to_string()))
+                .build(),
+        )
+    }
+
     async fn role(&self, role_arn: &str, external_id: Option<&str>) -> Arc<RoleCredentials> {
         let key = (role_arn.to_string(), external_id.map(str::to_string));
         let mut roles = self.roles.lock().await;

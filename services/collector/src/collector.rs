@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregator_client::AggregatorClient;
 use crate::aws_access::AwsAccess;
 use crate::config::{CollectorConfig, SourceConfig};
+use crate::digest_validation::PublicKeySource;
 use crate::source_error::SourceError;
 use crate::source_pass::{read_source, PassContext, SourceOutcome};
 
@@ -38,6 +39,11 @@ impl Collector {
             aggregator,
             trailing_window_days: config.trailing_window_days,
             streams: config.streams,
+            public_keys: config
+                .integrity
+                .validate_digests
+                .then(|| Arc::new(PublicKeySource::new(config.integrity.public_keys.clone()))),
+            hash_concurrency: config.integrity.hash_concurrency,
         };
         Ok(Collector { config, context })
     }

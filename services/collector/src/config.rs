@@ -46,12 +46,15 @@ pub struct RawCollectorConfig {
     #[serde(default)]
     pub aws: AwsSettings,
     #[serde(default)]
+    pub integrity: IntegritySettings,
+    #[serde(default)]
     pub log: LogSettings,
     #[serde(default)]
     pub sources: Vec<RawSource>,
 }
 
-const TOP_LEVEL_KEYS: [&str; 11] = [
+const TOP_LEVEL_KEYS: [&str; 12] = [
+    "integrity",
     "collector_id",
     "health_listen",
     "metrics_listen",
@@ -115,6 +118,39 @@ pub struct AwsSettings {
     pub endpoint_url: Option<String>,
 }
 
+/// Digest validation: every account and region whose trail writes digest files
+/// (`CloudTrail-Digest/`) is validated after each pass.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntegritySettings {
+    /// Validate digests. On by default; a region without digests is left unchecked.
+    #[serde(default = "default_true")]
+    pub validate_digests: bool,
+    /// CloudTrail's public keys, as `aws cloudtrail list-public-keys` prints them: for offline
+    /// validation. Without it they are asked of CloudTrail (`ListPublicKeys`) per region.
+    pub public_keys_file: Option<PathBuf>,
+    /// Log files read from S3 and hashed at a time (those the ledger has no hash of).
+    #[serde(default = "default_hash_concurrency")]
+    pub hash_concurrency: usize,
+}
+
+impl Default for IntegritySettings {
+    fn default() -> IntegritySettings {
+        IntegritySettings {
+            validate_digests: true,
+            public_keys_file: None,
+            hash_concurrency: default_hash_concurrency(),
+        }
+    }
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_hash_concurrency() -> usize {
+    8
+}
+
 /// A source as written: `{account}` in its name, bucket, prefix or role makes it a template
 /// expanded once per account of `accounts`.
 #[derive(Clone, Debug, Deserialize)]
@@ -133,6 +169,9 @@ pub struct RawSource {
     pub regions: Vec<String>,
     /// Files delivered before this day are not read on a first pass.
     pub since: Option<NaiveDate>,
+    /// The trail whose digests validate the source, when several trails deliver digests to
+    /// the same account and region folder.
+    pub trail: Option<String>,
 }
 
 /// The validated configuration.
@@ -148,8 +187,18 @@ pub struct CollectorConfig {
     pub aggregator: ClientSettings,
     pub streams: usize,
     pub aws: AwsSettings,
+    pub integrity: IntegrityConfig,
     pub log: LogSettings,
     pub sources: Vec<SourceConfig>,
+}
+
+/// Digest validation, validated: the public keys file read.
+#[derive(Clone, Debug)]
+pub struct IntegrityConfig {
+    pub validate_digests: bool,
+    /// From `public_keys_file`; `None`: ask CloudTrail.
+    pub public_keys: Option<orgtrail_integrity::PublicKeys>,
+    pub hash_concurrency: usize,
 }
 
 /// One place CloudTrail log files arrive, after template expansion.
@@ -167,6 +216,7 @@ pub struct SourceConfig {
     /// Only these regions; all found in the listing when empty.
     pub regions: BTreeSet<String>,
     pub since: Option<NaiveDate>,
+    pub trail: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -187,6 +237,8 @@ pub enum ConfigError {
     Endpoint(String),
     #[error("aggregator: {0}")]
     Transport(String),
+    #[error("integrity.public_keys_file {path}: {reason}")]
+    PublicKeys { path: PathBuf, reason: String },
     #[error(transparent)]
     InvalidAddress(#[from] orgtrail_service_runtime::InvalidAddress),
 }
@@ -230,6 +282,10 @@ impl RawCollectorConfig {
             ("poll_interval_seconds", self.poll_interval_seconds as usize),
             ("max_concurrent_sources", self.max_concurrent_sources),
             ("aggregator.streams", self.aggregator.streams),
+            (
+                "integrity.hash_concurrency",
+                self.integrity.hash_concurrency,
+            ),
         ] {
             if value == 0 {
                 return Err(ConfigError::Zero { field });
@@ -290,10 +346,35 @@ impl RawCollectorConfig {
             aggregator,
             streams: raw_aggregator.streams,
             aws: self.aws,
+            integrity: IntegrityConfig {
+                validate_digests: self.integrity.validate_digests,
+                public_keys: self
+                    .integrity
+                    .public_keys_file
+                    .as_deref()
+                    .map(read_public_keys)
+                    .transpose()?,
+                hash_concurrency: self.integrity.hash_concurrency,
+            },
             log: self.log,
             sources,
         })
     }
+}
+
+/// A file of public keys as `aws cloudtrail list-public-keys` prints it.
+fn read_public_keys(path: &Path) -> Result<orgtrail_integrity::PublicKeys, ConfigError> {
+    let invalid = |reason: String| ConfigError::PublicKeys {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|error| invalid(error.to_string()))?;
+    let keys = orgtrail_integrity::PublicKeys::from_list_public_keys_json(&text)
+        .map_err(|error| invalid(error.to_string()))?;
+    if keys.is_empty() {
+        return Err(invalid("it holds no key".into()));
+    }
+    Ok(keys)
 }
 
 const ACCOUNT_PLACEHOLDER: &str = "{account}";
@@ -346,6 +427,7 @@ fn expand_source(raw: RawSource) -> Result<Vec<SourceConfig>, ConfigError> {
             accounts: raw.accounts.into_iter().collect(),
             regions,
             since: raw.since,
+            trail: raw.trail,
         }]);
     }
     if raw.accounts.is_empty() {
@@ -373,6 +455,7 @@ fn expand_source(raw: RawSource) -> Result<Vec<SourceConfig>, ConfigError> {
                 accounts: BTreeSet::from([account.clone()]),
                 regions: regions.clone(),
                 since: raw.since,
+                trail: raw.trail.clone(),
             }
         })
         .collect())
@@ -472,6 +555,8 @@ mod tests {
             (format!("lease_seconds = 1\n{base}"), "lease_seconds 1 is outside"),
             ("collector_id = \"c1\"\n[aggregator]\nendpoint = \"aggregator:1\"\n".to_string(), "is not an http"),
             (format!("{base}[[sources]]\nname = \"x\"\nbucket = \"b\"\nunknown = 1\n"), "unknown"),
+            (format!("{base}[integrity]\npublic_keys_file = \"/nonexistent/keys.json\"\n"), "integrity.public_keys_file /nonexistent/keys.json"),
+            (format!("{base}[integrity]\nhash_concurrency = 0\n"), "integrity.hash_concurrency must be greater than zero"),
         ];
         for (text, message) in cases {
             let error = parse(&text).unwrap_err().to_string();
@@ -480,5 +565,31 @@ mod tests {
                 "{error:?} does not say {message:?}"
             );
         }
+    }
+
+    #[test]
+    fn digest_validation_is_on_by_default_and_reads_its_key_file() {
+        let base = "collector_id = \"c1\"\n[aggregator]\nendpoint = \"https://a:1\"\n";
+        let config = parse(base).unwrap();
+        assert!(config.integrity.validate_digests);
+        assert!(config.integrity.public_keys.is_none());
+
+        let file = std::env::temp_dir().join(format!("orgtrail-keys-{}.json", std::process::id()));
+        let key = "MIIBCgKCAQEAvvGhTqE="; // base64 bytes: the file's shape is what is read here
+        std::fs::write(
+            &file,
+            format!(r#"{{"PublicKeyList":[{{"Value":"{key}","Fingerprint":"00ff","ValidityStartTime":"2024-01-01T00:00:00Z","ValidityEndTime":"2025-01-01T00:00:00Z"}}]}}"#),
+        )
+        .unwrap();
+        let config = parse(&format!(
+            "{base}[integrity]\nvalidate_digests = true\npublic_keys_file = \"{}\"\n",
+            file.display()
+        ));
+        let _ = std::fs::remove_file(&file);
+        let keys = config.unwrap().integrity.public_keys.unwrap();
+        assert!(keys.contains("00ff"));
+
+        let off = parse(&format!("{base}[integrity]\nvalidate_digests = false\n")).unwrap();
+        assert!(!off.integrity.validate_digests);
     }
 }

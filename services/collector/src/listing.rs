@@ -16,6 +16,8 @@ pub struct ListingUnit {
     pub account_id: String,
     pub region: String,
     pub kind: LogFileKind,
+    /// The organization id of an organization trail's keys (`AWSLogs/o-…/`).
+    pub organization_id: Option<String>,
     /// `[prefix/]AWSLogs/[o-id/]<account>/<kind>/<region>/`.
     pub prefix: String,
 }
@@ -45,15 +47,15 @@ pub async fn discover_units(
         if is_organization_id(name) {
             for account in list_folders(s3, &source.bucket, &first).await? {
                 if is_account_id(folder_name(&account)) {
-                    account_prefixes.push(account);
+                    account_prefixes.push((account, Some(name.to_string())));
                 }
             }
         } else if is_account_id(name) {
-            account_prefixes.push(first);
+            account_prefixes.push((first, None));
         }
     }
     let mut units = Vec::new();
-    for account_prefix in account_prefixes {
+    for (account_prefix, organization_id) in account_prefixes {
         let account_id = folder_name(&account_prefix).to_string();
         if !source.accounts.is_empty() && !source.accounts.contains(&account_id) {
             continue;
@@ -74,6 +76,7 @@ pub async fn discover_units(
                     account_id: account_id.clone(),
                     region,
                     kind,
+                    organization_id: organization_id.clone(),
                     prefix: region_prefix,
                 });
             }
@@ -187,6 +190,7 @@ mod tests {
             account_id: "111111111111".into(),
             region: "us-east-1".into(),
             kind: LogFileKind::Log,
+            organization_id: None,
             prefix: "AWSLogs/111111111111/CloudTrail/us-east-1/".into(),
         }
     }

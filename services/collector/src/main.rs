@@ -6,6 +6,7 @@ mod aggregator_client;
 mod aws_access;
 mod collector;
 mod config;
+mod digest_validation;
 mod listing;
 mod metrics;
 mod s3_log_file;
@@ -106,6 +107,7 @@ fn run() -> anyhow::Result<ExitCode> {
 fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) -> ExitCode {
     let mut rows = Vec::new();
     let mut errors = Vec::new();
+    let mut integrity_problems = Vec::new();
     for (name, outcome) in outcomes {
         match outcome {
             SourceOutcome::Read(report) => {
@@ -130,6 +132,26 @@ fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) ->
                     ]
                     .map(|count| count.to_string()),
                 );
+                let integrity = report
+                    .regions
+                    .values()
+                    .filter_map(|region| region.integrity.as_ref());
+                let (mut verified, mut problems, mut validated) = (0usize, 0usize, false);
+                for unit in integrity {
+                    validated = true;
+                    verified += unit.log_files.get("verified").copied().unwrap_or(0);
+                    problems += unit.problems.len();
+                    integrity_problems.extend(
+                        unit.problems
+                            .iter()
+                            .map(|problem| format!("{name}: {problem}")),
+                    );
+                }
+                row.extend(if validated {
+                    [verified.to_string(), problems.to_string()]
+                } else {
+                    ["-".to_string(), "-".to_string()]
+                });
                 rows.push(row);
                 errors.extend(
                     region_errors
@@ -160,13 +182,19 @@ fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) ->
                 "EVENTS",
                 "DUPLICATES",
                 "REJECTED",
-                "FAULTS"
+                "FAULTS",
+                "VERIFIED",
+                "PROBLEMS"
             ],
             &rows
         )
     );
     if let Some(peak) = peak_memory_kib() {
         eprintln!("peak memory: {peak} KiB");
+    }
+    // Integrity problems are findings in the aggregator; the pass itself went well.
+    for problem in &integrity_problems {
+        eprintln!("integrity problem: {problem}");
     }
     for error in &errors {
         eprintln!("error: {error}");
@@ -183,7 +211,7 @@ fn print_summary(outcomes: &BTreeMap<String, SourceOutcome>, cancelled: bool) ->
 
 fn not_read_row(name: &str, status: &str) -> Vec<String> {
     let mut row = vec![name.to_string(), status.to_string()];
-    row.extend(std::iter::repeat_n("-".to_string(), 8));
+    row.extend(std::iter::repeat_n("-".to_string(), 10));
     row
 }
 

@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
+use chrono::Utc;
+
 use orgtrail_api::v1 as pb;
 use orgtrail_client::{FileOutcome, LogFileOrigin, LogFileReader};
 use tokio_util::sync::CancellationToken;
@@ -12,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::aggregator_client::AggregatorClient;
 use crate::aws_access::AwsAccess;
 use crate::config::SourceConfig;
+use crate::digest_validation::{validate_unit, PublicKeySource, UnitValidation, Validation};
 use crate::listing::{discover_units, list_unit, start_after};
 use crate::s3_log_file::S3LogFile;
 use crate::source_error::SourceError;
@@ -22,6 +25,9 @@ pub struct PassContext {
     pub aggregator: AggregatorClient,
     pub trailing_window_days: u32,
     pub streams: usize,
+    /// Digest validation after each pass; `None` when off.
+    pub public_keys: Option<Arc<PublicKeySource>>,
+    pub hash_concurrency: usize,
 }
 
 /// Counts of one pass.
@@ -44,6 +50,8 @@ pub struct RegionOutcome {
     /// The newest key the ledger holds for it (the last file taken).
     pub newest_key: Option<String>,
     pub errors: Vec<String>,
+    /// Digest validation, when the trail writes digests there.
+    pub integrity: Option<UnitValidation>,
 }
 
 /// How a visit to a source ended.
@@ -129,9 +137,57 @@ pub async fn read_source(
 
     let new_files = context.aggregator.filter_new_files(listed).await?;
     report.counts.files_new = new_files.len();
-    if new_files.is_empty() {
-        return Ok(report);
+    if !new_files.is_empty() {
+        send_files(
+            context,
+            source,
+            &s3,
+            new_files,
+            &unit_of_key,
+            &mut report,
+            cancel,
+        )
+        .await?;
     }
+    if let Some(public_keys) = &context.public_keys {
+        let validation = Validation {
+            aws: &context.aws,
+            aggregator: &context.aggregator,
+            public_keys,
+            hash_concurrency: context.hash_concurrency,
+        };
+        let now = Utc::now();
+        for unit in &units {
+            if cancel.is_cancelled() {
+                return Err(SourceError::Cancelled);
+            }
+            let outcome = report
+                .regions
+                .entry((unit.account_id.clone(), unit.region.clone()))
+                .or_default();
+            match validate_unit(&validation, source, &s3, unit, now).await {
+                Ok(Some(validated)) => outcome.integrity = Some(validated),
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(source = %source.name, prefix = %unit.prefix, error = %format!("{error:#}"), "cannot validate digests");
+                    outcome.errors.push(format!("digest validation: {error:#}"));
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Streams the new files to the aggregator, counting their outcomes into `report`.
+async fn send_files(
+    context: &PassContext,
+    source: &SourceConfig,
+    s3: &crate::aws_access::SourceS3,
+    new_files: Vec<pb::StoredFile>,
+    unit_of_key: &HashMap<String, (String, String)>,
+    report: &mut SourcePassReport,
+    cancel: &CancellationToken,
+) -> Result<(), SourceError> {
     let runtime = tokio::runtime::Handle::current();
     let readers: Vec<Arc<dyn LogFileReader>> = new_files
         .into_iter()
@@ -190,5 +246,5 @@ pub async fn read_source(
     if cancel.is_cancelled() {
         return Err(SourceError::Cancelled);
     }
-    Ok(report)
+    Ok(())
 }
