@@ -10,6 +10,8 @@
 pub mod archive_error;
 pub mod archive_event;
 pub mod object_key;
+pub mod parquet_reader;
+pub mod parquet_writer;
 pub mod schema;
 
 pub use archive_error::{ArchiveError, ObjectKeyError};
@@ -17,4 +19,6 @@ pub use archive_event::ArchiveEvent;
 pub use object_key::{
     partition_events, HourPartition, ObjectKey, DEFAULT_PARTITION_VALUE, MAX_SEQUENCE,
 };
+pub use parquet_reader::{decode_parquet, read_archive_summary, ArchiveSummary};
+pub use parquet_writer::{encode_parquet, ArchiveWriter, DEFAULT_MAX_ROW_GROUP_ROWS};
 pub use schema::{archive_schema, ARCHIVE_FORMAT_VERSION};
