@@ -1,8 +1,9 @@
 //! `cargo xtask`: the developer and CI tasks.
 //!
-//! - `cargo xtask test [ARGS…]`: prepares the test environment (the binaries, moto's server in
-//!   a venv, a throwaway PostgreSQL), runs the deploy checks, runs every test of the workspace
-//!   against it (`cargo test --workspace ARGS…`), tears it down.
+//! - `cargo xtask test [ARGS…]`: prepares the test environment (the binaries, moto's server and
+//!   the Parquet readers pyarrow and DuckDB in venvs, a throwaway PostgreSQL), runs the deploy
+//!   checks, runs every test of the workspace against it (`cargo test --workspace ARGS…`),
+//!   tears it down.
 //! - `cargo xtask check-deploy`: the Helm chart, the Dockerfile and the CloudFormation
 //!   templates, checked offline (see `deploy_checks`).
 //! - `cargo xtask demo`: the main job on a local sample organization, summarised, then its
@@ -36,6 +37,7 @@ mod pki;
 mod postgres;
 mod prerequisites;
 mod processes;
+mod python_readers;
 mod python_venv;
 mod webhook_receiver;
 
@@ -108,6 +110,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         eprintln!("xtask: {error:#}; running the tests all the same");
     }
     let moto_server = moto::ensure_moto_server()?;
+    let readers_python = python_readers::ensure_readers_python()?;
     prerequisites::ensure_openssl()?;
     let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
@@ -120,6 +123,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .env("DATABASE_URL", postgres.url("postgres"))
         .env("ORGTRAIL_BIN_DIR", &bin_dir)
         .env("ORGTRAIL_TEST_MOTO_SERVER", &moto_server)
+        .env("ORGTRAIL_TEST_PYTHON", &readers_python)
         .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .status()
         .context("cannot run cargo test")?;
