@@ -340,6 +340,19 @@ impl TestStack {
     }
 
     /// Starts the aggregator again on the same address and database.
+    /// Restarts the aggregator with `set` added to its environment and the variables named in
+    /// `remove` taken out (for this and every later restart).
+    pub fn restart_aggregator_with(&mut self, set: &[(&str, &str)], remove: &[&str]) {
+        self.options.environment.retain(|(name, _)| {
+            !remove.contains(&name.as_str()) && !set.iter().any(|(new, _)| new == name)
+        });
+        self.options.environment.extend(
+            set.iter()
+                .map(|(name, value)| (name.to_string(), value.to_string())),
+        );
+        self.restart_aggregator();
+    }
+
     pub fn restart_aggregator(&mut self) {
         if let Some(mut old) = self.aggregator.take() {
             old.stop();

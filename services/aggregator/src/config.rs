@@ -47,6 +47,8 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub insights: InsightSettings,
     #[serde(default)]
+    pub archive: ArchiveSettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -54,8 +56,9 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 15] = [
+const TOP_LEVEL_KEYS: [&str; 16] = [
     "listen",
+    "archive",
     "alarms",
     "notifications",
     "detections",
@@ -312,6 +315,95 @@ impl Default for InsightSettings {
     }
 }
 
+/// The consolidated archive (`docs/archive.md`): every stored event once, as Parquet objects in
+/// an S3 bucket of the security account, partitioned by account, region and day. Off unless
+/// a bucket is given.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ArchiveSettings {
+    /// The archive bucket; none: no archive.
+    pub bucket: Option<String>,
+    /// The key prefix of every object, without a trailing `/`.
+    pub prefix: String,
+    /// The bucket's region; by default the AWS SDK's.
+    pub region: Option<String>,
+    /// An S3-compatible endpoint instead of AWS's (path-style; a test server).
+    pub endpoint_url: Option<String>,
+    /// Server-side encryption of each object: `aws:kms` (with `kms_key_id`, else the
+    /// bucket's or S3's KMS key) or `AES256` (SSE-S3).
+    pub server_side_encryption: String,
+    /// The KMS key objects are encrypted with (`aws:kms` only).
+    pub kms_key_id: Option<String>,
+    /// Seconds after an hour of event time ends before it is archived (CloudTrail delivers
+    /// late); events arriving later for an archived hour go into an additional object.
+    pub settle_seconds: u64,
+    /// Seconds between archive rounds (each replica; partitions are locked one at a time).
+    pub interval_seconds: u64,
+    /// Partitions (account, region, hour) archived per round at most.
+    pub partitions_per_round: u32,
+}
+
+impl Default for ArchiveSettings {
+    fn default() -> Self {
+        ArchiveSettings {
+            bucket: None,
+            prefix: "orgtrail".into(),
+            region: None,
+            endpoint_url: None,
+            server_side_encryption: "aws:kms".into(),
+            kms_key_id: None,
+            settle_seconds: 3600,
+            interval_seconds: 300,
+            partitions_per_round: 500,
+        }
+    }
+}
+
+impl ArchiveSettings {
+    fn check(&self, rollups: bool) -> Result<(), ConfigError> {
+        let invalid = |reason: String| Err(ConfigError::Archive(reason));
+        let Some(bucket) = &self.bucket else {
+            return Ok(());
+        };
+        if bucket.is_empty() {
+            return invalid("bucket is empty".into());
+        }
+        if !rollups {
+            return invalid(
+                "the archive finds its work in the rollups, and ingest.rollups is false".into(),
+            );
+        }
+        match (self.server_side_encryption.as_str(), &self.kms_key_id) {
+            ("aws:kms", _) | ("AES256", None) => {}
+            ("AES256", Some(_)) => {
+                return invalid(
+                    "kms_key_id is given with server_side_encryption = \"AES256\"".into(),
+                )
+            }
+            (other, _) => {
+                return invalid(format!(
+                    "server_side_encryption {other:?} is not \"aws:kms\" or \"AES256\""
+                ))
+            }
+        }
+        if self.prefix.starts_with('/') || self.prefix.ends_with('/') {
+            return invalid(format!(
+                "prefix {:?} must not start or end with /",
+                self.prefix
+            ));
+        }
+        for (field, value) in [
+            ("interval_seconds", self.interval_seconds),
+            ("partitions_per_round", u64::from(self.partitions_per_round)),
+        ] {
+            if value == 0 {
+                return invalid(format!("{field} must be greater than zero"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Delivery of the outbox's notifications.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -444,6 +536,7 @@ pub struct AggregatorConfig {
     pub notifications: NotificationSettings,
     pub detections: DetectionSettings,
     pub insights: InsightSettings,
+    pub archive: ArchiveSettings,
     /// `Some` only when frozen on purpose (`clock.frozen_at`).
     pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
@@ -465,6 +558,8 @@ pub enum ConfigError {
     Load(#[from] Box<figment::Error>),
     #[error("insights: {0}")]
     Insights(String),
+    #[error("archive: {0}")]
+    Archive(String),
     #[error("insights.enabled needs the rollups, and ingest.rollups is false (a setting for benchmarks only): set insights.enabled = false, or keep ingest.rollups = true")]
     InsightsWithoutRollups,
     #[error("database_url is not set: give --database-url, ORGTRAIL_DATABASE_URL or database_url in the configuration file")]
@@ -619,6 +714,7 @@ impl RawAggregatorConfig {
         if self.insights.enabled && !self.ingest.rollups {
             return Err(ConfigError::InsightsWithoutRollups);
         }
+        self.archive.check(self.ingest.rollups)?;
         if self.ingest.max_record_bytes > self.ingest.max_request_bytes {
             return Err(ConfigError::RecordOverRequest {
                 record: self.ingest.max_record_bytes,
@@ -740,6 +836,7 @@ impl RawAggregatorConfig {
             notifications: self.notifications,
             detections: self.detections,
             insights: self.insights,
+            archive: self.archive,
             clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })

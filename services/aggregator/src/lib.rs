@@ -6,6 +6,7 @@
 
 pub mod alarm_evaluation;
 pub mod alarms;
+pub mod archive;
 pub mod auth;
 pub mod config;
 pub mod crypto;

@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::alarm_evaluation::AlarmEvaluator;
 use crate::alarms::AlarmService;
+use crate::archive::ArchiveService;
 use crate::auth::Authenticator;
 use crate::config::{AggregatorConfig, RecordProtection};
 use crate::crypto::{Keyring, MasterKeys};
@@ -200,6 +201,11 @@ pub async fn serve(
     );
     if config.insights.enabled {
         tokio::spawn(InsightEvaluator::new(insights.clone()).run_periodically(drain.clone()));
+    }
+    if let Some(archive) =
+        ArchiveService::connect(store.clone(), clock.clone(), config.archive.clone()).await
+    {
+        tokio::spawn(archive.run_periodically(drain.clone()));
     }
     let services = DomainServices {
         ingest,

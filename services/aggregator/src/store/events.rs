@@ -265,7 +265,7 @@ pub(super) fn text_array_literal<'a>(elements: impl Iterator<Item = Option<&'a s
 
 /// A row of `events` as read back.
 #[derive(sqlx::FromRow)]
-struct PgEventRow {
+pub(super) struct PgEventRow {
     event_time: DateTime<Utc>,
     event_id: Uuid,
     event_version: Option<String>,
@@ -298,7 +298,8 @@ struct PgEventRow {
     key_id: Option<i32>,
 }
 
-const EVENT_COLUMNS: &str = "event_time, event_id, event_version, event_source, event_name, \
+pub(super) const EVENT_COLUMNS: &str =
+    "event_time, event_id, event_version, event_source, event_name, \
     aws_region, account_id, account_id_source, event_type, event_category, read_only, \
     management_event, user_type, user_arn, user_principal_id, user_account_id, access_key_id, \
     invoked_by, username, source_ip_address, user_agent, error_code, error_message, \
@@ -307,7 +308,10 @@ const EVENT_COLUMNS: &str = "event_time, event_id, event_version, event_source, 
 
 impl PgEventRow {
     /// The event, its record opened with `cipher` when it is sealed.
-    fn into_event(self, cipher: Option<&RecordCipher>) -> Result<CloudTrailEvent, StoreError> {
+    pub(super) fn into_event(
+        self,
+        cipher: Option<&RecordCipher>,
+    ) -> Result<CloudTrailEvent, StoreError> {
         let row = self;
         let record = match (row.key_id, cipher) {
             (None, _) => row.record,

@@ -2,6 +2,7 @@
 //! [`MIGRATOR`] over `migrations/`), the file ledger, the events and their day partitions.
 
 mod alarms;
+mod archive;
 mod enforcement;
 mod events;
 mod findings;
@@ -30,6 +31,7 @@ pub use alarms::{
     detection_generation, enabled_alarm_definitions, insert_alarm_matches, AlarmMatchRow,
     BuiltinAlarm, EvaluationOutcome, MinuteMatches, NewTransition, StoredAlarm, StoredTransition,
 };
+pub use archive::{ArchiveObject, ArchivePartition, StoredArchiveObject};
 pub use enforcement::{BatchOutcome, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
 pub use findings::{

@@ -1,0 +1,247 @@
+//! The consolidated archive's writer (`docs/archive.md`). Every replica runs a round every
+//! `archive.interval_seconds`: the partitions (account, region, hour of event time) whose hour
+//! has settled and whose stored events outnumber the archived ones are taken one at a time,
+//! each under a lock of its folder and hour (one writer at a time across replicas); the events
+//! no archived object holds are encoded by `orgtrail_archive` as one zstd Parquet object, put
+//! in the bucket with server-side encryption, and recorded with the ids of its events. A
+//! partition archived before gets an additional object (the next sequence number) for its late
+//! events; a recorded object is never written again.
+//!
+//! A crash between the upload and the record leaves an object no row names: the next round
+//! writes the same key again with the events still not archived, so no event is archived
+//! twice or lost.
+
+use std::time::Duration;
+
+use aws_config::{BehaviorVersion, Region};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::ServerSideEncryption;
+use orgtrail_archive::{ArchiveEvent, ArchiveWriter as ParquetWriter, HourPartition, ObjectKey};
+use orgtrail_service_runtime::{error_chain, SharedClock};
+use sha2::{Digest, Sha256};
+
+use crate::config::ArchiveSettings;
+use crate::drain::Drain;
+use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError};
+
+/// Set (to anything) only by the crash test: the process aborts after an object is uploaded
+/// and before it is recorded.
+const CRASH_AFTER_UPLOAD: &str = "ORGTRAIL_TEST_CRASH_AFTER_ARCHIVE_UPLOAD";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error("cannot read or record the archive's state")]
+    Store(#[from] StoreError),
+    #[error("cannot encode the archive object {key}: {detail}")]
+    Encode { key: String, detail: String },
+    #[error("cannot put s3://{bucket}/{key}: {detail}")]
+    Upload {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
+}
+
+/// What a round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ArchiveRound {
+    pub objects: usize,
+    pub events: usize,
+    pub bytes: u64,
+    /// Partitions another replica was writing.
+    pub skipped: usize,
+}
+
+#[derive(Clone)]
+pub struct ArchiveService {
+    store: PgStore,
+    clock: SharedClock,
+    settings: ArchiveSettings,
+    bucket: String,
+    s3: aws_sdk_s3::Client,
+}
+
+impl ArchiveService {
+    /// The writer of the configured bucket; `None` when no bucket is configured.
+    pub async fn connect(
+        store: PgStore,
+        clock: SharedClock,
+        settings: ArchiveSettings,
+    ) -> Option<ArchiveService> {
+        let bucket = settings.bucket.clone()?;
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
+        if let Some(region) = &settings.region {
+            loader = loader.region(Region::new(region.clone()));
+        }
+        if let Some(endpoint) = &settings.endpoint_url {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let base = loader.load().await;
+        let s3 = aws_sdk_s3::config::Builder::from(&base)
+            .force_path_style(settings.endpoint_url.is_some())
+            .build();
+        Some(ArchiveService {
+            store,
+            clock,
+            settings,
+            bucket,
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        })
+    }
+
+    pub async fn run_periodically(self, drain: Drain) {
+        // The first round an interval after the start, the server listening by then.
+        let period = Duration::from_secs(self.settings.interval_seconds);
+        let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = drain.started() => return,
+                _ = interval.tick() => {}
+            }
+            match self.round(&drain).await {
+                Ok(round) if round.objects > 0 => {
+                    tracing::info!(
+                        objects = round.objects,
+                        events = round.events,
+                        bytes = round.bytes,
+                        "archived"
+                    );
+                }
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(error = %error_chain(&error), "archive round failed; the next round tries again");
+                }
+            }
+        }
+    }
+
+    /// One round: every settled partition with events the archive lacks (at most
+    /// `partitions_per_round`), each under its folder's lock.
+    pub async fn round(&self, drain: &Drain) -> Result<ArchiveRound, ArchiveError> {
+        let settled_before = self.clock.now()
+            - chrono::TimeDelta::seconds(
+                i64::try_from(self.settings.settle_seconds).unwrap_or(i64::MAX / 2),
+            );
+        let candidates = self
+            .store
+            .archive_candidates(settled_before, self.settings.partitions_per_round)
+            .await?;
+        let mut round = ArchiveRound::default();
+        for partition in candidates {
+            if drain.is_started() {
+                break;
+            }
+            let folder =
+                ObjectKey::hour_listing_prefix(&self.settings.prefix, &hour_partition(&partition));
+            let Some(lock) = self.store.try_archive_folder_lock(&folder).await? else {
+                round.skipped += 1;
+                continue;
+            };
+            let written = self.archive_partition(&partition, &folder).await;
+            lock.release().await;
+            if let Some((events, bytes)) = written? {
+                round.objects += 1;
+                round.events += events;
+                round.bytes += bytes;
+            }
+        }
+        Ok(round)
+    }
+
+    /// Writes the partition's events not archived yet as one object, and records it; `None`
+    /// when there were none (another replica wrote them meanwhile).
+    async fn archive_partition(
+        &self,
+        partition: &ArchivePartition,
+        folder: &str,
+    ) -> Result<Option<(usize, u64)>, ArchiveError> {
+        let (events, sequence) = self.store.unarchived_events(partition, folder).await?;
+        if events.is_empty() {
+            return Ok(None);
+        }
+        let key = ObjectKey::new(
+            &self.settings.prefix,
+            hour_partition(partition),
+            u32::try_from(sequence).unwrap_or(u32::MAX),
+        )
+        .map_err(|error| ArchiveError::Encode {
+            key: folder.to_string(),
+            detail: error.to_string(),
+        })?
+        .to_string();
+        let rows = events
+            .iter()
+            .map(ArchiveEvent::from_cloudtrail_event)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|error| ArchiveError::Encode {
+                key: key.clone(),
+                detail: error.to_string(),
+            })?;
+        let bytes = ParquetWriter::new()
+            .encode(&rows)
+            .map_err(|error| ArchiveError::Encode {
+                key: key.clone(),
+                detail: error.to_string(),
+            })?;
+        let sha256: [u8; 32] = Sha256::digest(&bytes).into();
+        let size = bytes.len() as u64;
+        self.put(&key, bytes).await?;
+        if std::env::var_os(CRASH_AFTER_UPLOAD).is_some() {
+            tracing::error!(%key, "{CRASH_AFTER_UPLOAD} is set: aborting after the upload");
+            std::process::abort();
+        }
+        self.store
+            .record_archive_object(&ArchiveObject {
+                object_key: key,
+                partition: partition.clone(),
+                sequence,
+                bytes: i64::try_from(size).unwrap_or(i64::MAX),
+                sha256,
+                event_ids: events
+                    .iter()
+                    .map(|event| event.event_id.as_uuid())
+                    .collect(),
+            })
+            .await?;
+        Ok(Some((events.len(), size)))
+    }
+
+    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
+        let mut request = self
+            .s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .content_type("application/vnd.apache.parquet")
+            .body(ByteStream::from(bytes));
+        request = match self.settings.server_side_encryption.as_str() {
+            "AES256" => request.server_side_encryption(ServerSideEncryption::Aes256),
+            _ => request
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .set_ssekms_key_id(self.settings.kms_key_id.clone()),
+        };
+        request.send().await.map_err(|error| ArchiveError::Upload {
+            bucket: self.bucket.clone(),
+            key: key.to_string(),
+            detail: DisplayErrorContext(&error).to_string(),
+        })?;
+        Ok(())
+    }
+}
+
+/// The archive's folder partition of a stored partition ('' is none).
+fn hour_partition(partition: &ArchivePartition) -> HourPartition {
+    let value = |text: &str| (!text.is_empty()).then_some(text.to_string());
+    HourPartition::new(
+        value(&partition.account_id).as_deref(),
+        value(&partition.aws_region).as_deref(),
+        partition.hour,
+    )
+}

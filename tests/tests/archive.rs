@@ -1,0 +1,325 @@
+//! The consolidated archive against moto's S3 and KMS and a running aggregator: every stored
+//! event ends up in exactly one Parquet object, encrypted with the archive's KMS key, read
+//! back by pyarrow and DuckDB (readers no one here wrote) byte for byte; an aggregator that
+//! crashes between an upload and its record loses and duplicates nothing once restarted; late
+//! events for an archived hour go into another object, the first one untouched.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use orgtrail_tests::moto::MotoServer;
+use orgtrail_tests::organization::s3_client;
+use orgtrail_tests::samples::sample_files;
+use orgtrail_tests::sealing::KmsKey;
+use orgtrail_tests::stack::StackOptions;
+use orgtrail_tests::{ingest_sample_files, TestStack, WAIT};
+use serde::Deserialize;
+
+const BUCKET: &str = "orgtrail-archive";
+const PREFIX: &str = "consolidated";
+const PYTHON_VARIABLE: &str = "ORGTRAIL_TEST_PYTHON";
+const CRASH_VARIABLE: &str = "ORGTRAIL_TEST_CRASH_AFTER_ARCHIVE_UPLOAD";
+
+/// The aggregator's environment for an archive in moto: every second, hours settled at once.
+fn archive_environment(moto: &MotoServer, kms_key: &str) -> Vec<(String, String)> {
+    [
+        ("ORGTRAIL_ARCHIVE__BUCKET", BUCKET),
+        ("ORGTRAIL_ARCHIVE__PREFIX", PREFIX),
+        ("ORGTRAIL_ARCHIVE__ENDPOINT_URL", &moto.endpoint()),
+        ("ORGTRAIL_ARCHIVE__REGION", "us-east-1"),
+        ("ORGTRAIL_ARCHIVE__KMS_KEY_ID", kms_key),
+        ("ORGTRAIL_ARCHIVE__SETTLE_SECONDS", "0"),
+        ("ORGTRAIL_ARCHIVE__INTERVAL_SECONDS", "1"),
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
+/// The archive's objects in the bucket, by key: (ETag, bytes).
+async fn bucket_objects(s3: &aws_sdk_s3::Client) -> BTreeMap<String, (String, Vec<u8>)> {
+    let mut objects = BTreeMap::new();
+    let listed = s3
+        .list_objects_v2()
+        .bucket(BUCKET)
+        .prefix(format!("{PREFIX}/"))
+        .send()
+        .await
+        .unwrap();
+    for object in listed.contents() {
+        let key = object.key().unwrap().to_string();
+        let body = s3
+            .get_object()
+            .bucket(BUCKET)
+            .key(&key)
+            .send()
+            .await
+            .unwrap()
+            .body
+            .collect()
+            .await
+            .unwrap()
+            .into_bytes()
+            .to_vec();
+        objects.insert(key, (object.e_tag().unwrap_or_default().to_string(), body));
+    }
+    objects
+}
+
+/// The objects the aggregator recorded: key → events.
+async fn recorded_objects(stack: &TestStack) -> BTreeMap<String, i32> {
+    sqlx::query_as("SELECT object_key, events FROM archive_objects")
+        .fetch_all(&stack.pool().await)
+        .await
+        .unwrap()
+        .into_iter()
+        .collect()
+}
+
+/// Waits (bounded) until the recorded objects hold as many events as the store.
+async fn wait_until_archived(stack: &TestStack) -> BTreeMap<String, i32> {
+    let pool = stack.pool().await;
+    let deadline = tokio::time::Instant::now() + WAIT * 3;
+    loop {
+        let stored: i64 = sqlx::query_scalar("SELECT count(*) FROM events")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        let objects = recorded_objects(stack).await;
+        let archived: i64 = objects.values().map(|events| i64::from(*events)).sum();
+        if archived >= stored {
+            return objects;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{archived} of {stored} events archived after {:?}:\n{}",
+            WAIT * 3,
+            stack.aggregator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[derive(Deserialize)]
+struct ReadBack {
+    pyarrow: Rows,
+    duckdb: Rows,
+}
+
+#[derive(Deserialize)]
+struct Rows {
+    rows: Vec<Row>,
+}
+
+#[derive(Deserialize)]
+struct Row {
+    record: String,
+    #[serde(default)]
+    account: Option<String>,
+}
+
+/// Reads the objects, written to a directory as they are keyed, with pyarrow and DuckDB.
+fn read_back(objects: &BTreeMap<String, (String, Vec<u8>)>) -> ReadBack {
+    let python = std::env::var_os(PYTHON_VARIABLE).unwrap_or_else(|| {
+        panic!("{PYTHON_VARIABLE} is not set: it names a Python with pyarrow and duckdb (cargo xtask test sets it)")
+    });
+    let directory = std::env::temp_dir().join(format!("orgtrail-archive-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    for (key, (_, bytes)) in objects {
+        let path = directory.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../crates/archive/tests/read_back.py");
+    let events: PathBuf = directory.join(PREFIX).join("events");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(&events)
+        .output()
+        .unwrap_or_else(|error| panic!("cannot run {}: {error}", script.display()));
+    let _ = std::fs::remove_dir_all(&directory);
+    assert!(
+        output.status.success(),
+        "read_back.py: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// Each record, counted.
+fn multiset<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> HashMap<Vec<u8>, usize> {
+    let mut counts = HashMap::new();
+    for record in records {
+        *counts.entry(record.to_vec()).or_default() += 1;
+    }
+    counts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte_for_byte() {
+    let moto = MotoServer::start();
+    let s3 = s3_client(&moto.endpoint()).await;
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let kms = KmsKey::create(&moto.endpoint(), "orgtrail-archive").await;
+
+    // The events stored first, the archive off.
+    let mut stack = TestStack::start_with(StackOptions::default()).await;
+    let files = sample_files();
+    ingest_sample_files(&stack, &files).await;
+    let stored = stack.stored_records().await;
+    assert!(stored.len() > 1000);
+
+    // The archive on, with an aggregator that aborts after its first upload.
+    let environment = archive_environment(&moto, &kms.key_id);
+    let mut with_crash: Vec<(&str, &str)> = environment
+        .iter()
+        .map(|(name, value)| (name.as_str(), value.as_str()))
+        .collect();
+    with_crash.push((CRASH_VARIABLE, "1"));
+    with_crash.push(("ORGTRAIL_ARCHIVE__INTERVAL_SECONDS", "3"));
+    stack.restart_aggregator_with(&with_crash, &[]);
+    let code = stack.wait_for_aggregator_exit(WAIT);
+    assert_ne!(
+        code,
+        Some(0),
+        "the aggregator aborts after its first upload"
+    );
+    let uploaded = bucket_objects(&s3).await;
+    assert_eq!(uploaded.len(), 1, "one object uploaded before the crash");
+    assert!(
+        recorded_objects(&stack).await.is_empty(),
+        "and not recorded"
+    );
+
+    // Restarted without the fault: everything archived, once.
+    stack.restart_aggregator_with(
+        &[("ORGTRAIL_ARCHIVE__INTERVAL_SECONDS", "1")],
+        &[CRASH_VARIABLE],
+    );
+    let recorded = wait_until_archived(&stack).await;
+    let objects = bucket_objects(&s3).await;
+    assert_eq!(
+        objects.keys().collect::<Vec<_>>(),
+        recorded.keys().collect::<Vec<_>>(),
+        "every object in the bucket is recorded, and no more"
+    );
+    let crashed_key = uploaded.keys().next().unwrap();
+    assert!(
+        recorded.contains_key(crashed_key),
+        "the crashed upload's key is written again"
+    );
+
+    // Every object is encrypted with the archive's KMS key.
+    for key in objects.keys() {
+        let head = s3
+            .head_object()
+            .bucket(BUCKET)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            head.server_side_encryption().map(|sse| sse.as_str()),
+            Some("aws:kms"),
+            "{key}"
+        );
+        assert!(
+            // moto answers the key as it was named (an alias); AWS answers its ARN.
+            head.ssekms_key_id()
+                .is_some_and(|id| id == kms.key_id || id == kms.arn),
+            "{key}: {:?} is not {}",
+            head.ssekms_key_id(),
+            kms.arn
+        );
+    }
+
+    // Read back by pyarrow and DuckDB: the store's records, each once, byte for byte.
+    let expected = multiset(stored.iter().map(|(_, record)| record.as_slice()));
+    let read = read_back(&objects);
+    for (reader, rows) in [
+        ("pyarrow", &read.pyarrow.rows),
+        ("duckdb", &read.duckdb.rows),
+    ] {
+        assert_eq!(rows.len(), stored.len(), "{reader}");
+        let archived = multiset(rows.iter().map(|row| row.record.as_bytes()));
+        assert!(
+            archived == expected,
+            "{reader}: the records differ from the store's"
+        );
+    }
+    assert!(read.duckdb.rows.iter().all(|row| row
+        .account
+        .as_deref()
+        .is_some_and(|account| !account.is_empty())));
+
+    // Late events for an archived hour: another object; the first is not written again.
+    let (first_key, (first_etag, _)) = objects
+        .iter()
+        .find(|(key, _)| key.ends_with("-0000.parquet"))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .unwrap();
+    let pool = stack.pool().await;
+    let (event_time,): (chrono::DateTime<chrono::Utc>,) =
+        sqlx::query_as("SELECT hour FROM archive_objects WHERE object_key = $1")
+            .bind(&first_key)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    let late = late_file_in_hour(&stack, &first_key, event_time).await;
+    ingest_sample_files(&stack, &[late]).await;
+    let recorded = wait_until_archived(&stack).await;
+    let late_key = first_key.replace("-0000.parquet", "-0001.parquet");
+    assert_eq!(recorded.get(&late_key), Some(&1), "{recorded:#?}");
+    let objects = bucket_objects(&s3).await;
+    assert_eq!(
+        objects[&first_key].0, first_etag,
+        "the first object is untouched"
+    );
+}
+
+/// A log file with one new event (a stored record of the object's hour under a new eventID).
+async fn late_file_in_hour(
+    stack: &TestStack,
+    object_key: &str,
+    hour: chrono::DateTime<chrono::Utc>,
+) -> orgtrail_tests::samples::SampleFile {
+    let (event_id,): (uuid::Uuid,) =
+        sqlx::query_as("SELECT event_ids[1] FROM archive_objects WHERE object_key = $1")
+            .bind(object_key)
+            .fetch_one(&stack.pool().await)
+            .await
+            .unwrap();
+    let record = stack
+        .stored_records()
+        .await
+        .into_iter()
+        .find(|(id, _)| *id == event_id)
+        .map(|(_, record)| String::from_utf8(record).unwrap())
+        .unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let original = parsed["eventID"].as_str().unwrap();
+    let record = record.replacen(original, &uuid::Uuid::new_v4().to_string(), 1);
+    let parsed_time: chrono::DateTime<chrono::Utc> =
+        parsed["eventTime"].as_str().unwrap().parse().unwrap();
+    assert_eq!(
+        parsed_time.timestamp() / 3600,
+        hour.timestamp() / 3600,
+        "the late event is in the archived hour"
+    );
+    let content = format!("{{\"Records\":[{record}]}}");
+    let path = std::env::temp_dir().join(format!(
+        "orgtrail-archive-late-{}.json",
+        uuid::Uuid::new_v4().simple()
+    ));
+    std::fs::write(&path, &content).unwrap();
+    orgtrail_tests::samples::SampleFile {
+        path,
+        key: format!("late/{}.json", uuid::Uuid::new_v4().simple()),
+        bytes: content.clone().into_bytes(),
+        records: vec![record],
+    }
+}
