@@ -2,17 +2,20 @@
 //! event ends up in exactly one Parquet object, encrypted with the archive's KMS key, read
 //! back by pyarrow and DuckDB (readers no one here wrote) byte for byte; an aggregator that
 //! crashes between an upload and its record loses and duplicates nothing once restarted; late
-//! events for an archived hour go into another object, the first one untouched.
+//! events for an archived hour go into another object, the first one untouched; the archive's
+//! digests, signed by a KMS key, make `orgtrail verify --archive` pass, and fail naming the
+//! object once one is changed and another removed.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+use orgtrail_tests::cli_process::run_orgtrail_with;
 use orgtrail_tests::moto::MotoServer;
 use orgtrail_tests::organization::s3_client;
 use orgtrail_tests::samples::sample_files;
-use orgtrail_tests::sealing::KmsKey;
+use orgtrail_tests::sealing::{kms_client, KmsKey};
 use orgtrail_tests::stack::StackOptions;
 use orgtrail_tests::{ingest_sample_files, TestStack, WAIT};
 use serde::Deserialize;
@@ -22,9 +25,21 @@ const PREFIX: &str = "consolidated";
 const PYTHON_VARIABLE: &str = "ORGTRAIL_TEST_PYTHON";
 const CRASH_VARIABLE: &str = "ORGTRAIL_TEST_CRASH_AFTER_ARCHIVE_UPLOAD";
 
-/// The aggregator's environment for an archive in moto: every second, hours settled at once.
-fn archive_environment(moto: &MotoServer, kms_key: &str) -> Vec<(String, String)> {
+/// Seconds between the archive's digests in the test.
+const DIGEST_INTERVAL: &str = "2";
+
+/// The aggregator's environment for an archive in moto: every second, hours settled at once,
+/// a digest every [`DIGEST_INTERVAL`] seconds signed by `signing_key` in KMS.
+fn archive_environment(
+    moto: &MotoServer,
+    kms_key: &str,
+    signing_key: &str,
+) -> Vec<(String, String)> {
     [
+        ("ORGTRAIL_ARCHIVE__ACCOUNT_ID", "123456789012"),
+        ("ORGTRAIL_ARCHIVE__DIGEST_INTERVAL_SECONDS", DIGEST_INTERVAL),
+        ("ORGTRAIL_ARCHIVE__SIGNING_KMS_KEY_ID", signing_key),
+        ("ORGTRAIL_ARCHIVE__SIGNING_KMS_ENDPOINT", &moto.endpoint()),
         ("ORGTRAIL_ARCHIVE__BUCKET", BUCKET),
         ("ORGTRAIL_ARCHIVE__PREFIX", PREFIX),
         ("ORGTRAIL_ARCHIVE__ENDPOINT_URL", &moto.endpoint()),
@@ -40,13 +55,13 @@ fn archive_environment(moto: &MotoServer, kms_key: &str) -> Vec<(String, String)
     .collect()
 }
 
-/// The archive's objects in the bucket, by key: (ETag, bytes).
-async fn bucket_objects(s3: &aws_sdk_s3::Client) -> BTreeMap<String, (String, Vec<u8>)> {
+/// The archive's Parquet objects in the bucket, by key: (ETag, bytes).
+async fn archive_objects(s3: &aws_sdk_s3::Client) -> BTreeMap<String, (String, Vec<u8>)> {
     let mut objects = BTreeMap::new();
     let listed = s3
         .list_objects_v2()
         .bucket(BUCKET)
-        .prefix(format!("{PREFIX}/"))
+        .prefix(format!("{PREFIX}/events/"))
         .send()
         .await
         .unwrap();
@@ -165,6 +180,18 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
     let s3 = s3_client(&moto.endpoint()).await;
     s3.create_bucket().bucket(BUCKET).send().await.unwrap();
     let kms = KmsKey::create(&moto.endpoint(), "orgtrail-archive").await;
+    let signing_key = kms_client(&moto.endpoint())
+        .await
+        .create_key()
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
 
     // The events stored first, the archive off.
     let mut stack = TestStack::start_with(StackOptions::default()).await;
@@ -174,7 +201,7 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
     assert!(stored.len() > 1000);
 
     // The archive on, with an aggregator that aborts after its first upload.
-    let environment = archive_environment(&moto, &kms.key_id);
+    let environment = archive_environment(&moto, &kms.key_id, &signing_key);
     let mut with_crash: Vec<(&str, &str)> = environment
         .iter()
         .map(|(name, value)| (name.as_str(), value.as_str()))
@@ -188,7 +215,7 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
         Some(0),
         "the aggregator aborts after its first upload"
     );
-    let uploaded = bucket_objects(&s3).await;
+    let uploaded = archive_objects(&s3).await;
     assert_eq!(uploaded.len(), 1, "one object uploaded before the crash");
     assert!(
         recorded_objects(&stack).await.is_empty(),
@@ -201,7 +228,7 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
         &[CRASH_VARIABLE],
     );
     let recorded = wait_until_archived(&stack).await;
-    let objects = bucket_objects(&s3).await;
+    let objects = archive_objects(&s3).await;
     assert_eq!(
         objects.keys().collect::<Vec<_>>(),
         recorded.keys().collect::<Vec<_>>(),
@@ -274,11 +301,130 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
     let recorded = wait_until_archived(&stack).await;
     let late_key = first_key.replace("-0000.parquet", "-0001.parquet");
     assert_eq!(recorded.get(&late_key), Some(&1), "{recorded:#?}");
-    let objects = bucket_objects(&s3).await;
+    let objects = archive_objects(&s3).await;
     assert_eq!(
         objects[&first_key].0, first_etag,
         "the first object is untouched"
     );
+
+    // orgtrail verify --archive: clean once every object is in a digest; each object changed
+    // or removed afterwards is named.
+    wait_until_digested(&stack).await;
+    let (clean, report) = verify_archive(&moto);
+    assert!(clean.status.success(), "{report:#}");
+    assert_eq!(
+        report["summary"]["log_files"]["verified"],
+        objects.len(),
+        "{report:#}"
+    );
+    assert!(report["summary"]["digests"].as_u64().unwrap() >= 1);
+    let mut keys = objects.keys();
+    let changed = keys.next().unwrap().clone();
+    let removed = keys.next().unwrap().clone();
+    let mut bytes = objects[&changed].1.clone();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    s3.put_object()
+        .bucket(BUCKET)
+        .key(&changed)
+        .body(bytes.into())
+        .send()
+        .await
+        .unwrap();
+    s3.delete_object()
+        .bucket(BUCKET)
+        .key(&removed)
+        .send()
+        .await
+        .unwrap();
+    stack.terminate_aggregator();
+    let (tampered, report) = verify_archive(&moto);
+    assert_eq!(tampered.status.code(), Some(1), "{report:#}");
+    let problems: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|problem| {
+            (
+                problem["kind"].as_str().unwrap().to_string(),
+                problem["location"]["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        problems.contains(&("log_file_modified".to_string(), changed.clone())),
+        "{problems:#?}"
+    );
+    assert!(
+        problems.contains(&("log_file_missing".to_string(), removed.clone())),
+        "{problems:#?}"
+    );
+}
+
+/// Waits (bounded) until a digest lists every archive object.
+async fn wait_until_digested(stack: &TestStack) {
+    let pool = stack.pool().await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let undigested: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM archive_objects WHERE digest_key IS NULL")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        if undigested == 0 {
+            // And the digests after the newest object's are due too.
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{undigested} archive objects in no digest after {WAIT:?}:\n{}",
+            stack.aggregator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// `orgtrail verify --archive` over the test's bucket, with the keys published beside it.
+fn verify_archive(moto: &MotoServer) -> (std::process::Output, serde_json::Value) {
+    let environment: Vec<(String, String)> = [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect();
+    let endpoint = moto.endpoint();
+    let output = run_orgtrail_with(
+        &environment,
+        &[
+            "verify",
+            "--archive",
+            "--bucket",
+            BUCKET,
+            "--prefix",
+            PREFIX,
+            "--digest-interval-seconds",
+            DIGEST_INTERVAL,
+            "--endpoint-url",
+            &endpoint,
+            "--output",
+            "json",
+        ],
+        Duration::from_secs(300),
+    );
+    let report = serde_json::from_slice(&output.stdout).unwrap_or_else(|error| {
+        panic!(
+            "verify --archive printed no JSON ({error}):\n{}\n{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    });
+    (output, report)
 }
 
 /// A log file with one new event (a stored record of the object's hour under a new eventID).

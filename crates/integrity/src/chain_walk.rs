@@ -255,7 +255,8 @@ impl<L: KeyLayout> ChainWalk<L> {
         digests_due_until: DateTime<Utc>,
     ) -> VerificationReport {
         if let Some((newest_location, newest_key)) = self.newest.take() {
-            let mut end_time = newest_key.end_time + DIGEST_INTERVAL;
+            let interval = self.layout.digest_interval();
+            let mut end_time = newest_key.end_time + interval;
             let mut inferred = 0;
             while end_time <= digests_due_until && inferred < MAX_INFERRED_MISSING {
                 self.problems.push(Problem::DigestMissing {
@@ -266,8 +267,8 @@ impl<L: KeyLayout> ChainWalk<L> {
                     newer_digest: newest_location.clone(),
                     inferred: true,
                 });
-                self.uncovered.push((end_time - DIGEST_INTERVAL, end_time));
-                end_time += DIGEST_INTERVAL;
+                self.uncovered.push((end_time - interval, end_time));
+                end_time += interval;
                 inferred += 1;
             }
         }
@@ -370,10 +371,10 @@ impl<L: KeyLayout> ChainWalk<L> {
             self.uncovered.push((read_end, missing_key.end_time));
             // Hourly digests: the missing digest ended at `missing_key.end_time`; the one read
             // ends `n` hours before it, so `n - 1` more are missing between.
-            let mut end_time = read_end + DIGEST_INTERVAL;
+            let interval = self.layout.digest_interval();
+            let mut end_time = read_end + interval;
             let mut inferred = 0;
-            while end_time + DIGEST_INTERVAL / 2 < missing_key.end_time
-                && inferred < MAX_INFERRED_MISSING
+            while end_time + interval / 2 < missing_key.end_time && inferred < MAX_INFERRED_MISSING
             {
                 self.problems.push(Problem::DigestMissing {
                     location: S3Location::new(
@@ -383,7 +384,7 @@ impl<L: KeyLayout> ChainWalk<L> {
                     newer_digest: expected.link.location.clone(),
                     inferred: true,
                 });
-                end_time += DIGEST_INTERVAL;
+                end_time += interval;
                 inferred += 1;
             }
         }
@@ -394,7 +395,7 @@ impl<L: KeyLayout> ChainWalk<L> {
     fn uncover_hour_before(&mut self, key: &str) {
         if let Some(key) = self.layout.parse_digest_key(key) {
             self.uncovered
-                .push((key.end_time - DIGEST_INTERVAL, key.end_time));
+                .push((key.end_time - self.layout.digest_interval(), key.end_time));
         }
     }
 

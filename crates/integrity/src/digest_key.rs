@@ -2,7 +2,7 @@
 //! list, from which key to start listing for a time, and when a key's object was delivered.
 //! [`CloudTrailLayout`] is CloudTrail's (`[prefix/]AWSLogs/[o-id/]<account>/CloudTrail-Digest/
 //! <region>/YYYY/MM/DD/<account>_CloudTrail-Digest_<region>_<trail>_<home region>_<YYYYMMDDTHHMMSSZ>.json.gz`);
-//! orgtrail's archive will bring a layout of its own.
+//! [`crate::ArchiveLayout`] is orgtrail's archive's.
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use orgtrail_domain::s3_key::{parse_cloudtrail_key, CloudTrailKey, LogFileKind};
@@ -28,6 +28,10 @@ pub trait KeyLayout {
     /// The key a digest of `like`'s trail ending at `end_time` would have: how missing digests
     /// beyond the one the chain names are named.
     fn digest_key_at(&self, like: &DigestKey, end_time: DateTime<Utc>) -> String;
+    /// The time between two digests: CloudTrail's hour.
+    fn digest_interval(&self) -> Duration {
+        crate::chain_walk::DIGEST_INTERVAL
+    }
 }
 
 /// A digest key, taken apart.

@@ -127,8 +127,7 @@ impl DigestSigner {
 
     /// The digest's JSON in CloudTrail's format and field order, and its signature.
     pub fn sign_digest(&self, draft: &DigestDraft) -> Result<SignedDigest, SigningError> {
-        let content = digest_json(draft, &self.fingerprint());
-        let digest = Digest::parse(&content)?;
+        let (content, digest) = unsigned_digest(draft, &self.fingerprint())?;
         let signature = self.sign(signing_string(&digest).as_bytes())?;
         Ok(SignedDigest {
             content,
@@ -136,6 +135,18 @@ impl DigestSigner {
             digest,
         })
     }
+}
+
+/// The digest's JSON naming the key `fingerprint`, and the digest as the verifier reads it:
+/// for a signer elsewhere (KMS), which signs `signing_string(&digest)` and makes the
+/// [`SignedDigest`] with its signature.
+pub fn unsigned_digest(
+    draft: &DigestDraft,
+    fingerprint: &str,
+) -> Result<(Vec<u8>, Digest), SigningError> {
+    let content = digest_json(draft, fingerprint);
+    let digest = Digest::parse(&content)?;
+    Ok((content, digest))
 }
 
 /// CloudTrail's time format in digests: `2015-08-17T15:26:10Z`.

@@ -7,6 +7,7 @@
 //! reads the objects and hands their bytes in. The reference is
 //! `docs/cloudtrail-reference.md` §3 (shared docs) and `docs/integrity.md`.
 
+pub mod archive_layout;
 pub mod chain_walk;
 pub mod digest;
 pub mod digest_key;
@@ -16,11 +17,12 @@ pub mod problem;
 pub mod public_keys;
 pub mod signing_string;
 
+pub use archive_layout::{ArchiveLayout, ARCHIVE_DIGEST_NAME, ARCHIVE_TRAIL};
 pub use chain_walk::{ChainWalk, DigestRead, LogFileRead, VerificationReport, DIGEST_INTERVAL};
 pub use digest::{Digest, DigestError, DigestLogFile, PreviousDigest, S3Location};
 pub use digest_key::{CloudTrailLayout, DigestKey, KeyLayout};
 pub use digest_signer::{
-    format_digest_time, DigestDraft, DigestSigner, SignedDigest, SigningError,
+    format_digest_time, unsigned_digest, DigestDraft, DigestSigner, SignedDigest, SigningError,
 };
 pub use hash_value::{ContentHasher, Sha256Hash};
 pub use problem::{DigestOutcome, LogFileOutcome, LogFileStatus, Problem};

@@ -29,6 +29,7 @@ pub struct ListedKey {
     pub key: String,
     /// Without S3's quotes.
     pub etag: String,
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// S3 as the reader of a trail's bucket reaches it.
@@ -135,6 +136,9 @@ impl TrailS3 {
                         .unwrap_or_default()
                         .trim_matches('"')
                         .to_string(),
+                    last_modified: object.last_modified().and_then(|time| {
+                        DateTime::from_timestamp(time.secs(), time.subsec_nanos())
+                    }),
                 });
             }
             continuation = page.next_continuation_token().map(str::to_string);
@@ -142,6 +146,30 @@ impl TrailS3 {
                 return Ok(keys);
             }
         }
+    }
+
+    /// An object's bytes, as they are (a small one: a public-key file).
+    pub async fn read_object(&self, bucket: &str, key: &str) -> anyhow::Result<Vec<u8>> {
+        let output = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|error| {
+                anyhow!(
+                    "cannot read s3://{bucket}/{key}: {}",
+                    DisplayErrorContext(&error)
+                )
+            })?;
+        Ok(output
+            .body
+            .collect()
+            .await
+            .with_context(|| format!("cannot read s3://{bucket}/{key}"))?
+            .into_bytes()
+            .to_vec())
     }
 
     /// A digest object: its content gunzipped and its `x-amz-meta-signature`; no content when

@@ -21,6 +21,7 @@ use orgtrail_archive::{ArchiveEvent, ArchiveWriter as ParquetWriter, HourPartiti
 use orgtrail_service_runtime::{error_chain, SharedClock};
 use sha2::{Digest, Sha256};
 
+use crate::archive_digests::{ArchiveDigests, ArchiveSigner};
 use crate::config::ArchiveSettings;
 use crate::drain::Drain;
 use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError};
@@ -53,23 +54,27 @@ pub struct ArchiveRound {
     pub skipped: usize,
 }
 
-#[derive(Clone)]
 pub struct ArchiveService {
     store: PgStore,
     clock: SharedClock,
     settings: ArchiveSettings,
     bucket: String,
     s3: aws_sdk_s3::Client,
+    digests: ArchiveDigests,
 }
 
 impl ArchiveService {
-    /// The writer of the configured bucket; `None` when no bucket is configured.
+    /// The writer of the configured bucket, its signing key ready and its public key
+    /// published; `None` when no bucket is configured.
     pub async fn connect(
         store: PgStore,
         clock: SharedClock,
         settings: ArchiveSettings,
-    ) -> Option<ArchiveService> {
-        let bucket = settings.bucket.clone()?;
+    ) -> Result<Option<ArchiveService>, String> {
+        let Some(bucket) = settings.bucket.clone() else {
+            return Ok(None);
+        };
+        let signer = ArchiveSigner::from_settings(&settings).await?;
         let http_client = aws_smithy_http_client::Builder::new()
             .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
                 aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
@@ -86,13 +91,26 @@ impl ArchiveService {
         let s3 = aws_sdk_s3::config::Builder::from(&base)
             .force_path_style(settings.endpoint_url.is_some())
             .build();
-        Some(ArchiveService {
+        let s3 = aws_sdk_s3::Client::from_conf(s3);
+        let digests = ArchiveDigests {
+            store: store.clone(),
+            s3: s3.clone(),
+            bucket: bucket.clone(),
+            settings: settings.clone(),
+            signer,
+        };
+        digests
+            .publish_public_key()
+            .await
+            .map_err(|error| error_chain(&error))?;
+        Ok(Some(ArchiveService {
             store,
             clock,
             settings,
             bucket,
-            s3: aws_sdk_s3::Client::from_conf(s3),
-        })
+            s3,
+            digests,
+        }))
     }
 
     pub async fn run_periodically(self, drain: Drain) {
@@ -118,6 +136,9 @@ impl ArchiveService {
                 Err(error) => {
                     tracing::warn!(error = %error_chain(&error), "archive round failed; the next round tries again");
                 }
+            }
+            if let Err(error) = self.digests.round().await {
+                tracing::warn!(error = %error_chain(&error), "archive digests failed; the next round tries again");
             }
         }
     }

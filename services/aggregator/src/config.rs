@@ -341,6 +341,21 @@ pub struct ArchiveSettings {
     pub interval_seconds: u64,
     /// Partitions (account, region, hour) archived per round at most.
     pub partitions_per_round: u32,
+    /// The security account's id, named in the archive's digests (`awsAccountId`). From the
+    /// environment it reads as a number: it is taken back to its 12 digits.
+    #[serde(deserialize_with = "account_id_text")]
+    pub account_id: Option<String>,
+    /// Seconds of wall-clock time between two digests of the archive (CloudTrail's: an hour).
+    pub digest_interval_seconds: u64,
+    /// The RSA private key (PEM, PKCS#8 or PKCS#1, 2048 bits or more) that signs the digests…
+    pub signing_key_file: Option<PathBuf>,
+    /// …or an asymmetric AWS KMS key (RSA_2048 or larger, SIGN_VERIFY) that does, with
+    /// `kms:Sign` (RSASSA_PKCS1_V1_5_SHA_256) and `kms:GetPublicKey`.
+    pub signing_kms_key_id: Option<String>,
+    /// The region of the signing KMS key; by default the archive's.
+    pub signing_kms_region: Option<String>,
+    /// A KMS endpoint instead of AWS's (a test server).
+    pub signing_kms_endpoint: Option<String>,
 }
 
 impl Default for ArchiveSettings {
@@ -355,8 +370,31 @@ impl Default for ArchiveSettings {
             settle_seconds: 3600,
             interval_seconds: 300,
             partitions_per_round: 500,
+            account_id: None,
+            digest_interval_seconds: 3600,
+            signing_key_file: None,
+            signing_kms_key_id: None,
+            signing_kms_region: None,
+            signing_kms_endpoint: None,
         }
     }
+}
+
+/// An account id written as text, or as a number (an environment variable, leading zeros lost).
+fn account_id_text<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Text {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Option::<Text>::deserialize(deserializer)? {
+        Some(Text::Text(text)) => Some(text),
+        Some(Text::Number(number)) => Some(format!("{number:012}")),
+        None => None,
+    })
 }
 
 impl ArchiveSettings {
@@ -392,9 +430,36 @@ impl ArchiveSettings {
                 self.prefix
             ));
         }
+        match &self.account_id {
+            Some(account) if orgtrail_domain::s3_key::is_account_id(account) => {}
+            Some(account) => {
+                return invalid(format!("account_id {account:?} is not a 12-digit account id"))
+            }
+            None => {
+                return invalid(
+                    "account_id is not set: the security account's id, which the archive's digests name"
+                        .into(),
+                )
+            }
+        }
+        match (&self.signing_key_file, &self.signing_kms_key_id) {
+            (Some(_), Some(_)) => {
+                return invalid(
+                    "signing_key_file and signing_kms_key_id are both given: choose one".into(),
+                )
+            }
+            (None, None) => {
+                return invalid(
+                    "the archive's digests are signed: give signing_kms_key_id (an asymmetric KMS key) or signing_key_file (an RSA private key, PEM)"
+                        .into(),
+                )
+            }
+            _ => {}
+        }
         for (field, value) in [
             ("interval_seconds", self.interval_seconds),
             ("partitions_per_round", u64::from(self.partitions_per_round)),
+            ("digest_interval_seconds", self.digest_interval_seconds),
         ] {
             if value == 0 {
                 return invalid(format!("{field} must be greater than zero"));

@@ -49,6 +49,8 @@ pub enum ServeError {
     BuiltinAlarms(#[source] crate::alarms::AlarmServiceError),
     #[error("cannot prepare the Sigma rules")]
     Rules(#[source] crate::sigma_rules::RuleServiceError),
+    #[error("cannot start the archive: {0}")]
+    Archive(String),
     #[error(transparent)]
     Grpc(#[from] GrpcServeError),
 }
@@ -203,7 +205,9 @@ pub async fn serve(
         tokio::spawn(InsightEvaluator::new(insights.clone()).run_periodically(drain.clone()));
     }
     if let Some(archive) =
-        ArchiveService::connect(store.clone(), clock.clone(), config.archive.clone()).await
+        ArchiveService::connect(store.clone(), clock.clone(), config.archive.clone())
+            .await
+            .map_err(ServeError::Archive)?
     {
         tokio::spawn(archive.run_periodically(drain.clone()));
     }

@@ -15,12 +15,15 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context};
 use chrono::{DateTime, Duration, Utc};
 use clap::Args;
-use orgtrail_integrity::{ChainWalk, CloudTrailLayout, KeyLayout, LogFileStatus, PublicKeys};
+use orgtrail_integrity::{
+    ArchiveLayout, ChainWalk, CloudTrailLayout, KeyLayout, LogFileStatus, PublicKeys, S3Location,
+    VerificationReport,
+};
 use orgtrail_trail_s3::{hash_log_files, read_chain};
 
 use crate::time_argument::{parse_time, RangeEnd};
 use crate::verify_aws::VerifyAws;
-use crate::verify_output::print_report;
+use crate::verify_output::{print_report, ReportScope};
 use crate::SummaryFormat;
 
 #[derive(Args)]
@@ -31,15 +34,16 @@ pub struct VerifyArguments {
     /// The trail's S3 key prefix, if it has one.
     #[arg(long, default_value = "")]
     pub prefix: String,
-    /// The account whose log files to verify (12 digits).
-    #[arg(long)]
-    pub account: String,
-    /// The region whose log files to verify.
-    #[arg(long)]
-    pub region: String,
-    /// From (log files delivered at or after): RFC 3339, a date, or a span before now (7d).
-    #[arg(long)]
-    pub start: String,
+    /// The account whose log files to verify (12 digits); not with --archive.
+    #[arg(long, required_unless_present = "archive")]
+    pub account: Option<String>,
+    /// The region whose log files to verify; not with --archive.
+    #[arg(long, required_unless_present = "archive")]
+    pub region: Option<String>,
+    /// From (log files delivered at or after): RFC 3339, a date, or a span before now (7d);
+    /// with --archive, by default the archive's beginning.
+    #[arg(long, required_unless_present = "archive")]
+    pub start: Option<String>,
     /// To (delivered at or before), in the same forms; default now.
     #[arg(long)]
     pub end: Option<String>,
@@ -64,6 +68,16 @@ pub struct VerifyArguments {
     /// Table output lists every digest and log file, not only the problems.
     #[arg(long)]
     pub verbose: bool,
+    /// Verify orgtrail's own archive in --bucket under --prefix (its digests and Parquet
+    /// objects) instead of a CloudTrail trail. Without --public-keys, the keys published
+    /// beside the archive are used (pin them with --public-keys: whoever can write the bucket
+    /// can replace those).
+    #[arg(long, conflicts_with_all = ["account", "region", "organization_id", "trail"])]
+    pub archive: bool,
+    /// With --archive: the seconds between two of its digests (the aggregator's
+    /// archive.digest_interval_seconds).
+    #[arg(long, default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub digest_interval_seconds: u64,
 }
 
 pub async fn run_verify(arguments: VerifyArguments) -> anyhow::Result<ExitCode> {
@@ -90,38 +104,27 @@ impl VerifyScope {
         arguments: &VerifyArguments,
         now: DateTime<Utc>,
     ) -> anyhow::Result<VerifyScope> {
-        if !orgtrail_domain::s3_key::is_account_id(&arguments.account) {
-            bail!(
-                "--account {:?} is not a 12-digit account id",
-                arguments.account
-            );
+        let account = arguments.account.clone().unwrap_or_default();
+        let region = arguments.region.clone().unwrap_or_default();
+        if !orgtrail_domain::s3_key::is_account_id(&account) {
+            bail!("--account {account:?} is not a 12-digit account id");
         }
         if let Some(organization_id) = &arguments.organization_id {
             if !orgtrail_domain::s3_key::is_organization_id(organization_id) {
                 bail!("--organization-id {organization_id:?} is not an organization id (o-…)");
             }
         }
-        if arguments.region.is_empty() || arguments.region.contains('/') {
-            bail!("--region {:?} is not a region", arguments.region);
+        if region.is_empty() || region.contains('/') {
+            bail!("--region {region:?} is not a region");
         }
-        let start = parse_time(&arguments.start, RangeEnd::Start, now)
-            .map_err(|message| anyhow!(message))?;
-        let end = match &arguments.end {
-            Some(text) => {
-                parse_time(text, RangeEnd::End, now).map_err(|message| anyhow!(message))?
-            }
-            None => now,
-        };
-        if end < start {
-            bail!("--end is before --start");
-        }
+        let (start, end) = window(arguments, now)?;
         Ok(VerifyScope {
             bucket: arguments.bucket.clone(),
             layout: CloudTrailLayout {
                 prefix: arguments.prefix.trim_matches('/').to_string(),
                 organization_id: arguments.organization_id.clone(),
-                account_id: arguments.account.clone(),
-                region: arguments.region.clone(),
+                account_id: account,
+                region,
             },
             start,
             end,
@@ -135,10 +138,33 @@ impl VerifyScope {
     }
 }
 
+/// `--start` (by default the beginning) to `--end` (by default now).
+fn window(
+    arguments: &VerifyArguments,
+    now: DateTime<Utc>,
+) -> anyhow::Result<(DateTime<Utc>, DateTime<Utc>)> {
+    let start = match &arguments.start {
+        Some(text) => parse_time(text, RangeEnd::Start, now).map_err(|message| anyhow!(message))?,
+        None => DateTime::UNIX_EPOCH,
+    };
+    let end = match &arguments.end {
+        Some(text) => parse_time(text, RangeEnd::End, now).map_err(|message| anyhow!(message))?,
+        None => now,
+    };
+    if end < start {
+        bail!("--end is before --start");
+    }
+    Ok((start, end))
+}
+
 async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
+    if arguments.archive {
+        return verify_archive(arguments).await;
+    }
     let began = Instant::now();
     let scope = VerifyScope::from_arguments(arguments, Utc::now())?;
-    let aws = VerifyAws::load(arguments.endpoint_url.as_deref(), &arguments.region).await;
+    let region = scope.layout.region.clone();
+    let aws = VerifyAws::load(arguments.endpoint_url.as_deref(), &region).await;
     let public_keys = match &arguments.public_keys {
         Some(path) => {
             let text =
@@ -192,7 +218,18 @@ async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
     // Digests ending by the window's end should be there, if an hour has passed since.
     let due_until = scope.end.min(Utc::now() - Duration::hours(1));
     let report = walk.finish(present?, scope.start, due_until);
-    print_report(&report, arguments, &scope)?;
+    let printed = ReportScope {
+        bucket: &scope.bucket,
+        digest_prefix: scope.layout.digest_prefix(),
+        start: scope.start,
+        end: scope.end,
+    };
+    print_report(&report, arguments, &printed)?;
+    finish(&report, began)
+}
+
+/// The time taken and the exit status of a report.
+fn finish(report: &VerificationReport, began: Instant) -> anyhow::Result<ExitCode> {
     let seconds = began.elapsed().as_secs_f64();
     let verified = report.log_files_with(LogFileStatus::Verified);
     eprintln!(
@@ -206,6 +243,87 @@ async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// `orgtrail verify --archive`: orgtrail's archive in --bucket under --prefix, its digests
+/// newest first through the same chain walk, every object they list hashed, every object
+/// present listed (its `LastModified` standing for its delivery) to find those no digest lists.
+async fn verify_archive(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
+    let began = Instant::now();
+    let now = Utc::now();
+    let (start, end) = window(arguments, now)?;
+    let interval = Duration::seconds(i64::try_from(arguments.digest_interval_seconds)?);
+    let mut layout = ArchiveLayout::new(&arguments.prefix, interval);
+    let aws = VerifyAws::load(arguments.endpoint_url.as_deref(), "us-east-1").await;
+    let public_keys = match &arguments.public_keys {
+        Some(path) => {
+            let text =
+                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+            PublicKeys::from_list_public_keys_json(&text)
+                .with_context(|| path.display().to_string())?
+        }
+        None => {
+            let key = layout.public_keys_key();
+            eprintln!(
+                "using the public keys published at s3://{}/{key} (pin them with --public-keys)",
+                arguments.bucket
+            );
+            let text = aws.s3.read_object(&arguments.bucket, &key).await?;
+            PublicKeys::from_list_public_keys_json(&text)
+                .with_context(|| format!("s3://{}/{key}", arguments.bucket))?
+        }
+    };
+    let until = end + interval;
+    let digest_keys = aws
+        .s3
+        .list_digest_keys(&arguments.bucket, &layout, start, until)
+        .await?;
+    if digest_keys.is_empty() {
+        eprintln!(
+            "no archive digests in s3://{}/{} for {start} to {until}",
+            arguments.bucket,
+            layout.digest_prefix()
+        );
+        return Ok(ExitCode::from(2));
+    }
+    let objects = aws
+        .s3
+        .list_log_files(&arguments.bucket, &layout, start, until)
+        .await?;
+    for object in &objects {
+        if let Some(written) = object.last_modified {
+            layout.written.insert(object.key.clone(), written);
+        }
+    }
+    let mut walk = ChainWalk::new(layout, public_keys);
+    let to_hash = read_chain(&aws.s3, &mut walk, &arguments.bucket, &digest_keys).await?;
+    let hashes = hash_log_files(
+        to_hash,
+        usize::from(arguments.concurrency),
+        |location| async {
+            let read = aws.s3.hash_log_file(&location).await;
+            read.map(|read| (location, read))
+        },
+    )
+    .await?;
+    for (location, read) in hashes {
+        walk.accept_log_file(&location, read);
+    }
+    let digest_prefix = walk.layout().digest_prefix();
+    let present = objects
+        .into_iter()
+        .map(|object| S3Location::new(arguments.bucket.clone(), object.key));
+    // A digest is written a round after its interval ends.
+    let due_until = end.min(now - interval * 2);
+    let report = walk.finish(present, start, due_until);
+    let printed = ReportScope {
+        bucket: &arguments.bucket,
+        digest_prefix,
+        start,
+        end,
+    };
+    print_report(&report, arguments, &printed)?;
+    finish(&report, began)
 }
 
 #[cfg(test)]

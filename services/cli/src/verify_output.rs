@@ -2,15 +2,23 @@
 //! log file with --verbose), or one JSON document.
 
 use orgtrail_client::table::render_table;
-use orgtrail_integrity::{KeyLayout, LogFileStatus, VerificationReport};
+use orgtrail_integrity::{LogFileStatus, VerificationReport};
 
-use crate::verify_command::{VerifyArguments, VerifyScope};
+use crate::verify_command::VerifyArguments;
 use crate::SummaryFormat;
+
+/// What was verified, for the report's head.
+pub struct ReportScope<'a> {
+    pub bucket: &'a str,
+    pub digest_prefix: String,
+    pub start: chrono::DateTime<chrono::Utc>,
+    pub end: chrono::DateTime<chrono::Utc>,
+}
 
 pub fn print_report(
     report: &VerificationReport,
     arguments: &VerifyArguments,
-    scope: &VerifyScope,
+    scope: &ReportScope<'_>,
 ) -> anyhow::Result<()> {
     let counts = [
         ("verified", LogFileStatus::Verified),
@@ -28,7 +36,7 @@ pub fn print_report(
             }
             let document = serde_json::json!({
                 "bucket": scope.bucket,
-                "digest_prefix": scope.layout.digest_prefix(),
+                "digest_prefix": scope.digest_prefix,
                 "start": scope.start,
                 "end": scope.end,
                 "clean": report.is_clean(),

@@ -44,6 +44,16 @@ pub struct ArchiveObject {
     pub event_ids: Vec<Uuid>,
 }
 
+/// An archive digest as recorded.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct StoredArchiveDigest {
+    pub digest_key: String,
+    pub start_time: DateTime<Utc>,
+    pub end_time: DateTime<Utc>,
+    pub content_sha256: Vec<u8>,
+    pub signature: String,
+}
+
 /// An object as recorded.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct StoredArchiveObject {
@@ -179,6 +189,84 @@ impl PgStore {
         .await
         .map_err(convert_sqlx_error)?;
         Ok(())
+    }
+
+    /// The database's clock: digests go by wall-clock time of writing, the same clock that
+    /// stamps the objects.
+    pub async fn database_now(&self) -> Result<DateTime<Utc>, StoreError> {
+        sqlx::query_scalar("SELECT clock_timestamp()")
+            .fetch_one(self.pool())
+            .await
+            .map_err(convert_sqlx_error)
+    }
+
+    /// The newest archive digest.
+    pub async fn last_archive_digest(&self) -> Result<Option<StoredArchiveDigest>, StoreError> {
+        sqlx::query_as(
+            "SELECT digest_key, start_time, end_time, content_sha256, signature
+             FROM archive_digests ORDER BY end_time DESC LIMIT 1",
+        )
+        .fetch_optional(self.pool())
+        .await
+        .map_err(convert_sqlx_error)
+    }
+
+    /// When the first object not in a digest was written.
+    pub async fn first_undigested_write(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        sqlx::query_scalar("SELECT min(written_at) FROM archive_objects WHERE digest_key IS NULL")
+            .fetch_one(self.pool())
+            .await
+            .map_err(convert_sqlx_error)
+    }
+
+    /// The objects written before `before` that no digest lists yet, by key.
+    pub async fn undigested_objects(
+        &self,
+        before: DateTime<Utc>,
+    ) -> Result<Vec<StoredArchiveObject>, StoreError> {
+        sqlx::query_as(
+            "SELECT object_key, account_id, aws_region, hour, sequence, events, bytes, sha256,
+                    written_at
+             FROM archive_objects WHERE digest_key IS NULL AND written_at < $1
+             ORDER BY object_key",
+        )
+        .bind(before)
+        .fetch_all(self.pool())
+        .await
+        .map_err(convert_sqlx_error)
+    }
+
+    /// Records a digest written to the bucket and the objects it lists, in one transaction.
+    pub async fn record_archive_digest(
+        &self,
+        digest: &StoredArchiveDigest,
+        object_keys: &[String],
+    ) -> Result<(), StoreError> {
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        sqlx::query(
+            "INSERT INTO archive_digests
+                 (digest_key, start_time, end_time, content_sha256, signature, objects)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&digest.digest_key)
+        .bind(digest.start_time)
+        .bind(digest.end_time)
+        .bind(&digest.content_sha256)
+        .bind(&digest.signature)
+        .bind(i32::try_from(object_keys.len()).unwrap_or(i32::MAX))
+        .execute(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        sqlx::query(
+            "UPDATE archive_objects SET digest_key = $1
+             WHERE object_key = ANY($2) AND digest_key IS NULL",
+        )
+        .bind(&digest.digest_key)
+        .bind(object_keys)
+        .execute(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)
     }
 
     /// Every object recorded, by key.

@@ -31,7 +31,7 @@ pub use alarms::{
     detection_generation, enabled_alarm_definitions, insert_alarm_matches, AlarmMatchRow,
     BuiltinAlarm, EvaluationOutcome, MinuteMatches, NewTransition, StoredAlarm, StoredTransition,
 };
-pub use archive::{ArchiveObject, ArchivePartition, StoredArchiveObject};
+pub use archive::{ArchiveObject, ArchivePartition, StoredArchiveDigest, StoredArchiveObject};
 pub use enforcement::{BatchOutcome, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
 pub use findings::{
@@ -59,7 +59,8 @@ pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use rollups::{add_rollups, hour_of, minute_of, RollupDelta, SeriesIds, SeriesKey};
 pub use rules::{enabled_rules, RuleContent, RuleWrite, StoredRule};
 pub use session_lock::{
-    SessionLock, ALARM_EVALUATION_LOCK, ENFORCEMENT_LOCK, INSIGHT_EVALUATION_LOCK,
+    SessionLock, ALARM_EVALUATION_LOCK, ARCHIVE_DIGEST_LOCK, ENFORCEMENT_LOCK,
+    INSIGHT_EVALUATION_LOCK,
 };
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
 pub use tokens::{StoredToken, TokenCredential};

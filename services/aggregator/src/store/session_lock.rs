@@ -13,6 +13,8 @@ use super::{convert_sqlx_error, PgStore, StoreError};
 pub const ENFORCEMENT_LOCK: i64 = 0x6f72_6774_7261_0003;
 pub const ALARM_EVALUATION_LOCK: i64 = 0x6f72_6774_7261_0004;
 pub const INSIGHT_EVALUATION_LOCK: i64 = 0x6f72_6774_7261_0005;
+/// The archive's digests: one chain, one writer.
+pub const ARCHIVE_DIGEST_LOCK: i64 = 0x6f72_6774_7261_0006;
 
 /// A held session lock. Dropping it without [`SessionLock::release`] closes its connection,
 /// which releases the lock too.
