@@ -246,6 +246,28 @@ quiet_minutes = {{ int64 .quiet_minutes }}
 max_insight_minutes = {{ int64 .max_insight_minutes }}
 {{- end }}
 
+{{- with $config.archive }}
+{{- if .bucket }}
+
+[archive]
+bucket = {{ include "orgtrail.tomlString" .bucket }}
+prefix = {{ include "orgtrail.tomlString" .prefix }}
+{{- with .region }}
+region = {{ include "orgtrail.tomlString" . }}
+{{- end }}
+server_side_encryption = {{ include "orgtrail.tomlString" .server_side_encryption }}
+{{- with .kms_key_id }}
+kms_key_id = {{ include "orgtrail.tomlString" . }}
+{{- end }}
+settle_seconds = {{ int64 .settle_seconds }}
+interval_seconds = {{ int64 .interval_seconds }}
+partitions_per_round = {{ int64 .partitions_per_round }}
+account_id = {{ include "orgtrail.tomlString" .account_id }}
+digest_interval_seconds = {{ int64 .digest_interval_seconds }}
+signing_kms_key_id = {{ include "orgtrail.tomlString" .signing_kms_key_id }}
+{{- end }}
+{{- end }}
+
 [notifications]
 max_attempts = {{ int64 $config.notifications.max_attempts }}
 backoff_base_seconds = {{ float64 $config.notifications.backoff_base_seconds }}

@@ -1188,6 +1188,49 @@ mod tests {
         );
     }
 
+    #[test]
+    fn an_archive_needs_its_account_and_one_signing_key() {
+        let base = "database_url = \"postgres://h/db\"\n[encryption]\nplaintext = true\n[tls]\ninsecure = true\n[archive]\nbucket = \"archive\"\n";
+        let signed = "account_id = \"012345678901\"\nsigning_kms_key_id = \"alias/sign\"\n";
+        let config = toml_like(&format!("{base}{signed}"))
+            .unwrap()
+            .validate()
+            .unwrap();
+        assert_eq!(config.archive.account_id.as_deref(), Some("012345678901"));
+        let cases = [
+            (String::new(), "account_id is not set"),
+            ("account_id = \"12\"\nsigning_kms_key_id = \"k\"\n".into(), "not a 12-digit"),
+            ("account_id = \"012345678901\"\n".into(), "signing_kms_key_id"),
+            (format!("{signed}signing_key_file = \"k.pem\"\n"), "choose one"),
+            (format!("{signed}server_side_encryption = \"AES256\"\nkms_key_id = \"k\"\n"), "AES256"),
+            (format!("{signed}server_side_encryption = \"none\"\n"), "is not"),
+            (format!("{signed}prefix = \"a/\"\n"), "must not start or end with /"),
+            (format!("{signed}digest_interval_seconds = 0\n"), "greater than zero"),
+        ];
+        for (extra, message) in cases {
+            let error = toml_like(&format!("{base}{extra}"))
+                .unwrap()
+                .validate()
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains(message), "{extra:?}: {error}");
+        }
+        // From the environment the account id reads as a number; its leading zero comes back.
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("ORGTRAIL_ARCHIVE__ACCOUNT_ID", "012345678901");
+            let raw: RawAggregatorConfig = Figment::new()
+                .merge(Toml::string(&format!("{base}signing_kms_key_id = \"k\"\n")))
+                .merge(Env::prefixed("ORGTRAIL_").split("__"))
+                .extract()?;
+            let config = raw.validate().map_err(|error| error.to_string())?;
+            assert_eq!(config.archive.account_id.as_deref(), Some("012345678901"));
+            Ok(())
+        });
+        // Without a bucket, none of it is asked for.
+        let plain = "database_url = \"postgres://h/db\"\n[encryption]\nplaintext = true\n[tls]\ninsecure = true\n";
+        assert!(toml_like(plain).unwrap().validate().unwrap().archive.bucket.is_none());
+    }
+
     fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {
         Figment::new().merge(Toml::string(text)).extract()
     }
