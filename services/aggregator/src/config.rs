@@ -1199,13 +1199,34 @@ mod tests {
         assert_eq!(config.archive.account_id.as_deref(), Some("012345678901"));
         let cases = [
             (String::new(), "account_id is not set"),
-            ("account_id = \"12\"\nsigning_kms_key_id = \"k\"\n".into(), "not a 12-digit"),
-            ("account_id = \"012345678901\"\n".into(), "signing_kms_key_id"),
-            (format!("{signed}signing_key_file = \"k.pem\"\n"), "choose one"),
-            (format!("{signed}server_side_encryption = \"AES256\"\nkms_key_id = \"k\"\n"), "AES256"),
-            (format!("{signed}server_side_encryption = \"none\"\n"), "is not"),
-            (format!("{signed}prefix = \"a/\"\n"), "must not start or end with /"),
-            (format!("{signed}digest_interval_seconds = 0\n"), "greater than zero"),
+            (
+                "account_id = \"12\"\nsigning_kms_key_id = \"k\"\n".into(),
+                "not a 12-digit",
+            ),
+            (
+                "account_id = \"012345678901\"\n".into(),
+                "signing_kms_key_id",
+            ),
+            (
+                format!("{signed}signing_key_file = \"k.pem\"\n"),
+                "choose one",
+            ),
+            (
+                format!("{signed}server_side_encryption = \"AES256\"\nkms_key_id = \"k\"\n"),
+                "AES256",
+            ),
+            (
+                format!("{signed}server_side_encryption = \"none\"\n"),
+                "is not",
+            ),
+            (
+                format!("{signed}prefix = \"a/\"\n"),
+                "must not start or end with /",
+            ),
+            (
+                format!("{signed}digest_interval_seconds = 0\n"),
+                "greater than zero",
+            ),
         ];
         for (extra, message) in cases {
             let error = toml_like(&format!("{base}{extra}"))
@@ -1228,7 +1249,13 @@ mod tests {
         });
         // Without a bucket, none of it is asked for.
         let plain = "database_url = \"postgres://h/db\"\n[encryption]\nplaintext = true\n[tls]\ninsecure = true\n";
-        assert!(toml_like(plain).unwrap().validate().unwrap().archive.bucket.is_none());
+        assert!(toml_like(plain)
+            .unwrap()
+            .validate()
+            .unwrap()
+            .archive
+            .bucket
+            .is_none());
     }
 
     fn toml_like(text: &str) -> Result<RawAggregatorConfig, figment::Error> {
