@@ -26,6 +26,10 @@ use crate::config::ArchiveSettings;
 use crate::drain::Drain;
 use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError};
 
+/// Events in one object at most (and in memory at once): a busy hour of one account and region
+/// gets several objects.
+const MAX_EVENTS_PER_OBJECT: u32 = 100_000;
+
 /// Set (to anything) only by the crash test: the process aborts after an object is uploaded
 /// and before it is recorded.
 const CRASH_AFTER_UPLOAD: &str = "ORGTRAIL_TEST_CRASH_AFTER_ARCHIVE_UPLOAD";
@@ -165,13 +169,26 @@ impl ArchiveService {
                 round.skipped += 1;
                 continue;
             };
-            let written = self.archive_partition(&partition, &folder).await;
-            lock.release().await;
-            if let Some((events, bytes)) = written? {
-                round.objects += 1;
-                round.events += events;
-                round.bytes += bytes;
+            // A busy hour is written in objects of at most MAX_EVENTS_PER_OBJECT events.
+            let mut written = Ok(None);
+            loop {
+                match self.archive_partition(&partition, &folder).await {
+                    Ok(Some((events, bytes))) => {
+                        round.objects += 1;
+                        round.events += events;
+                        round.bytes += bytes;
+                        if events < MAX_EVENTS_PER_OBJECT as usize || drain.is_started() {
+                            break;
+                        }
+                    }
+                    other => {
+                        written = other;
+                        break;
+                    }
+                }
             }
+            lock.release().await;
+            written?;
         }
         Ok(round)
     }
@@ -183,7 +200,10 @@ impl ArchiveService {
         partition: &ArchivePartition,
         folder: &str,
     ) -> Result<Option<(usize, u64)>, ArchiveError> {
-        let (events, sequence) = self.store.unarchived_events(partition, folder).await?;
+        let (events, sequence) = self
+            .store
+            .unarchived_events(partition, folder, MAX_EVENTS_PER_OBJECT)
+            .await?;
         if events.is_empty() {
             return Ok(None);
         }

@@ -110,12 +110,14 @@ impl PgStore {
         self.try_session_lock(folder_lock_key(folder)).await
     }
 
-    /// The partition's stored events no archived object holds, opened, oldest first; and the
+    /// The partition's stored events no archived object holds, opened, oldest first, at most
+    /// `limit`; and the
     /// sequence number the next object whose key starts with `folder` takes.
     pub async fn unarchived_events(
         &self,
         partition: &ArchivePartition,
         folder: &str,
+        limit: u32,
     ) -> Result<(Vec<CloudTrailEvent>, i32), StoreError> {
         let next_sequence: i32 = sqlx::query_scalar(
             "SELECT coalesce(max(sequence) + 1, 0) FROM archive_objects
@@ -155,7 +157,8 @@ impl PgStore {
         .push_bind(partition.aws_region.clone())
         .push(" AND o.hour = ")
         .push_bind(partition.hour)
-        .push(" AND archived = events.event_id) ORDER BY event_time, event_id");
+        .push(" AND archived = events.event_id) ORDER BY event_time, event_id LIMIT ")
+        .push_bind(i64::from(limit));
         let rows: Vec<PgEventRow> = sql
             .build_query_as()
             .fetch_all(self.pool())
