@@ -50,9 +50,8 @@ pub struct ArchiveEvent {
     pub error_message: Option<String>,
     /// `resources[].ARN` (or `ARNPrefix`), in the record's order; empty without resources.
     pub resource_arns: Vec<String>,
-    pub shared_event_id: Option<String>,
-    pub request_id: Option<String>,
-    /// The original record, exactly the bytes it had in its log file.
+    /// The original record, exactly the bytes it had in its log file (`requestID`,
+    /// `sharedEventID` and every field without a column of its own are in it).
     pub record: String,
 }
 
@@ -105,8 +104,6 @@ impl ArchiveEvent {
                 .iter()
                 .filter_map(|resource| resource.arn.clone())
                 .collect(),
-            shared_event_id: event.shared_event_id.clone(),
-            request_id: event.request_id.clone(),
             record: event.record_json.clone(),
         })
     }

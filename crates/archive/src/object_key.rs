@@ -367,8 +367,6 @@ mod tests {
             error_code: None,
             error_message: None,
             resource_arns: Vec::new(),
-            shared_event_id: None,
-            request_id: None,
             record: "{}".to_string(),
         };
         let events = vec![

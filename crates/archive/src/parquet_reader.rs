@@ -176,8 +176,6 @@ struct BatchColumns<'a> {
     error_code: &'a StringArray,
     error_message: &'a StringArray,
     resource_arns: &'a ListArray,
-    shared_event_id: &'a StringArray,
-    request_id: &'a StringArray,
     record: &'a StringArray,
 }
 
@@ -230,8 +228,6 @@ impl<'a> BatchColumns<'a> {
             resource_arns: named(column::RESOURCE_ARNS)?
                 .as_list_opt::<i32>()
                 .ok_or_else(|| wrong_type(column::RESOURCE_ARNS))?,
-            shared_event_id: text(column::SHARED_EVENT_ID)?,
-            request_id: text(column::REQUEST_ID)?,
             record: text(column::RECORD)?,
         })
     }
@@ -290,8 +286,6 @@ impl<'a> BatchColumns<'a> {
             error_code: text(self.error_code),
             error_message: text(self.error_message),
             resource_arns: arns.iter().flatten().map(str::to_string).collect(),
-            shared_event_id: text(self.shared_event_id),
-            request_id: text(self.request_id),
             record: required(self.record, column::RECORD)?,
         })
     }

@@ -27,21 +27,19 @@ use crate::schema::{
 pub const DEFAULT_MAX_ROW_GROUP_ROWS: usize = 64 * 1024;
 
 /// zstd's level unless told otherwise: its own default, the usual balance of speed and size.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+pub const DEFAULT_ZSTD_LEVEL: i32 = 9;
 
 /// Columns without statistics: the minimum and maximum of random identifiers and free text
 /// prune nothing, and would cost up to 128 bytes each in every footer.
-const UNPRUNED_COLUMNS: [&str; 6] = [
+const UNPRUNED_COLUMNS: [&str; 4] = [
     column::EVENT_ID,
-    column::REQUEST_ID,
-    column::SHARED_EVENT_ID,
     column::USER_AGENT,
     column::ERROR_MESSAGE,
     column::RECORD,
 ];
 
 /// Columns whose values (nearly) never repeat: no dictionary to try and abandon.
-const UNIQUE_COLUMNS: [&str; 3] = [column::EVENT_ID, column::REQUEST_ID, column::RECORD];
+const UNIQUE_COLUMNS: [&str; 2] = [column::EVENT_ID, column::RECORD];
 
 /// How archive objects are encoded.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -201,8 +199,6 @@ fn columns_of(rows: &[&ArchiveEvent]) -> Vec<ArrayRef> {
         text(|row| row.error_code.as_deref()),
         text(|row| row.error_message.as_deref()),
         Arc::new(resource_arns.finish()),
-        text(|row| row.shared_event_id.as_deref()),
-        text(|row| row.request_id.as_deref()),
         required_text(|row| &row.record),
     ]
 }

@@ -74,10 +74,6 @@ pub mod column {
     /// without resources). The element field is named `element`, as the Parquet spec's
     /// three-level list.
     pub const RESOURCE_ARNS: &str = "resource_arns";
-    /// `sharedEventID`, Utf8.
-    pub const SHARED_EVENT_ID: &str = "shared_event_id";
-    /// `requestID`, Utf8.
-    pub const REQUEST_ID: &str = "request_id";
     /// The original record, Utf8, not null, last: byte for byte the JSON text of the log file,
     /// for every field no column has (`requestParameters`, `additionalEventData`, …).
     pub const RECORD: &str = "record";
@@ -121,8 +117,6 @@ pub fn archive_schema() -> Arc<Schema> {
             DataType::List(Arc::new(resource_arn_field())),
             false,
         ),
-        text(column::SHARED_EVENT_ID),
-        text(column::REQUEST_ID),
         Field::new(column::RECORD, DataType::Utf8, false),
     ]))
 }

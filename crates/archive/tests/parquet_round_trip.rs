@@ -78,7 +78,7 @@ fn row_groups_are_bounded_and_every_column_chunk_is_zstd() {
             );
             let statistics = chunk.statistics();
             match chunk.column_path().string().as_str() {
-                "record" | "event_id" | "request_id" => assert!(
+                "record" | "event_id" => assert!(
                     statistics.is_none(),
                     "{} has statistics",
                     chunk.column_path()
