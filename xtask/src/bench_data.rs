@@ -26,6 +26,10 @@ pub enum EventTimes {
     /// A file's records within this many minutes from a time of the file's own, as CloudTrail
     /// writes them (a file every 5 minutes per account and region): what the rollups see.
     FileWindowMinutes(u64),
+    /// As CloudTrail delivers a busy organization: each account and region's files one after
+    /// the other, this many minutes each, from the first day on (12 files an hour of 5
+    /// minutes): what the archive's hourly objects see.
+    ConsecutiveFiles(u64),
 }
 
 /// Generates (once) `events` records in files of `records_per_file`; returns the directory.
@@ -49,8 +53,12 @@ pub fn generate_bench_data_with(
     if seed != 0 {
         name.push_str(&format!("-seed{seed}"));
     }
-    if let EventTimes::FileWindowMinutes(minutes) = times {
-        name.push_str(&format!("-files-of-{minutes}min"));
+    match times {
+        EventTimes::SpreadOverDays => {}
+        EventTimes::FileWindowMinutes(minutes) => name.push_str(&format!("-files-of-{minutes}min")),
+        EventTimes::ConsecutiveFiles(minutes) => {
+            name.push_str(&format!("-consecutive-files-of-{minutes}min"))
+        }
     }
     let root = workspace_root().join(name);
     let data = root.join("AWSLogs");
@@ -119,6 +127,12 @@ fn write_bench_file(
                 let file_start =
                     FIRST_DAY_UNIX + mix(file as u64 ^ 0xf11e) % (DAYS * 86_400 - window);
                 file_start + mixed % window
+            }
+            EventTimes::ConsecutiveFiles(minutes) => {
+                let window = minutes.max(1) * 60;
+                // The account and region repeat every ACCOUNTS × REGIONS files.
+                let turn = (file / (ACCOUNTS * REGIONS.len())) as u64;
+                FIRST_DAY_UNIX + (turn * window) % (DAYS * 86_400) + mixed % window
             }
         };
         newest = newest.max(time);

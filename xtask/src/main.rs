@@ -18,9 +18,13 @@
 //! - `cargo xtask bench insights`: precision and recall of the Insights model over generated
 //!   scenarios, the rollups' cost on ingest, the events summary over 10 M events, and the
 //!   replay of a month of one account (see `bench_insights`).
+//! - `cargo xtask bench archive`: the archive writer's throughput into moto's S3, the archive's
+//!   bytes per event against CloudTrail's gzip'd JSON, and `orgtrail verify --archive`'s speed
+//!   (see `bench_archive`).
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
 
 mod bench;
+mod bench_archive;
 mod bench_data;
 mod bench_detection_runs;
 mod bench_filters;
@@ -63,6 +67,7 @@ commands:
   bench collect   measure one collector pass over a generated organization in moto
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
   bench insights  measure the Insights model over scenarios, the rollups' cost on ingest, the summary over 10 M events and a month's replay
+  bench archive   measure the archive writer into moto's S3, bytes per event against gzip'd JSON, and verify --archive
   pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
 
 fn main() {
@@ -89,6 +94,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
             Some("collect") => bench::bench_collect(&arguments[2..], &interrupted),
             Some("retention") => bench_retention::bench_retention(&arguments[2..], &interrupted),
             Some("insights") => bench_insights::bench_insights(&arguments[2..], &interrupted),
+            Some("archive") => bench_archive::bench_archive(&arguments[2..], &interrupted),
             _ => bail!("{USAGE}"),
         },
         _ => bail!("{USAGE}"),
