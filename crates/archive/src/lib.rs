@@ -2,7 +2,7 @@
 //! that Athena, Trino, Spark and DuckDB read directly. [`ArchiveEvent`] is a row (typed columns
 //! for the searchable fields, plus the original record text, lossless), [`archive_schema`] the
 //! fixed schema, [`ArchiveWriter`]/[`encode_parquet`] make a zstd-compressed object sorted by
-//! event time, [`decode_parquet`] reads one back, and [`ObjectKey`] says where it goes:
+//! API then event time, [`decode_parquet`] reads one back, and [`ObjectKey`] says where it goes:
 //! Hive-style `account=`/`region=`/`day=` folders with one object per hour, and further objects
 //! for late events, never a rewrite. No network, no files: the caller hands events in and gets
 //! bytes and keys out. The reference is `docs/archive.md`.

@@ -31,7 +31,8 @@ pub struct ArchiveSummary {
     pub row_groups: usize,
 }
 
-/// The events of an archive object, in the object's order (by `event_time`, then `event_id`).
+/// The events of an archive object, in the object's order (by `event_source`, `event_name`,
+/// `event_time`, then `event_id`).
 pub fn decode_parquet(bytes: &[u8]) -> Result<Vec<ArchiveEvent>, ArchiveError> {
     let builder = ParquetRecordBatchReaderBuilder::try_new(Bytes::copy_from_slice(bytes))
         .map_err(|source| ArchiveError::ReadParquet { source })?;

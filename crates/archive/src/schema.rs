@@ -28,7 +28,7 @@ pub const METADATA_MAX_EVENT_TIME: &str = "orgtrail.archive.max_event_time";
 /// (or the wrong JSON type for the stored event) is null.
 pub mod column {
     /// `eventTime`, Timestamp(Microsecond, "UTC"), not null: Parquet `INT64`
-    /// `TIMESTAMP(isAdjustedToUTC=true, MICROS)`. Rows are sorted by it, then by `event_id`.
+    /// `TIMESTAMP(isAdjustedToUTC=true, MICROS)`. Rows are sorted by `event_source`, `event_name`, then it and `event_id`.
     pub const EVENT_TIME: &str = "event_time";
     /// `eventID` as written, Utf8, not null.
     pub const EVENT_ID: &str = "event_id";
