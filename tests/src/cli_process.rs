@@ -14,6 +14,22 @@ pub fn run_orgtrail(arguments: &[&str], bound: Duration) -> Output {
     run_orgtrail_with(&cli_environment(ClientIdentity::Admin), arguments, bound)
 }
 
+/// The environment of a command that speaks to moto as AWS (`orgtrail verify`): moto's test
+/// credentials, a region, and no profile or instance metadata to fall back on.
+pub fn moto_aws_environment() -> Vec<(String, String)> {
+    [
+        ("AWS_ACCESS_KEY_ID", "testing"),
+        ("AWS_SECRET_ACCESS_KEY", "testing"),
+        ("AWS_REGION", "us-east-1"),
+        ("AWS_EC2_METADATA_DISABLED", "true"),
+        ("AWS_CONFIG_FILE", "/nonexistent"),
+        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
+    ]
+    .into_iter()
+    .map(|(name, value)| (name.to_string(), value.to_string()))
+    .collect()
+}
+
 /// Runs `orgtrail ARGS…` with the given environment (its TLS material, token, …) only.
 pub fn run_orgtrail_with(
     environment: &[(String, String)],

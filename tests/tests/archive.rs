@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use orgtrail_tests::cli_process::run_orgtrail_with;
+use orgtrail_tests::cli_process::{moto_aws_environment, run_orgtrail_with};
 use orgtrail_tests::moto::MotoServer;
 use orgtrail_tests::organization::s3_client;
 use orgtrail_tests::samples::sample_files;
@@ -387,17 +387,7 @@ async fn wait_until_digested(stack: &TestStack) {
 
 /// `orgtrail verify --archive` over the test's bucket, with the keys published beside it.
 fn verify_archive(moto: &MotoServer) -> (std::process::Output, serde_json::Value) {
-    let environment: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_CONFIG_FILE", "/nonexistent"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    let environment = moto_aws_environment();
     let endpoint = moto.endpoint();
     let output = run_orgtrail_with(
         &environment,

@@ -11,7 +11,7 @@ use std::process::Output;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use orgtrail_tests::cli_process::run_orgtrail_with;
+use orgtrail_tests::cli_process::{moto_aws_environment, run_orgtrail_with};
 use orgtrail_tests::memory_file::gzip;
 use orgtrail_tests::moto::MotoServer;
 use orgtrail_tests::organization::s3_client;
@@ -43,17 +43,7 @@ fn verify_hours(
 
 /// Runs `orgtrail verify --output json` over `hours` hours of the trail in `bucket`.
 fn run_verify(moto: &MotoServer, bucket: &str, public_keys: Option<&Path>, hours: usize) -> Output {
-    let environment: Vec<(String, String)> = [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_CONFIG_FILE", "/nonexistent"),
-        ("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent"),
-    ]
-    .into_iter()
-    .map(|(name, value)| (name.to_string(), value.to_string()))
-    .collect();
+    let environment = moto_aws_environment();
     let start = time_text(first_hour());
     let end = time_text(first_hour() + Duration::hours(hours as i64));
     let endpoint = moto.endpoint();

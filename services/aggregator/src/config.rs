@@ -1241,7 +1241,10 @@ mod tests {
             jail.set_env("ORGTRAIL_ARCHIVE__ACCOUNT_ID", "012345678901");
             let raw: RawAggregatorConfig = Figment::new()
                 .merge(Toml::string(&format!("{base}signing_kms_key_id = \"k\"\n")))
-                .merge(Env::prefixed("ORGTRAIL_").split("__"))
+                .merge(
+                    Env::prefixed("ORGTRAIL_ARCHIVE__")
+                        .map(|key| format!("archive.{}", key.as_str()).into()),
+                )
                 .extract()?;
             let config = raw.validate().map_err(|error| error.to_string())?;
             assert_eq!(config.archive.account_id.as_deref(), Some("012345678901"));

@@ -138,6 +138,12 @@ impl VerifyScope {
     }
 }
 
+/// The public keys of `--public-keys`, as `aws cloudtrail list-public-keys` prints them.
+fn read_public_keys_file(path: &std::path::Path) -> anyhow::Result<PublicKeys> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    PublicKeys::from_list_public_keys_json(&text).with_context(|| path.display().to_string())
+}
+
 /// `--start` (by default the beginning) to `--end` (by default now).
 fn window(
     arguments: &VerifyArguments,
@@ -166,12 +172,7 @@ async fn verify(arguments: &VerifyArguments) -> anyhow::Result<ExitCode> {
     let region = scope.layout.region.clone();
     let aws = VerifyAws::load(arguments.endpoint_url.as_deref(), &region).await;
     let public_keys = match &arguments.public_keys {
-        Some(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            PublicKeys::from_list_public_keys_json(&text)
-                .with_context(|| path.display().to_string())?
-        }
+        Some(path) => read_public_keys_file(path)?,
         None => {
             aws.list_public_keys(scope.start, scope.digests_until())
                 .await?
@@ -256,12 +257,7 @@ async fn verify_archive(arguments: &VerifyArguments) -> anyhow::Result<ExitCode>
     let mut layout = ArchiveLayout::new(&arguments.prefix, interval);
     let aws = VerifyAws::load(arguments.endpoint_url.as_deref(), "us-east-1").await;
     let public_keys = match &arguments.public_keys {
-        Some(path) => {
-            let text =
-                std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-            PublicKeys::from_list_public_keys_json(&text)
-                .with_context(|| path.display().to_string())?
-        }
+        Some(path) => read_public_keys_file(path)?,
         None => {
             let key = layout.public_keys_key();
             eprintln!(

@@ -15,7 +15,7 @@ use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::partitions::{day_of_partition, partition_name, PARTITION_DDL_LOCK};
 use super::retention::{list_policies, RETENTION_RULES_LOCK};
-use super::rollups::{push_subtract_gone, recount_rollups, remove_empty_rollups, GONE_COLUMNS};
+use super::rollups::{gone_columns, push_subtract_gone, recount_rollups, remove_empty_rollups};
 use super::{convert_sqlx_error, PgStore, StoreError};
 
 /// The rules a run (or a preview) applies, fixed at its start.
@@ -537,11 +537,7 @@ impl PgStore {
         sql.push(format!(
             ")) RETURNING e.event_id, {}), \
              ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), ",
-            GONE_COLUMNS
-                .split(", ")
-                .map(|column| format!("e.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            gone_columns("e")
         ));
         push_subtract_gone(&mut sql, day_start, day_end);
         sql.push(

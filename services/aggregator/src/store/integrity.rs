@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use sqlx::{Postgres, QueryBuilder};
 
 use super::findings::{raise_findings, NewFinding};
-use super::rollups::{push_subtract_gone, remove_empty_rollups, GONE_COLUMNS};
+use super::rollups::{gone_columns, push_subtract_gone, remove_empty_rollups};
 use super::{convert_sqlx_error, PgStore, StoreError};
 use crate::crypto::SEAL_OVERHEAD;
 
@@ -247,11 +247,7 @@ async fn quarantine_file_events(
         .push(format!(
             " RETURNING e.event_id, e.record, e.key_id, {}), \
              ids AS (DELETE FROM event_ids AS i USING gone AS g WHERE i.event_id = g.event_id), ",
-            GONE_COLUMNS
-                .split(", ")
-                .map(|column| format!("e.{column}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            gone_columns("e")
         ));
     push_subtract_gone(&mut sql, start, end);
     sql.push(

@@ -499,6 +499,15 @@ fn series_of_event(event: &str) -> String {
 /// The columns of `events` [`push_subtract_gone`] needs `gone` to return.
 pub const GONE_COLUMNS: &str = "event_time, account_id, aws_region, event_category, event_source, event_name, read_only, error_code";
 
+/// [`GONE_COLUMNS`] of the table aliased `alias`, for a `RETURNING` list.
+pub fn gone_columns(alias: &str) -> String {
+    GONE_COLUMNS
+        .split(", ")
+        .map(|column| format!("{alias}.{column}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Removes the rollup rows of `[start, end)` that deletions took to 0.
 pub async fn remove_empty_rollups(
     connection: &mut PgConnection,
