@@ -157,7 +157,9 @@ mod tests {
         let mut layout = ArchiveLayout::new("", Duration::hours(1));
         let key = "events/account=111111111111/region=us-east-1/day=2024-05-01/10-0000.parquet";
         assert_eq!(layout.log_file_delivery_time(key), None);
-        let written = Utc::now();
+        let written = DateTime::parse_from_rfc3339("2024-05-01T10:05:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
         layout.written.insert(key.to_string(), written);
         assert_eq!(layout.log_file_delivery_time(key), Some(written));
         assert_eq!(layout.log_file_delivery_time("digests/x.parquet"), None);

@@ -207,3 +207,88 @@ impl KmsMaster {
         }
     }
 }
+
+/// An asymmetric KMS key (RSA, SIGN_VERIFY) that signs the archive's digests: RSASSA PKCS#1
+/// v1.5 SHA-256 (`kms:Sign`) over a message, and its public key as CloudTrail gives its own
+/// (the DER of the PKCS#1 `RSAPublicKey` inside `kms:GetPublicKey`'s SubjectPublicKeyInfo).
+pub struct KmsSigner {
+    client: aws_sdk_kms::Client,
+    key_id: String,
+    public_key_der: Vec<u8>,
+}
+
+impl KmsSigner {
+    /// Connects and fetches the key's public key.
+    pub async fn connect(
+        key_id: &str,
+        region: Option<&str>,
+        endpoint: Option<&str>,
+    ) -> Result<KmsSigner, String> {
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
+        if let Some(region) = region {
+            loader = loader.region(Region::new(region.to_string()));
+        }
+        if let Some(endpoint) = endpoint {
+            loader = loader.endpoint_url(endpoint);
+        }
+        let client = aws_sdk_kms::Client::new(&loader.load().await);
+        let answer = client
+            .get_public_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .map_err(|error| {
+                format!(
+                    "kms:GetPublicKey of {key_id}: {}",
+                    DisplayErrorContext(&error)
+                )
+            })?;
+        let spki = answer
+            .public_key()
+            .ok_or_else(|| format!("kms:GetPublicKey of {key_id} answered no key"))?;
+        let (_, info) =
+            <x509_parser::x509::SubjectPublicKeyInfo as x509_parser::prelude::FromDer<
+                '_,
+                x509_parser::error::X509Error,
+            >>::from_der(spki.as_ref())
+            .map_err(|error| format!("the public key of {key_id} is not DER: {error}"))?;
+        Ok(KmsSigner {
+            client,
+            key_id: key_id.to_string(),
+            public_key_der: info.subject_public_key.data.to_vec(),
+        })
+    }
+
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_key_der
+    }
+
+    /// The signature of `message` (RSASSA_PKCS1_V1_5_SHA_256, the message given raw).
+    pub async fn sign(&self, message: Vec<u8>) -> Result<Vec<u8>, String> {
+        let answer = self
+            .client
+            .sign()
+            .key_id(&self.key_id)
+            .message(Blob::new(message))
+            .message_type(aws_sdk_kms::types::MessageType::Raw)
+            .signing_algorithm(aws_sdk_kms::types::SigningAlgorithmSpec::RsassaPkcs1V15Sha256)
+            .send()
+            .await
+            .map_err(|error| {
+                format!(
+                    "kms:Sign with {}: {}",
+                    self.key_id,
+                    DisplayErrorContext(&error)
+                )
+            })?;
+        answer
+            .signature()
+            .map(|signature| signature.as_ref().to_vec())
+            .ok_or_else(|| format!("kms:Sign with {} answered no signature", self.key_id))
+    }
+}

@@ -7,7 +7,6 @@
 pub mod alarm_evaluation;
 pub mod alarms;
 pub mod archive;
-pub mod archive_digests;
 pub mod auth;
 pub mod config;
 pub mod crypto;

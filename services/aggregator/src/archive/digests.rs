@@ -13,20 +13,17 @@
 
 use std::io::Write;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use chrono::{DateTime, TimeDelta, Utc};
 use md5::{Digest as _, Md5};
 use orgtrail_integrity::{
     signing_string, unsigned_digest, ArchiveLayout, DigestDraft, DigestLogFile, DigestSigner,
     PreviousDigest, PublicKey, PublicKeys, S3Location, Sha256Hash, SignedDigest,
 };
-use x509_parser::prelude::FromDer;
 
-use crate::archive::ArchiveError;
+use super::s3::ArchiveBucket;
+use super::ArchiveError;
 use crate::config::ArchiveSettings;
+use crate::kms::KmsSigner;
 use crate::store::{PgStore, StoredArchiveDigest, ARCHIVE_DIGEST_LOCK};
 
 /// Digests written per round at most (an aggregator down for days catches up over rounds).
@@ -35,11 +32,7 @@ const DIGESTS_PER_ROUND: usize = 48;
 /// What signs the archive's digests.
 pub enum ArchiveSigner {
     Local(DigestSigner),
-    Kms {
-        client: aws_sdk_kms::Client,
-        key_id: String,
-        public_key: PublicKey,
-    },
+    Kms(KmsSigner),
 }
 
 impl ArchiveSigner {
@@ -54,60 +47,29 @@ impl ArchiveSigner {
         }
         let key_id = settings
             .signing_kms_key_id
-            .clone()
+            .as_deref()
             .ok_or("archive: no signing key")?;
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-        if let Some(region) = settings
+        let region = settings
             .signing_kms_region
-            .as_ref()
-            .or(settings.region.as_ref())
-        {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &settings.signing_kms_endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let client = aws_sdk_kms::Client::new(&loader.load().await);
-        let answer = client
-            .get_public_key()
-            .key_id(&key_id)
-            .send()
-            .await
-            .map_err(|error| {
-                format!(
-                    "kms:GetPublicKey of the archive's signing key {key_id}: {}",
-                    DisplayErrorContext(&error)
-                )
-            })?;
-        let spki = answer
-            .public_key()
-            .ok_or_else(|| format!("kms:GetPublicKey of {key_id} answered no key"))?;
-        let (_, info) = x509_parser::x509::SubjectPublicKeyInfo::from_der(spki.as_ref())
-            .map_err(|error| format!("the public key of {key_id} is not DER: {error}"))?;
-        // The RSAPublicKey inside, as CloudTrail's public keys are given.
-        let der = info.subject_public_key.data.to_vec();
-        let public_key = PublicKey {
-            fingerprint: hex(&Md5::digest(&der)),
-            der,
-            validity_start: None,
-            validity_end: None,
-        };
-        Ok(ArchiveSigner::Kms {
-            client,
-            key_id,
-            public_key,
-        })
+            .as_deref()
+            .or(settings.region.as_deref());
+        let signer =
+            KmsSigner::connect(key_id, region, settings.signing_kms_endpoint.as_deref()).await?;
+        Ok(ArchiveSigner::Kms(signer))
     }
 
     pub fn public_key(&self) -> PublicKey {
         match self {
             ArchiveSigner::Local(signer) => signer.public_key(None, None),
-            ArchiveSigner::Kms { public_key, .. } => public_key.clone(),
+            ArchiveSigner::Kms(signer) => {
+                let der = signer.public_key_der().to_vec();
+                PublicKey {
+                    fingerprint: hex(&Md5::digest(&der)),
+                    der,
+                    validity_start: None,
+                    validity_end: None,
+                }
+            }
         }
     }
 
@@ -116,34 +78,14 @@ impl ArchiveSigner {
             ArchiveSigner::Local(signer) => {
                 signer.sign_digest(draft).map_err(|error| error.to_string())
             }
-            ArchiveSigner::Kms {
-                client,
-                key_id,
-                public_key,
-            } => {
-                let (content, digest) = unsigned_digest(draft, &public_key.fingerprint)
-                    .map_err(|error| error.to_string())?;
-                let answer = client
-                    .sign()
-                    .key_id(key_id)
-                    .message(aws_sdk_kms::primitives::Blob::new(
-                        signing_string(&digest).into_bytes(),
-                    ))
-                    .message_type(aws_sdk_kms::types::MessageType::Raw)
-                    .signing_algorithm(
-                        aws_sdk_kms::types::SigningAlgorithmSpec::RsassaPkcs1V15Sha256,
-                    )
-                    .send()
-                    .await
-                    .map_err(|error| {
-                        format!("kms:Sign with {key_id}: {}", DisplayErrorContext(&error))
-                    })?;
-                let signature = answer
-                    .signature()
-                    .ok_or_else(|| format!("kms:Sign with {key_id} answered no signature"))?;
+            ArchiveSigner::Kms(signer) => {
+                let fingerprint = self.public_key().fingerprint;
+                let (content, digest) =
+                    unsigned_digest(draft, &fingerprint).map_err(|error| error.to_string())?;
+                let signature = signer.sign(signing_string(&digest).into_bytes()).await?;
                 Ok(SignedDigest {
                     content,
-                    signature: hex(signature.as_ref()),
+                    signature: hex(&signature),
                     digest,
                 })
             }
@@ -154,8 +96,7 @@ impl ArchiveSigner {
 /// The digest writer of the archive.
 pub struct ArchiveDigests {
     pub store: PgStore,
-    pub s3: aws_sdk_s3::Client,
-    pub bucket: String,
+    pub bucket: ArchiveBucket,
     pub settings: ArchiveSettings,
     pub signer: ArchiveSigner,
 }
@@ -172,47 +113,29 @@ impl ArchiveDigests {
     /// Adds this signer's public key to the published file, if it is not there.
     pub async fn publish_public_key(&self) -> Result<(), ArchiveError> {
         let key = self.layout().public_keys_key();
-        let mut keys = match self
-            .s3
-            .get_object()
-            .bucket(&self.bucket)
-            .key(&key)
-            .send()
-            .await
-        {
-            Ok(output) => {
-                let bytes = output
-                    .body
-                    .collect()
-                    .await
-                    .map_err(|error| self.upload_error(&key, error.to_string()))?
-                    .into_bytes();
-                PublicKeys::from_list_public_keys_json(&bytes)
-                    .map_err(|error| self.upload_error(&key, error.to_string()))?
-            }
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|service| service.is_no_such_key()) =>
-            {
-                PublicKeys::new()
-            }
-            Err(error) => {
-                return Err(self.upload_error(&key, DisplayErrorContext(&error).to_string()))
-            }
+        let mut keys = match self.bucket.get(&key).await? {
+            Some(bytes) => PublicKeys::from_list_public_keys_json(&bytes).map_err(|error| {
+                ArchiveError::Encode {
+                    key: key.clone(),
+                    detail: error.to_string(),
+                }
+            })?,
+            None => PublicKeys::new(),
         };
         let public_key = self.signer.public_key();
         if keys.contains(&public_key.fingerprint) {
             return Ok(());
         }
         keys.insert(public_key);
-        self.put(
-            &key,
-            keys.to_list_public_keys_json().into_bytes(),
-            "application/json",
-            None,
-        )
-        .await
+        self.bucket
+            .put(
+                &key,
+                keys.to_list_public_keys_json().into_bytes(),
+                "application/json",
+                None,
+            )
+            .await?;
+        Ok(())
     }
 
     /// Writes every digest due (at most [`DIGESTS_PER_ROUND`]), if no other replica is.
@@ -275,7 +198,7 @@ impl ArchiveDigests {
                         detail: "its recorded SHA-256 is not 32 bytes".into(),
                     })?;
             log_files.push(DigestLogFile {
-                location: S3Location::new(self.bucket.clone(), object.object_key.clone()),
+                location: S3Location::new(self.bucket.name(), object.object_key.clone()),
                 hash_value: Sha256Hash(hash),
                 oldest_event_time: Some(object.hour),
                 newest_event_time: Some(object.hour + TimeDelta::hours(1) - TimeDelta::seconds(1)),
@@ -283,7 +206,7 @@ impl ArchiveDigests {
         }
         let previous = match previous {
             Some(previous) => Some(PreviousDigest {
-                location: S3Location::new(self.bucket.clone(), previous.digest_key.clone()),
+                location: S3Location::new(self.bucket.name(), previous.digest_key.clone()),
                 hash_value: Sha256Hash(previous.content_sha256.as_slice().try_into().map_err(
                     |_| ArchiveError::Encode {
                         key: previous.digest_key.clone(),
@@ -298,7 +221,7 @@ impl ArchiveDigests {
             aws_account_id: self.settings.account_id.clone().unwrap_or_default(),
             digest_start_time: start,
             digest_end_time: end,
-            location: S3Location::new(self.bucket.clone(), key.clone()),
+            location: S3Location::new(self.bucket.name(), key.clone()),
             previous,
             log_files,
         };
@@ -311,20 +234,21 @@ impl ArchiveDigests {
                 detail,
             })?;
         let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        gzip.write_all(&signed.content)
-            .and_then(|()| gzip.try_finish())
+        let compressed = gzip
+            .write_all(&signed.content)
+            .and_then(|()| gzip.finish())
             .map_err(|error| ArchiveError::Encode {
                 key: key.clone(),
                 detail: error.to_string(),
             })?;
-        let compressed = gzip.finish().unwrap_or_default();
-        self.put(
-            &key,
-            compressed,
-            "application/json",
-            Some(&signed.signature),
-        )
-        .await?;
+        self.bucket
+            .put(
+                &key,
+                compressed,
+                "application/json",
+                Some(&signed.signature),
+            )
+            .await?;
         let digest = StoredArchiveDigest {
             digest_key: key,
             start_time: start,
@@ -339,46 +263,6 @@ impl ArchiveDigests {
         self.store.record_archive_digest(&digest, &keys).await?;
         tracing::info!(digest = %digest.digest_key, objects = keys.len(), "archive digest written");
         Ok(digest)
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        bytes: Vec<u8>,
-        content_type: &str,
-        signature: Option<&str>,
-    ) -> Result<(), ArchiveError> {
-        let mut request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type(content_type)
-            .body(ByteStream::from(bytes));
-        if let Some(signature) = signature {
-            request = request
-                .metadata("signature", signature)
-                .metadata("signature-algorithm", "SHA256withRSA");
-        }
-        request = match self.settings.server_side_encryption.as_str() {
-            "AES256" => request.server_side_encryption(ServerSideEncryption::Aes256),
-            _ => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(self.settings.kms_key_id.clone()),
-        };
-        request
-            .send()
-            .await
-            .map_err(|error| self.upload_error(key, DisplayErrorContext(&error).to_string()))?;
-        Ok(())
-    }
-
-    fn upload_error(&self, key: &str, detail: String) -> ArchiveError {
-        ArchiveError::Upload {
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            detail,
-        }
     }
 }
 

@@ -13,15 +13,15 @@
 
 use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region};
-use aws_sdk_s3::error::DisplayErrorContext;
-use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ServerSideEncryption;
 use orgtrail_archive::{ArchiveEvent, ArchiveWriter as ParquetWriter, HourPartition, ObjectKey};
 use orgtrail_service_runtime::{error_chain, SharedClock};
 use sha2::{Digest, Sha256};
 
-use crate::archive_digests::{ArchiveDigests, ArchiveSigner};
+pub mod digests;
+pub mod s3;
+
+use self::digests::{ArchiveDigests, ArchiveSigner};
+use self::s3::{ArchiveBucket, BucketError};
 use crate::config::ArchiveSettings;
 use crate::drain::Drain;
 use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError};
@@ -40,12 +40,8 @@ pub enum ArchiveError {
     Store(#[from] StoreError),
     #[error("cannot encode the archive object {key}: {detail}")]
     Encode { key: String, detail: String },
-    #[error("cannot put s3://{bucket}/{key}: {detail}")]
-    Upload {
-        bucket: String,
-        key: String,
-        detail: String,
-    },
+    #[error("cannot read or write the archive's bucket")]
+    Bucket(#[from] BucketError),
 }
 
 /// What a round did.
@@ -62,8 +58,7 @@ pub struct ArchiveService {
     store: PgStore,
     clock: SharedClock,
     settings: ArchiveSettings,
-    bucket: String,
-    s3: aws_sdk_s3::Client,
+    bucket: ArchiveBucket,
     digests: ArchiveDigests,
 }
 
@@ -79,26 +74,9 @@ impl ArchiveService {
             return Ok(None);
         };
         let signer = ArchiveSigner::from_settings(&settings).await?;
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &settings.endpoint_url {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let base = loader.load().await;
-        let s3 = aws_sdk_s3::config::Builder::from(&base)
-            .force_path_style(settings.endpoint_url.is_some())
-            .build();
-        let s3 = aws_sdk_s3::Client::from_conf(s3);
+        let bucket = ArchiveBucket::connect(&settings, bucket).await;
         let digests = ArchiveDigests {
             store: store.clone(),
-            s3: s3.clone(),
             bucket: bucket.clone(),
             settings: settings.clone(),
             signer,
@@ -112,7 +90,6 @@ impl ArchiveService {
             clock,
             settings,
             bucket,
-            s3,
             digests,
         }))
     }
@@ -233,7 +210,9 @@ impl ArchiveService {
             })?;
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let size = bytes.len() as u64;
-        self.put(&key, bytes).await?;
+        self.bucket
+            .put(&key, bytes, "application/vnd.apache.parquet", None)
+            .await?;
         if std::env::var_os(CRASH_AFTER_UPLOAD).is_some() {
             tracing::error!(%key, "{CRASH_AFTER_UPLOAD} is set: aborting after the upload");
             std::process::abort();
@@ -252,28 +231,6 @@ impl ArchiveService {
             })
             .await?;
         Ok(Some((events.len(), size)))
-    }
-
-    async fn put(&self, key: &str, bytes: Vec<u8>) -> Result<(), ArchiveError> {
-        let mut request = self
-            .s3
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .content_type("application/vnd.apache.parquet")
-            .body(ByteStream::from(bytes));
-        request = match self.settings.server_side_encryption.as_str() {
-            "AES256" => request.server_side_encryption(ServerSideEncryption::Aes256),
-            _ => request
-                .server_side_encryption(ServerSideEncryption::AwsKms)
-                .set_ssekms_key_id(self.settings.kms_key_id.clone()),
-        };
-        request.send().await.map_err(|error| ArchiveError::Upload {
-            bucket: self.bucket.clone(),
-            key: key.to_string(),
-            detail: DisplayErrorContext(&error).to_string(),
-        })?;
-        Ok(())
     }
 }
 
