@@ -439,7 +439,7 @@ mod tests {
     fn bad_lookup_attributes_are_invalid_lookup_attributes() {
         let long = "x".repeat(2001);
         let long_by_weight = "_".repeat(1001);
-        let nine = vec![r#"{"AttributeKey":"EventName","AttributeValue":"x"}"#; 9].join(",");
+        let nine = [r#"{"AttributeKey":"EventName","AttributeValue":"x"}"#; 9].join(",");
         for body in [
             r#"{"LookupAttributes":[{"AttributeKey":"eventname","AttributeValue":"x"}]}"#.to_string(),
             r#"{"LookupAttributes":[{"AttributeKey":"EventName"}]}"#.to_string(),
