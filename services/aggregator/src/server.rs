@@ -214,7 +214,7 @@ pub async fn serve(
     let services = DomainServices {
         ingest,
         lookup: EventLookup::new(store.clone(), config.ingest.rollups),
-        sources: SourceRegistry::new(store.clone()),
+        sources: SourceRegistry::new(store.clone(), clock.clone()),
         retention,
         alarms,
         notifications: NotificationService::new(store.clone()),

@@ -3,7 +3,7 @@
 
 use orgtrail_domain::parse_cloudtrail_key;
 
-use chrono::Utc;
+use orgtrail_service_runtime::SharedClock;
 
 use crate::store::{
     IntegrityReport, IntegrityState, ListedFile, PgStore, RecordedIntegrity, SourceLease,
@@ -54,11 +54,13 @@ pub enum SourcesError {
 #[derive(Clone)]
 pub struct SourceRegistry {
     store: PgStore,
+    /// When integrity findings are raised.
+    clock: SharedClock,
 }
 
 impl SourceRegistry {
-    pub fn new(store: PgStore) -> SourceRegistry {
-        SourceRegistry { store }
+    pub fn new(store: PgStore, clock: SharedClock) -> SourceRegistry {
+        SourceRegistry { store, clock }
     }
 
     pub async fn filter_new_files(
@@ -220,7 +222,10 @@ impl SourceRegistry {
                 PROBLEM_KINDS.join(", ")
             )));
         }
-        Ok(self.store.record_integrity(&report, Utc::now()).await?)
+        Ok(self
+            .store
+            .record_integrity(&report, self.clock.now())
+            .await?)
     }
 
     pub async fn list(&self) -> Result<Vec<SourceStatusRow>, SourcesError> {
