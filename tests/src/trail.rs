@@ -348,3 +348,24 @@ pub async fn upload(s3: &aws_sdk_s3::Client, bucket: &str, trail: &Trail) {
         })
         .await;
 }
+
+/// The problems an `orgtrail verify --output json` report names: (kind, key of the object),
+/// sorted.
+pub fn report_problems(report: &Value) -> Vec<(String, String)> {
+    let mut problems: Vec<(String, String)> = report["problems"]
+        .as_array()
+        .expect("the report has problems")
+        .iter()
+        .map(|problem| {
+            (
+                problem["kind"].as_str().unwrap_or_default().to_string(),
+                problem["location"]["key"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    problems.sort();
+    problems
+}

@@ -340,17 +340,7 @@ async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte
     stack.terminate_aggregator();
     let (tampered, report) = verify_archive(&moto);
     assert_eq!(tampered.status.code(), Some(1), "{report:#}");
-    let problems: Vec<(String, String)> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|problem| {
-            (
-                problem["kind"].as_str().unwrap().to_string(),
-                problem["location"]["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
+    let problems = orgtrail_tests::trail::report_problems(&report);
     assert!(
         problems.contains(&("log_file_modified".to_string(), changed.clone())),
         "{problems:#?}"

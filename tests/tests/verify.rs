@@ -72,23 +72,6 @@ fn run_verify(moto: &MotoServer, bucket: &str, public_keys: Option<&Path>, hours
     run_orgtrail_with(&environment, &arguments, StdDuration::from_secs(600))
 }
 
-/// The problems reported: (kind, key of the object).
-fn problems(report: &Value) -> Vec<(String, String)> {
-    let mut problems: Vec<(String, String)> = report["problems"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|problem| {
-            (
-                problem["kind"].as_str().unwrap().to_string(),
-                problem["location"]["key"].as_str().unwrap().to_string(),
-            )
-        })
-        .collect();
-    problems.sort();
-    problems
-}
-
 /// Uploads `trail` into `bucket`, verifies it, expects exactly the `expected` problems and
 /// returns the report.
 async fn expect_tampering(
@@ -110,7 +93,7 @@ fn expect_problems(case: &str, output: &Output, report: &Value, expected: &[(&st
         .map(|(kind, key)| (kind.to_string(), key.to_string()))
         .collect();
     expected.sort();
-    assert_eq!(problems(report), expected, "{case}: {report:#}");
+    assert_eq!(report_problems(report), expected, "{case}: {report:#}");
     assert_eq!(output.status.code(), Some(1), "{case}: exit status");
 }
 
@@ -163,7 +146,7 @@ async fn an_intact_trail_verifies_clean_with_every_log_file_verified() {
     upload(&setup.s3, "intact-trail", &trail).await;
     let (output, report) = verify(&setup.moto, "intact-trail", &setup.public_keys);
     assert_eq!(
-        problems(&report),
+        report_problems(&report),
         Vec::<(String, String)>::new(),
         "{report:#}"
     );

@@ -63,30 +63,36 @@ impl std::fmt::Debug for KmsMaster {
     }
 }
 
+/// The SDK's configuration for KMS: rustls with ring, bounded timeouts and retries, the
+/// region and endpoint when given.
+async fn kms_config(region: Option<&str>, endpoint: Option<&str>) -> aws_config::SdkConfig {
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(http_client)
+        .retry_config(RetryConfig::standard().with_max_attempts(3))
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        );
+    if let Some(region) = region {
+        loader = loader.region(Region::new(region.to_string()));
+    }
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    loader.load().await
+}
+
 impl KmsMaster {
     pub async fn connect(settings: &KmsSettings) -> KmsMaster {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client)
-            .retry_config(RetryConfig::standard().with_max_attempts(3))
-            .timeout_config(
-                TimeoutConfig::builder()
-                    .connect_timeout(CONNECT_TIMEOUT)
-                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-                    .operation_timeout(OPERATION_TIMEOUT)
-                    .build(),
-            );
-        if let Some(region) = &settings.region {
-            loader = loader.region(Region::new(region.clone()));
-        }
-        if let Some(endpoint) = &settings.endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let config = loader.load().await;
+        let config = kms_config(settings.region.as_deref(), settings.endpoint.as_deref()).await;
         let endpoint = match (&settings.endpoint, config.region()) {
             (Some(endpoint), _) => endpoint.clone(),
             (None, Some(region)) => format!("AWS KMS in {region}"),
@@ -224,19 +230,7 @@ impl KmsSigner {
         region: Option<&str>,
         endpoint: Option<&str>,
     ) -> Result<KmsSigner, String> {
-        let http_client = aws_smithy_http_client::Builder::new()
-            .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
-                aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_https();
-        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http_client);
-        if let Some(region) = region {
-            loader = loader.region(Region::new(region.to_string()));
-        }
-        if let Some(endpoint) = endpoint {
-            loader = loader.endpoint_url(endpoint);
-        }
-        let client = aws_sdk_kms::Client::new(&loader.load().await);
+        let client = aws_sdk_kms::Client::new(&kms_config(region, endpoint).await);
         let answer = client
             .get_public_key()
             .key_id(key_id)

@@ -127,10 +127,6 @@ impl PgStore {
         .fetch_one(self.pool())
         .await
         .map_err(convert_sqlx_error)?;
-        // Data keys another replica made since this one last looked.
-        self.refresh_data_keys()
-            .await
-            .map_err(|error| StoreError::Encryption(error.to_string()))?;
         let mut sql = QueryBuilder::<Postgres>::new(format!(
             "SELECT {EVENT_COLUMNS} FROM events WHERE event_time >= "
         ));
@@ -164,12 +160,7 @@ impl PgStore {
             .fetch_all(self.pool())
             .await
             .map_err(convert_sqlx_error)?;
-        let cipher = self.encryption().map(|encryption| &encryption.cipher);
-        let events = rows
-            .into_iter()
-            .map(|row| row.into_event(cipher))
-            .collect::<Result<Vec<_>, _>>()?;
-        Ok((events, next_sequence))
+        Ok((self.open_rows(rows).await?, next_sequence))
     }
 
     /// Records an object once it is in the bucket.

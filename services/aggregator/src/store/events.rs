@@ -464,7 +464,15 @@ impl PgStore {
             .fetch_all(self.pool())
             .await
             .map_err(convert_sqlx_error)?;
-        // Rows sealed under a data key another replica made since this one last looked.
+        self.open_rows(rows).await
+    }
+
+    /// The events of `rows`, their records opened; the data keys are refreshed first only when
+    /// a row is sealed under one another replica made since this one last looked.
+    pub(super) async fn open_rows(
+        &self,
+        rows: Vec<PgEventRow>,
+    ) -> Result<Vec<CloudTrailEvent>, StoreError> {
         if let Some(encryption) = self.encryption() {
             if rows.iter().any(|row| {
                 row.key_id
