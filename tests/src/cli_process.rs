@@ -36,17 +36,37 @@ pub fn run_orgtrail_with(
     arguments: &[&str],
     bound: Duration,
 ) -> Output {
-    let mut child = Command::new(binary("orgtrail"))
+    let mut command = Command::new(binary("orgtrail"));
+    command
         .args(arguments)
         .env_remove("ORGTRAIL_TOKEN")
         .env_remove("ORGTRAIL_CA")
         .env_remove("ORGTRAIL_CERT")
         .env_remove("ORGTRAIL_KEY")
-        .envs(environment.iter().cloned())
+        .envs(environment.iter().cloned());
+    run_bounded(command, None, bound)
+}
+
+/// Runs `command` with `stdin` as its standard input, its output captured; panics (having
+/// killed it) if it takes longer than `bound`.
+pub fn run_bounded(mut command: Command, stdin: Option<Vec<u8>>, bound: Duration) -> Output {
+    let description = format!("{command:?}");
+    let mut child = command
+        .stdin(if stdin.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap_or_else(|error| panic!("cannot run orgtrail: {error}"));
+        .unwrap_or_else(|error| panic!("cannot run {description}: {error}"));
+    if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let _ = pipe.write_all(&input);
+        });
+    }
     // Drain the pipes while waiting, so a large output cannot block the child.
     let stdout = drain(child.stdout.take());
     let stderr = drain(child.stderr.take());
@@ -57,7 +77,7 @@ pub fn run_orgtrail_with(
         }
         if Instant::now() > deadline {
             let _ = child.kill();
-            panic!("orgtrail {arguments:?} took longer than {bound:?}");
+            panic!("{description} took longer than {bound:?}");
         }
         std::thread::sleep(Duration::from_millis(20));
     };

@@ -3,6 +3,7 @@
 //! the files, helpers to send files and messages, and the receiving ends of notifications
 //! (a webhook receiver, SNS topics with SQS queues). Every wait is bounded.
 
+pub mod aws_clients;
 pub mod cli_process;
 pub mod collector_process;
 pub mod memory_file;

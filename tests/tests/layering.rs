@@ -1,7 +1,8 @@
 //! The structure ARCHITECTURE.md promises, checked on the source text: in the aggregator the
 //! modules depend one way (the table below, lowest first), only `store` knows SQL, only
 //! `grpc/` knows tonic and the generated types, only `kms`, SNS delivery and the archive's
-//! bucket (`archive/s3.rs`) know the AWS SDK, only webhook delivery knows hyper; the
+//! bucket (`archive/s3.rs`) know the AWS SDK, only webhook delivery and the CloudTrail-compatible
+//! endpoint (`cloudtrail_api/`) know hyper; the
 //! collector's modules form no cycle; the pure crates (domain, detection, integrity, archive,
 //! cloudtrail-api) do no I/O and know no outside technology. A module added without a place in
 //! the table fails here until it gets one.
@@ -40,8 +41,9 @@ const AGGREGATOR_LAYERS: &[(&str, u32)] = &[
     ("archive", 6),
     // Insights: found over the rollups, written as events through ingest.
     ("insights", 7),
-    // Adapters.
+    // Adapters: the gRPC API, and CloudTrail's own wire protocol.
     ("grpc", 8),
+    ("cloudtrail_api", 8),
     // The composition root.
     ("server", 9),
 ];
@@ -194,6 +196,7 @@ fn each_outside_technology_has_one_home_in_the_aggregator() {
     const DELIVERY: &str = "notify/delivery.rs";
     const SNS: &str = "notify/delivery/sns.rs";
     const ARCHIVE_BUCKET: &str = "archive/s3.rs";
+    const CLOUDTRAIL_API: &str = "cloudtrail_api/";
     let homes: &[(&str, &[&str], &str)] = &[
         ("sqlx", &["store/"], "SQL"),
         ("tonic", &["grpc/"], "gRPC"),
@@ -203,11 +206,29 @@ fn each_outside_technology_has_one_home_in_the_aggregator() {
         ("prost_types", &["grpc/"], "generated gRPC types"),
         (
             "http",
-            &["grpc/", DELIVERY],
-            "HTTP (gRPC calls, webhook deliveries)",
+            &["grpc/", DELIVERY, CLOUDTRAIL_API],
+            "HTTP (gRPC calls, webhook deliveries, the CloudTrail-compatible endpoint)",
         ),
-        ("hyper", &[DELIVERY], "the webhook client"),
-        ("hyper_util", &[DELIVERY], "the webhook client"),
+        (
+            "hyper",
+            &[DELIVERY, CLOUDTRAIL_API],
+            "the webhook client and the CloudTrail-compatible endpoint's server",
+        ),
+        (
+            "hyper_util",
+            &[DELIVERY, CLOUDTRAIL_API],
+            "the webhook client and the CloudTrail-compatible endpoint's server",
+        ),
+        (
+            "tokio_rustls",
+            &[CLOUDTRAIL_API],
+            "the CloudTrail-compatible endpoint's TLS",
+        ),
+        (
+            "orgtrail_cloudtrail_api",
+            &[CLOUDTRAIL_API],
+            "CloudTrail's wire protocol",
+        ),
         ("hyper_rustls", &[DELIVERY], "the webhook client"),
         ("aws_sdk_kms", &["kms.rs"], "the AWS SDK"),
         ("aws_sdk_sns", &[SNS], "the AWS SDK"),

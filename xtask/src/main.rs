@@ -117,6 +117,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
     }
     let moto_server = moto::ensure_moto_server()?;
     let readers_python = python_readers::ensure_readers_python()?;
+    let aws_clients_python = python_readers::ensure_aws_clients_python()?;
     prerequisites::ensure_openssl()?;
     let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
@@ -130,6 +131,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .env("ORGTRAIL_BIN_DIR", &bin_dir)
         .env("ORGTRAIL_TEST_MOTO_SERVER", &moto_server)
         .env("ORGTRAIL_TEST_PYTHON", &readers_python)
+        .env("ORGTRAIL_TEST_AWS_PYTHON", &aws_clients_python)
         .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .status()
         .context("cannot run cargo test")?;

@@ -1,6 +1,8 @@
-//! The Parquet readers the archive's tests read orgtrail's objects with (pyarrow and DuckDB,
-//! `crates/archive/tests/read_back.py`), from PyPI, in a venv of the project's own
-//! (`target/xtask/readers`): created on first use and reused after.
+//! Python clients from PyPI the tests use, each in a venv of the project's own under
+//! `target/xtask/` (created on first use and reused after): the Parquet readers the archive's
+//! tests read orgtrail's objects with (pyarrow and DuckDB, `crates/archive/tests/read_back.py`),
+//! and the AWS CLI and boto3 for the CloudTrail-compatible endpoint
+//! (`tests/python/cloudtrail_client.py`).
 
 use std::path::PathBuf;
 
@@ -17,6 +19,21 @@ pub fn ensure_readers_python() -> anyhow::Result<PathBuf> {
         "readers",
         Requirements::Specifiers(&READER_REQUIREMENTS),
         "bin/python",
+    )?;
+    Ok(venv.join("bin/python"))
+}
+
+/// The AWS clients the CloudTrail-compatible endpoint is tested and benchmarked with: the AWS
+/// CLI (v1, from PyPI) and boto3, at versions whose botocore agrees.
+const AWS_CLIENT_REQUIREMENTS: [&str; 2] = ["awscli==1.46.3", "boto3==1.44.8"];
+
+/// The Python of the AWS clients' venv (`python -m awscli` is the AWS CLI); `bin/aws` proves
+/// the install.
+pub fn ensure_aws_clients_python() -> anyhow::Result<PathBuf> {
+    let venv = ensure_venv(
+        "aws-clients",
+        Requirements::Specifiers(&AWS_CLIENT_REQUIREMENTS),
+        "bin/aws",
     )?;
     Ok(venv.join("bin/python"))
 }

@@ -8,7 +8,11 @@
 //! ones here are what AWS's JSON 1.1 services answer (`UnrecognizedClientException`,
 //! `InvalidSignatureException`, `IncompleteSignatureException`,
 //! `MissingAuthenticationTokenException`, `UnknownOperationException`, `SerializationException`),
-//! which botocore reads like any other code. `RequestEntityTooLargeException` (413) is orgtrail's.
+//! which botocore reads like any other code. `AccessDeniedException` (403) and
+//! `ThrottlingException` (400, which botocore's retry handlers treat as a throttle) are the codes
+//! AWS's JSON services use for a caller without permission and a caller over its rate;
+//! `ServiceUnavailableException` (503) and `InternalFailure` (500) are retried by botocore as
+//! transient. `RequestEntityTooLargeException` (413) is orgtrail's.
 
 use std::fmt;
 
@@ -71,6 +75,20 @@ pub enum ApiError {
         now: String,
         skew_minutes: i64,
     },
+
+    // --- the caller, once known ---
+    #[error("{reason}")]
+    ExpiredToken { reason: String },
+    #[error("{reason}")]
+    AccessDenied { reason: String },
+    #[error("rate exceeded: {reason}")]
+    Throttling { reason: String },
+
+    // --- the server ---
+    #[error("the service cannot answer now ({reason}); retry later")]
+    ServiceUnavailable { reason: String },
+    #[error("the service met an internal error ({reason})")]
+    InternalFailure { reason: String },
 }
 
 impl ApiError {
@@ -95,6 +113,11 @@ impl ApiError {
             | ApiError::SignatureDoesNotMatch
             | ApiError::SignatureExpired { .. }
             | ApiError::SignatureNotYetCurrent { .. } => "InvalidSignatureException",
+            ApiError::ExpiredToken { .. } => "ExpiredTokenException",
+            ApiError::AccessDenied { .. } => "AccessDeniedException",
+            ApiError::Throttling { .. } => "ThrottlingException",
+            ApiError::ServiceUnavailable { .. } => "ServiceUnavailableException",
+            ApiError::InternalFailure { .. } => "InternalFailure",
         }
     }
 
@@ -107,15 +130,25 @@ impl ApiError {
             | ApiError::WrongSigningService { .. }
             | ApiError::SignatureDoesNotMatch
             | ApiError::SignatureExpired { .. }
-            | ApiError::SignatureNotYetCurrent { .. } => 403,
+            | ApiError::SignatureNotYetCurrent { .. }
+            | ApiError::ExpiredToken { .. }
+            | ApiError::AccessDenied { .. } => 403,
+            ApiError::ServiceUnavailable { .. } => 503,
+            ApiError::InternalFailure { .. } => 500,
             _ => 400,
         }
     }
 
-    /// Whether the same request may succeed later. None of these: each is about the request
-    /// itself (a skewed clock is fixed by re-signing, which is a new request).
+    /// Whether the same request may succeed later: a throttled call, and a server that could not
+    /// answer (botocore retries both by their codes and statuses). Every other error is about the
+    /// request itself (a skewed clock is fixed by re-signing, which is a new request).
     pub fn is_retryable(&self) -> bool {
-        false
+        matches!(
+            self,
+            ApiError::Throttling { .. }
+                | ApiError::ServiceUnavailable { .. }
+                | ApiError::InternalFailure { .. }
+        )
     }
 
     /// The AWS JSON 1.1 error body.
@@ -229,6 +262,22 @@ mod tests {
             ApiError::from_lookup_error(&LookupError::InvalidMaxResults { value: 2000 }).code(),
             "InvalidMaxResultsException"
         );
+    }
+
+    #[test]
+    fn throttles_and_server_errors_are_retryable_and_nothing_else() {
+        let throttled = ApiError::Throttling { reason: "x".into() };
+        assert_eq!(throttled.code(), "ThrottlingException");
+        assert_eq!(throttled.http_status(), 400);
+        assert!(throttled.is_retryable());
+        let unavailable = ApiError::ServiceUnavailable { reason: "x".into() };
+        assert_eq!(unavailable.http_status(), 503);
+        assert!(unavailable.is_retryable());
+        let denied = ApiError::AccessDenied { reason: "x".into() };
+        assert_eq!(denied.code(), "AccessDeniedException");
+        assert_eq!(denied.http_status(), 403);
+        assert!(!denied.is_retryable());
+        assert!(!ApiError::UnrecognizedClient.is_retryable());
     }
 
     #[test]

@@ -35,6 +35,6 @@ pub use lookup_events_request::{
 };
 pub use lookup_events_response::{ApiEvent, ApiResource, LookupEventsResponse};
 pub use signature_verification::{
-    verify_signature, SecretAccessKeys, SignedRequest, VerifiedCaller, MAX_CLOCK_SKEW,
-    SIGNING_SERVICE,
+    claimed_access_key_id, verify_signature, SecretAccessKeys, SignedRequest, VerifiedCaller,
+    MAX_CLOCK_SKEW, SIGNING_SERVICE,
 };

@@ -45,11 +45,20 @@ const INSIGHT_ATTRIBUTE_KEYS: [LookupAttributeKey; 3] = [
     LookupAttributeKey::EventSource,
 ];
 
+/// orgtrail's extension keys: the account (`recipientAccountId`) and the region of the event,
+/// which CloudTrail does not need since its Event history is one account in one region.
+pub const ACCOUNT_ID_KEY: &str = "AccountId";
+pub const AWS_REGION_KEY: &str = "AwsRegion";
+
 /// A parsed, validated LookupEvents request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LookupEventsRequest {
     /// All must match (CloudTrail allows at most one; orgtrail up to [`MAX_LOOKUP_ATTRIBUTES`]).
     pub attributes: Vec<LookupAttribute>,
+    /// orgtrail's extension: the account named by an `AccountId` attribute (at most one).
+    pub account: Option<String>,
+    /// orgtrail's extension: the region named by an `AwsRegion` attribute (at most one).
+    pub region: Option<String>,
     pub start_time: Option<DateTime<Utc>>,
     pub end_time: Option<DateTime<Utc>>,
     /// `EventCategory: insight`; otherwise management events, as CloudTrail's Event history.
@@ -61,8 +70,9 @@ pub struct LookupEventsRequest {
 }
 
 impl LookupEventsRequest {
-    /// The domain's lookup parameters for this request. Accounts, regions and
-    /// `verified_only` are left for the server to fill (the wire request has none of them).
+    /// The domain's lookup parameters for this request: the account and region of the
+    /// extension attributes when given. A caller scoped to some accounts is narrowed by the
+    /// server, which knows the caller.
     pub fn to_lookup_parameters(&self) -> LookupParameters {
         let category = if self.insight_events {
             "Insight"
@@ -73,6 +83,8 @@ impl LookupEventsRequest {
             start_time: self.start_time,
             end_time: self.end_time,
             attributes: self.attributes.clone(),
+            accounts: self.account.iter().cloned().collect(),
+            regions: self.region.iter().cloned().collect(),
             categories: vec![category.to_string()],
             max_results: self.max_results,
             ..Default::default()
@@ -98,7 +110,11 @@ pub fn parse_lookup_events_request(
     }
     let members = parse_body_members(body)?;
     let insight_events = parse_event_category(member(&members, "EventCategory"))?;
-    let attributes = parse_lookup_attributes(member(&members, "LookupAttributes"), insight_events)?;
+    let Attributes {
+        attributes,
+        account,
+        region,
+    } = parse_lookup_attributes(member(&members, "LookupAttributes"), insight_events)?;
     let start_time = parse_time(member(&members, "StartTime"), "StartTime")?;
     let end_time = parse_time(member(&members, "EndTime"), "EndTime")?;
     if let (Some(start), Some(end)) = (start_time, end_time) {
@@ -110,6 +126,8 @@ pub fn parse_lookup_events_request(
     }
     Ok(LookupEventsRequest {
         attributes,
+        account,
+        region,
         start_time,
         end_time,
         insight_events,
@@ -186,12 +204,20 @@ fn parse_event_category(value: Option<&Value>) -> Result<bool, ApiError> {
     }
 }
 
+/// The lookup attributes of a request: CloudTrail's, and orgtrail's extension keys.
+#[derive(Default)]
+struct Attributes {
+    attributes: Vec<LookupAttribute>,
+    account: Option<String>,
+    region: Option<String>,
+}
+
 fn parse_lookup_attributes(
     value: Option<&Value>,
     insight_events: bool,
-) -> Result<Vec<LookupAttribute>, ApiError> {
+) -> Result<Attributes, ApiError> {
     let Some(value) = value else {
-        return Ok(Vec::new());
+        return Ok(Attributes::default());
     };
     let Value::Array(items) = value else {
         return Err(serialization("LookupAttributes is not a list"));
@@ -204,28 +230,50 @@ fn parse_lookup_attributes(
             ),
         });
     }
-    items
-        .iter()
-        .map(|item| parse_lookup_attribute(item, insight_events))
-        .collect()
+    let mut parsed = Attributes::default();
+    for item in items {
+        let Value::Object(members) = item else {
+            return Err(serialization("a lookup attribute is not an object"));
+        };
+        let text = |name: &str| match member(members, name) {
+            None => Err(ApiError::InvalidLookupAttributes {
+                reason: format!("a lookup attribute has no {name}"),
+            }),
+            Some(Value::String(text)) => Ok(text.as_str()),
+            Some(_) => Err(serialization(format!("{name} is not a string"))),
+        };
+        let key = text("AttributeKey")?;
+        let value = text("AttributeValue")?;
+        let extension = match key {
+            ACCOUNT_ID_KEY => Some(&mut parsed.account),
+            AWS_REGION_KEY => Some(&mut parsed.region),
+            _ => None,
+        };
+        match extension {
+            Some(slot) => {
+                if slot.replace(value.to_string()).is_some() {
+                    return Err(ApiError::InvalidLookupAttributes {
+                        reason: format!("at most one {key} attribute"),
+                    });
+                }
+            }
+            None => parsed
+                .attributes
+                .push(parse_lookup_attribute(key, value, insight_events)?),
+        }
+    }
+    Ok(parsed)
 }
 
-fn parse_lookup_attribute(item: &Value, insight_events: bool) -> Result<LookupAttribute, ApiError> {
-    let Value::Object(members) = item else {
-        return Err(serialization("a lookup attribute is not an object"));
-    };
-    let text = |name: &str| match member(members, name) {
-        None => Err(ApiError::InvalidLookupAttributes {
-            reason: format!("a lookup attribute has no {name}"),
-        }),
-        Some(Value::String(text)) => Ok(text.as_str()),
-        Some(_) => Err(serialization(format!("{name} is not a string"))),
-    };
-    let key_text = text("AttributeKey")?;
+fn parse_lookup_attribute(
+    key_text: &str,
+    value: &str,
+    insight_events: bool,
+) -> Result<LookupAttribute, ApiError> {
     let key =
         LookupAttributeKey::parse(key_text).ok_or_else(|| ApiError::InvalidLookupAttributes {
             reason: format!(
-                "{:?} is not one of CloudTrail's attribute keys",
+                "{:?} is not one of CloudTrail's attribute keys (or orgtrail's {ACCOUNT_ID_KEY} and {AWS_REGION_KEY})",
                 key_text.chars().take(200).collect::<String>()
             ),
         })?;
@@ -234,7 +282,6 @@ fn parse_lookup_attribute(item: &Value, insight_events: bool) -> Result<LookupAt
             reason: format!("{key} cannot be used with the insight event category"),
         });
     }
-    let value = text("AttributeValue")?;
     let weight = attribute_value_weight(value);
     if weight == 0 || weight > MAX_ATTRIBUTE_VALUE_WEIGHT {
         return Err(ApiError::InvalidLookupAttributes {
@@ -364,6 +411,31 @@ mod tests {
         assert_eq!(request.end_time.unwrap().timestamp_millis(), 1424476600250);
         assert_eq!(request.max_results, 7);
         assert_eq!(request.next_token.as_deref(), Some("abc"));
+    }
+
+    #[test]
+    fn the_account_and_region_extensions_narrow_the_lookup() {
+        let request = parse(
+            r#"{"LookupAttributes":[{"AttributeKey":"AccountId","AttributeValue":"111122223333"},
+                {"AttributeKey":"AwsRegion","AttributeValue":"eu-west-1"},
+                {"AttributeKey":"EventName","AttributeValue":"ConsoleLogin"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(request.account.as_deref(), Some("111122223333"));
+        let parameters = request.to_lookup_parameters();
+        assert_eq!(parameters.accounts, vec!["111122223333"]);
+        assert_eq!(parameters.regions, vec!["eu-west-1"]);
+        assert_eq!(
+            parameters.attributes,
+            vec![LookupAttribute::EventName("ConsoleLogin".into())]
+        );
+        assert_eq!(
+            code(
+                r#"{"LookupAttributes":[{"AttributeKey":"AccountId","AttributeValue":"111122223333"},
+                    {"AttributeKey":"AccountId","AttributeValue":"444455556666"}]}"#
+            ),
+            "InvalidLookupAttributesException"
+        );
     }
 
     #[test]

@@ -63,6 +63,20 @@ pub struct VerifiedCaller {
     pub region: String,
 }
 
+/// The access key id the request's `Authorization` header claims, read before anything is
+/// verified: the server looks its secret up (asynchronously) and then calls
+/// [`verify_signature`]. A request without a well-formed header is refused here already.
+pub fn claimed_access_key_id(headers: &[(&str, &str)]) -> Result<String, ApiError> {
+    match header_values(headers, "authorization").as_slice() {
+        [] => Err(ApiError::MissingAuthentication),
+        [authorization] => Ok(parse_authorization(authorization)?
+            .credential
+            .access_key_id
+            .to_string()),
+        _ => Err(incomplete("more than one Authorization header")),
+    }
+}
+
 /// Checks `request`'s SigV4 signature as CloudTrail would, at time `now`.
 pub fn verify_signature(
     request: &SignedRequest<'_>,
@@ -340,6 +354,26 @@ mod tests {
         assert_eq!(
             authorization.signed_headers,
             vec!["content-type", "host", "x-amz-date"]
+        );
+    }
+
+    #[test]
+    fn the_claimed_access_key_id_is_read_before_verifying() {
+        let header = "AWS4-HMAC-SHA256 Credential=OTKAEXAMPLE/20150830/eu-west-1/cloudtrail/aws4_request, \
+             SignedHeaders=host;x-amz-date, Signature=5d672d79c15b13162d9279b0855cfba6789a8edb4c82c400e06b5924a6f2b5d7";
+        assert_eq!(
+            claimed_access_key_id(&[("Authorization", header)]).unwrap(),
+            "OTKAEXAMPLE"
+        );
+        assert_eq!(
+            claimed_access_key_id(&[("host", "x")]).unwrap_err(),
+            ApiError::MissingAuthentication
+        );
+        assert_eq!(
+            claimed_access_key_id(&[("authorization", "Bearer x")])
+                .unwrap_err()
+                .code(),
+            "IncompleteSignatureException"
         );
     }
 

@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use crate::rate_limits::RefusalAuditLimit;
 use crate::role::Role;
-use crate::store::{PgStore, StoreError, StoredToken};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::store::{NewAccessKey, PgStore, StoreError, StoredToken};
 
 /// The authenticated caller of a request, in its extensions.
 #[derive(Clone, Debug)]
@@ -116,6 +118,10 @@ pub enum Refusal {
         required: Role,
         method: String,
     },
+    #[error("{identity} may read only the accounts its access key is scoped to, not {account}")]
+    AccountOutOfScope { identity: String, account: String },
+    #[error("{0} presented an invalid AWS signature: {1}")]
+    InvalidSignature(String, String),
     #[error("cannot check the credentials now")]
     Store(#[source] StoreError),
 }
@@ -125,7 +131,9 @@ impl Refusal {
     pub fn is_permission(&self) -> bool {
         matches!(
             self,
-            Refusal::RoleTooLow { .. } | Refusal::UnmappedCertificate(_)
+            Refusal::RoleTooLow { .. }
+                | Refusal::UnmappedCertificate(_)
+                | Refusal::AccountOutOfScope { .. }
         )
     }
 }
@@ -250,6 +258,11 @@ impl Authenticator {
             if credential.revoked_at.is_some() {
                 return Err(Refusal::RevokedToken(credential.name));
             }
+            if credential.access_key {
+                // Its bearer secret was never shown; and its account scope is the CloudTrail
+                // endpoint's to enforce.
+                return Err(Refusal::UnknownToken);
+            }
             if credential
                 .expires_at
                 .is_some_and(|expires_at| expires_at <= self.clock.now())
@@ -322,7 +335,9 @@ impl Authenticator {
             return;
         };
         let actor = match refusal {
-            Refusal::RoleTooLow { identity, .. } => identity.clone(),
+            Refusal::RoleTooLow { identity, .. }
+            | Refusal::AccountOutOfScope { identity, .. }
+            | Refusal::InvalidSignature(identity, _) => identity.clone(),
             Refusal::RevokedToken(name) | Refusal::ExpiredToken(name) => format!("token:{name}"),
             _ => "unauthenticated".to_string(),
         };
@@ -350,23 +365,41 @@ impl Authenticator {
     }
 
     /// Makes a token that expires `expires_in_days` from now (0: never); the secret is in
-    /// the returned text only.
+    /// the returned value only.
     pub async fn create_token(
         &self,
         actor: &str,
-        name: &str,
-        role: Role,
-        expires_in_days: u32,
-    ) -> Result<(StoredToken, String), TokenRequestError> {
+        request: &TokenRequest<'_>,
+    ) -> Result<(StoredToken, IssuedSecret), TokenRequestError> {
+        let TokenRequest {
+            name,
+            role,
+            expires_in_days,
+            aws_credentials,
+            accounts,
+        } = *request;
         validate_token_name(name).map_err(TokenRequestError::Invalid)?;
         if expires_in_days > MAX_TOKEN_DAYS {
             return Err(TokenRequestError::Invalid(format!(
                 "expires_in_days is over the limit of {MAX_TOKEN_DAYS}"
             )));
         }
+        validate_access_key_request(role, aws_credentials, accounts)
+            .map_err(TokenRequestError::Invalid)?;
         let expires_at = (expires_in_days > 0)
             .then(|| self.clock.now() + chrono::Duration::days(i64::from(expires_in_days)));
-        let issued = issue_token().map_err(|error| StoreError::Encryption(error.to_string()))?;
+        let encryption_error = |error: crate::crypto::CryptoError| {
+            TokenRequestError::Store(StoreError::Encryption(error.to_string()))
+        };
+        let issued = issue_token().map_err(encryption_error)?;
+        let access_key = if aws_credentials {
+            Some(issue_access_key().map_err(encryption_error)?)
+        } else {
+            None
+        };
+        let mut accounts = accounts.to_vec();
+        accounts.sort();
+        accounts.dedup();
         let stored = self
             .store
             .create_token(
@@ -376,10 +409,178 @@ impl Authenticator {
                 role.as_str(),
                 &issued.secret_sha256,
                 expires_at,
+                access_key.as_ref().map(|key| NewAccessKey {
+                    access_key_id: &key.access_key_id,
+                    secret_access_key: key.secret_access_key.expose_secret(),
+                    accounts: &accounts,
+                }),
             )
             .await?;
-        Ok((stored, issued.text))
+        // An access key's token has no bearer secret anyone knows: the text is dropped.
+        let secret = match access_key {
+            Some(key) => IssuedSecret::AwsCredentials {
+                access_key_id: key.access_key_id,
+                secret_access_key: key.secret_access_key,
+            },
+            None => IssuedSecret::Bearer(issued.text),
+        };
+        Ok((stored, secret))
     }
+
+    /// The caller of a CloudTrail-API request claiming `access_key_id`, with the secret its
+    /// signature is to be checked with. The signature is the CloudTrail endpoint's to check,
+    /// and only then [`AccessKeyCaller::admit`] says whether the key may still be used: a
+    /// caller without the secret learns nothing about the key.
+    pub async fn access_key(
+        &self,
+        access_key_id: &str,
+        address: Option<SocketAddr>,
+    ) -> Result<AccessKeyCaller, Refusal> {
+        let credential = self
+            .store
+            .access_key_credential(access_key_id)
+            .await
+            .map_err(Refusal::Store)?
+            .ok_or(Refusal::UnknownToken)?;
+        let role = credential.role.parse().map_err(|_| {
+            Refusal::Store(StoreError::CorruptRow(format!(
+                "token role {:?}",
+                credential.role
+            )))
+        })?;
+        Ok(AccessKeyCaller {
+            caller: Caller {
+                identity: format!("token:{}", credential.name),
+                role,
+                address,
+            },
+            expired: credential
+                .expires_at
+                .is_some_and(|expires_at| expires_at <= self.clock.now()),
+            revoked: credential.revoked_at.is_some(),
+            name: credential.name,
+            secret_access_key: credential.secret_access_key,
+            accounts: credential.accounts,
+        })
+    }
+}
+
+/// What a new token is asked to be.
+#[derive(Clone, Copy, Debug)]
+pub struct TokenRequest<'a> {
+    pub name: &'a str,
+    pub role: Role,
+    /// 0: never expires.
+    pub expires_in_days: u32,
+    /// An access key id and secret for the CloudTrail-compatible endpoint, instead of a bearer
+    /// token.
+    pub aws_credentials: bool,
+    /// The accounts an access key is scoped to (empty: all).
+    pub accounts: &'a [String],
+}
+
+/// The secret of a new token, shown once.
+pub enum IssuedSecret {
+    /// `otk_<id>_<secret>`.
+    Bearer(String),
+    AwsCredentials {
+        access_key_id: String,
+        secret_access_key: SecretString,
+    },
+}
+
+/// An access key as presented, before its signature is checked.
+pub struct AccessKeyCaller {
+    pub caller: Caller,
+    pub name: String,
+    pub secret_access_key: SecretString,
+    /// The accounts the key is scoped to; empty: every account.
+    pub accounts: Vec<String>,
+    revoked: bool,
+    expired: bool,
+}
+
+impl AccessKeyCaller {
+    #[cfg(test)]
+    pub fn for_tests(caller: Caller, accounts: Vec<String>) -> AccessKeyCaller {
+        AccessKeyCaller {
+            name: caller.identity.clone(),
+            caller,
+            secret_access_key: SecretString::from(String::new()),
+            accounts,
+            revoked: false,
+            expired: false,
+        }
+    }
+
+    /// Whether the key, whose signature has been verified, may be used now.
+    pub fn admit(&self) -> Result<(), Refusal> {
+        if self.revoked {
+            return Err(Refusal::RevokedToken(self.name.clone()));
+        }
+        if self.expired {
+            return Err(Refusal::ExpiredToken(self.name.clone()));
+        }
+        Ok(())
+    }
+}
+
+/// AWS credentials are for reading events (the CloudTrail-compatible endpoint serves lookups
+/// only); only they can be scoped to accounts, each of 12 digits.
+fn validate_access_key_request(
+    role: Role,
+    aws_credentials: bool,
+    accounts: &[String],
+) -> Result<(), String> {
+    if !aws_credentials {
+        if !accounts.is_empty() {
+            return Err("only AWS credentials (--aws-credentials) can be scoped to accounts: the gRPC API has no per-account scope".into());
+        }
+        return Ok(());
+    }
+    if role == Role::Ingest {
+        return Err("AWS credentials read events through the CloudTrail-compatible endpoint: give them the role reader (or admin), not ingest".into());
+    }
+    if accounts.len() > MAX_SCOPED_ACCOUNTS {
+        return Err(format!(
+            "{} accounts, over the limit of {MAX_SCOPED_ACCOUNTS} per key",
+            accounts.len()
+        ));
+    }
+    if let Some(account) = accounts
+        .iter()
+        .find(|account| account.len() != 12 || !account.bytes().all(|byte| byte.is_ascii_digit()))
+    {
+        return Err(format!("account {account:?} is not 12 digits"));
+    }
+    Ok(())
+}
+
+/// The most accounts one access key can be scoped to.
+pub const MAX_SCOPED_ACCOUNTS: usize = 1000;
+
+/// An access key id (`OTKA` and 16 characters of base32, the shape of AWS's `AKIA…`) and its
+/// secret (30 random bytes in base64, 40 characters, as AWS's).
+pub struct IssuedAccessKey {
+    pub access_key_id: String,
+    pub secret_access_key: SecretString,
+}
+
+pub fn issue_access_key() -> Result<IssuedAccessKey, crate::crypto::CryptoError> {
+    const BASE32: &[u8; 32] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567";
+    // Two draws: the id, which is not secret, shares no bits with the secret.
+    let id_bytes = crate::crypto::random_key()?;
+    let secret_bytes = crate::crypto::random_key()?;
+    // 256 is a multiple of 32: every character is equally likely.
+    let id: String = id_bytes[..16]
+        .iter()
+        .map(|byte| char::from(BASE32[usize::from(byte % 32)]))
+        .collect();
+    let secret = base64::engine::general_purpose::STANDARD.encode(&secret_bytes[..30]);
+    Ok(IssuedAccessKey {
+        access_key_id: format!("OTKA{id}"),
+        secret_access_key: secret.into(),
+    })
 }
 
 /// The `authorization` header as a request presents it.
@@ -462,5 +663,22 @@ mod tests {
         assert!(parse_token("otk_zz_secret").is_none());
         assert!(parse_token("Bearer x").is_none());
         assert_ne!(issue_token().unwrap().text, issued.text);
+    }
+
+    #[test]
+    fn access_keys_have_aws_shapes_and_scopes_are_checked() {
+        let key = issue_access_key().unwrap();
+        assert_eq!(key.access_key_id.len(), 20);
+        assert!(key.access_key_id.starts_with("OTKA"));
+        assert!(key.access_key_id[4..]
+            .bytes()
+            .all(|byte| byte.is_ascii_uppercase() || (b'2'..=b'7').contains(&byte)));
+        assert_eq!(key.secret_access_key.expose_secret().len(), 40);
+        assert_ne!(issue_access_key().unwrap().access_key_id, key.access_key_id);
+        let one = ["111122223333".to_string()];
+        assert!(validate_access_key_request(Role::Reader, true, &one).is_ok());
+        assert!(validate_access_key_request(Role::Reader, false, &one).is_err());
+        assert!(validate_access_key_request(Role::Ingest, true, &[]).is_err());
+        assert!(validate_access_key_request(Role::Reader, true, &["12345".to_string()]).is_err());
     }
 }

@@ -49,6 +49,8 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub archive: ArchiveSettings,
     #[serde(default)]
+    pub cloudtrail_api: CloudTrailApiSettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -56,9 +58,10 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 16] = [
+const TOP_LEVEL_KEYS: [&str; 17] = [
     "listen",
     "archive",
+    "cloudtrail_api",
     "alarms",
     "notifications",
     "detections",
@@ -557,6 +560,15 @@ pub struct KmsSettings {
 }
 
 /// How the server speaks to its callers.
+/// The CloudTrail-compatible endpoint (`docs/cloudtrail-api.md`): AWS JSON 1.1 over HTTPS with
+/// SigV4, served with the gRPC server's TLS on a port of its own. Off unless `listen` is given.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudTrailApiSettings {
+    /// e.g. `0.0.0.0:8443`.
+    pub listen: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub enum ServerTransport {
     Tls {
@@ -585,6 +597,8 @@ pub struct ConfigOverrides {
 #[derive(Clone, Debug)]
 pub struct AggregatorConfig {
     pub listen: SocketAddr,
+    /// The CloudTrail-compatible endpoint's address; `None`: not served.
+    pub cloudtrail_api_listen: Option<SocketAddr>,
     pub health_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub database_url: SecretString,
@@ -614,6 +628,16 @@ impl AggregatorConfig {
 
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.server.shutdown_grace_seconds)
+    }
+
+    /// What each caller may do: gRPC callers and CloudTrail-API access keys alike.
+    pub fn caller_limits(&self) -> crate::rate_limits::CallerLimits {
+        crate::rate_limits::CallerLimits {
+            requests_per_second: self.server.per_caller_requests_per_second,
+            burst: f64::from(self.server.per_caller_burst),
+            concurrency: self.server.per_caller_concurrency,
+            request_timeout: self.request_timeout(),
+        }
     }
 }
 
@@ -715,6 +739,10 @@ impl RawAggregatorConfig {
         let metrics_listen = orgtrail_service_runtime::optional_address(
             "server.metrics_listen",
             &self.server.metrics_listen,
+        )?;
+        let cloudtrail_api_listen = orgtrail_service_runtime::optional_address(
+            "cloudtrail_api.listen",
+            &self.cloudtrail_api.listen,
         )?;
         let positive = [
             ("ingest.max_request_bytes", self.ingest.max_request_bytes),
@@ -886,6 +914,7 @@ impl RawAggregatorConfig {
         }
         Ok(AggregatorConfig {
             listen,
+            cloudtrail_api_listen,
             health_listen,
             metrics_listen,
             database_url,

@@ -8,6 +8,7 @@ pub mod alarm_evaluation;
 pub mod alarms;
 pub mod archive;
 pub mod auth;
+pub mod cloudtrail_api;
 pub mod config;
 pub mod crypto;
 pub mod detection;

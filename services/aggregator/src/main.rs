@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use orgtrail_aggregator::auth::Authenticator;
+use orgtrail_aggregator::auth::{Authenticator, IssuedSecret, TokenRequest};
 use orgtrail_aggregator::config::{load_config, AggregatorConfig, ConfigOverrides};
 use orgtrail_aggregator::crypto::Keyring;
 use orgtrail_aggregator::role::Role;
@@ -184,12 +184,21 @@ async fn run(command: Command, config: AggregatorConfig) -> anyhow::Result<()> {
             let (token, secret) = authenticator
                 .create_token(
                     &format!("orgtrail-aggregator create-token ({user})"),
-                    &name,
-                    role,
-                    expires_in_days,
+                    &TokenRequest {
+                        name: &name,
+                        role,
+                        expires_in_days,
+                        aws_credentials: false,
+                        accounts: &[],
+                    },
                 )
                 .await
                 .with_context(|| format!("cannot create token {name:?}"))?;
+            // A bearer token: AWS credentials are made over the API, where their secret is
+            // sealed with the record keys.
+            let IssuedSecret::Bearer(secret) = secret else {
+                anyhow::bail!("a bearer token was asked for");
+            };
             store.close().await;
             eprintln!(
                 "token {} ({}, role {}) created; it is shown once:",

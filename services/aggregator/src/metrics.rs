@@ -41,6 +41,17 @@ pub fn call_refused(code: &str) {
         .increment();
 }
 
+/// A request to the CloudTrail-compatible endpoint answered: `OK` or CloudTrail's error code.
+pub fn cloudtrail_api_request(code: &str) {
+    Registry::global()
+        .counter(
+            "orgtrail_cloudtrail_api_requests_total",
+            "Requests to the CloudTrail-compatible endpoint, by answer (OK or the error code).",
+            &[("code", code)],
+        )
+        .increment();
+}
+
 /// A retention enforcement run finished.
 pub fn retention_run(status: &str, events_deleted: u64, partitions_dropped: u64) {
     let registry = Registry::global();

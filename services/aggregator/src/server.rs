@@ -14,6 +14,7 @@ use crate::alarm_evaluation::AlarmEvaluator;
 use crate::alarms::AlarmService;
 use crate::archive::ArchiveService;
 use crate::auth::Authenticator;
+use crate::cloudtrail_api::{self, CloudTrailApi, CloudTrailApiError};
 use crate::config::{AggregatorConfig, RecordProtection};
 use crate::crypto::{Keyring, MasterKeys};
 use crate::detection::Detectors;
@@ -53,6 +54,8 @@ pub enum ServeError {
     Archive(String),
     #[error(transparent)]
     Grpc(#[from] GrpcServeError),
+    #[error(transparent)]
+    CloudTrailApi(#[from] CloudTrailApiError),
 }
 
 /// How often a replica looks for data keys made by another.
@@ -73,6 +76,10 @@ pub async fn serve(
     // not start.
     // So is the keyring: a missing or exposed one stops the start before the database.
     let tls = load_tls(&config.transport)?;
+    let cloudtrail_api_tls = match config.cloudtrail_api_listen {
+        Some(_) => cloudtrail_api::load_tls(&config.transport)?,
+        None => None,
+    };
     let master = match &config.protection {
         RecordProtection::Keyring(path) => Some(MasterKeys::Keyring(
             Keyring::load(path).map_err(EncryptionError::from)?,
@@ -123,6 +130,11 @@ pub async fn serve(
         address: config.listen,
         source,
     })?;
+
+    let cloudtrail_api_listener = match config.cloudtrail_api_listen {
+        Some(address) => Some(cloudtrail_api::bind(address).await?),
+        None => None,
+    };
 
     let drain = Drain::new(config.shutdown_grace());
     tokio::spawn(refresh_data_keys(store.clone(), drain.clone()));
@@ -211,21 +223,38 @@ pub async fn serve(
     {
         tokio::spawn(archive.run_periodically(drain.clone()));
     }
+    let authenticator = Arc::new(Authenticator::new(
+        store.clone(),
+        config.certificate_roles.clone(),
+        clock.clone(),
+    ));
+    let lookup = EventLookup::new(store.clone(), config.ingest.rollups);
+    if let Some(listener) = cloudtrail_api_listener {
+        let api = CloudTrailApi::new(
+            lookup.clone(),
+            authenticator.clone(),
+            config.caller_limits(),
+        );
+        let address = listener.local_addr().ok();
+        tracing::info!(address = ?address, tls = cloudtrail_api_tls.is_some(), "CloudTrail-compatible endpoint listening");
+        tokio::spawn(cloudtrail_api::serve_cloudtrail_api(
+            listener,
+            cloudtrail_api_tls,
+            Arc::new(api),
+            drain.clone(),
+        ));
+    }
     let services = DomainServices {
         ingest,
-        lookup: EventLookup::new(store.clone(), config.ingest.rollups),
+        lookup,
         sources: SourceRegistry::new(store.clone(), clock.clone()),
         retention,
         alarms,
         notifications: NotificationService::new(store.clone()),
         rules,
-        findings: Findings::new(store.clone(), clock.clone()),
+        findings: Findings::new(store.clone(), clock),
         insights,
-        authenticator: Arc::new(Authenticator::new(
-            store.clone(),
-            config.certificate_roles.clone(),
-            clock,
-        )),
+        authenticator,
         store: store.clone(),
     };
 

@@ -1,5 +1,5 @@
 //! `orgtrail tokens create|list|revoke`: bearer tokens for callers without a client
-//! certificate (admins only).
+//! certificate, and AWS-style access keys for the CloudTrail-compatible endpoint (admins only).
 
 use std::process::ExitCode;
 
@@ -45,6 +45,18 @@ pub struct CreateTokenArguments {
     /// Days until the token expires (0: never).
     #[arg(long, default_value_t = 90)]
     pub expires_in_days: u32,
+    /// An access key id and secret access key for the CloudTrail-compatible endpoint (the AWS
+    /// CLI, boto3, the AWS SDKs) instead of a bearer token, printed as the lines of an AWS
+    /// credentials file. Role reader or admin.
+    #[arg(long)]
+    pub aws_credentials: bool,
+    /// With --aws-credentials: the key sees only this account's events (repeat for several).
+    #[arg(
+        long = "account",
+        value_name = "ACCOUNT_ID",
+        requires = "aws_credentials"
+    )]
+    pub accounts: Vec<String>,
 }
 
 fn token_json(token: &pb::ApiToken) -> Value {
@@ -57,7 +69,18 @@ fn token_json(token: &pb::ApiToken) -> Value {
         "expiresAt": token.expires_at.as_ref().map(|time| format_time(Some(time))),
         "revokedAt": token.revoked_at.as_ref().map(|time| format_time(Some(time))),
         "revokedBy": token.revoked_by,
+        "accessKeyId": (!token.access_key_id.is_empty()).then_some(&token.access_key_id),
+        "accounts": token.accounts,
     })
+}
+
+/// The access key id and the accounts it is scoped to, or `-` for a bearer token.
+fn access_key_column(token: &pb::ApiToken) -> String {
+    match (token.access_key_id.as_str(), token.accounts.as_slice()) {
+        ("", _) => "-".into(),
+        (id, []) => id.to_string(),
+        (id, accounts) => format!("{id} ({})", accounts.join(", ")),
+    }
 }
 
 pub async fn run_tokens(
@@ -72,17 +95,30 @@ pub async fn run_tokens(
                     name: arguments.name,
                     role: arguments.role,
                     expires_in_days: arguments.expires_in_days,
+                    aws_credentials: arguments.aws_credentials,
+                    accounts: arguments.accounts,
                 })
                 .await
                 .map_err(|status| anyhow!("cannot create the token: {}", status.message()))?
                 .into_inner();
             if let Some(token) = &response.token {
+                let what = if response.access_key_id.is_empty() {
+                    "token"
+                } else {
+                    "access key of token"
+                };
                 eprintln!(
-                    "token {} ({}, role {}) created; it is shown once:",
+                    "{what} {} ({}, role {}) created; it is shown once:",
                     token.name, token.token_id, token.role
                 );
             }
-            println!("{}", response.secret);
+            if response.access_key_id.is_empty() {
+                println!("{}", response.secret);
+            } else {
+                eprintln!("(the lines of an AWS credentials file: put them under a [profile] of ~/.aws/credentials)");
+                println!("aws_access_key_id = {}", response.access_key_id);
+                println!("aws_secret_access_key = {}", response.secret_access_key);
+            }
         }
         TokensCommand::List { all, output } => {
             let tokens = client
@@ -106,6 +142,7 @@ pub async fn run_tokens(
                                 token.name.clone(),
                                 token.role.clone(),
                                 token.token_id.clone(),
+                                access_key_column(token),
                                 format_time(token.created_at.as_ref()),
                                 token.created_by.clone(),
                                 format_time(token.expires_at.as_ref()),
@@ -116,7 +153,16 @@ pub async fn run_tokens(
                     print!(
                         "{}",
                         render_table(
-                            &["NAME", "ROLE", "ID", "CREATED", "BY", "EXPIRES", "REVOKED"],
+                            &[
+                                "NAME",
+                                "ROLE",
+                                "ID",
+                                "ACCESS KEY",
+                                "CREATED",
+                                "BY",
+                                "EXPIRES",
+                                "REVOKED"
+                            ],
                             &rows
                         )
                     );

@@ -34,7 +34,6 @@ use crate::ingest::IngestService;
 use crate::insights::InsightService;
 use crate::lookup::EventLookup;
 use crate::notify::NotificationService;
-use crate::rate_limits::CallerLimits;
 use crate::retention::RetentionService;
 use crate::sigma_rules::SigmaRules;
 use crate::sources::SourceRegistry;
@@ -265,12 +264,7 @@ fn server_stack(
         .layer(
             ServiceBuilder::new()
                 .layer(AuthLayer::new(authenticator))
-                .layer(LimitLayer::new(CallerLimits {
-                    requests_per_second: config.server.per_caller_requests_per_second,
-                    burst: f64::from(config.server.per_caller_burst),
-                    concurrency: config.server.per_caller_concurrency,
-                    request_timeout: config.request_timeout(),
-                }))
+                .layer(LimitLayer::new(config.caller_limits()))
                 .load_shed()
                 .layer(GlobalConcurrencyLimitLayer::new(
                     config.server.max_concurrent_requests,

@@ -1,4 +1,4 @@
-//! `TokenService` over gRPC: admins create, list and revoke bearer tokens.
+//! `TokenService` over gRPC: admins create, list and revoke bearer tokens and access keys.
 
 use std::sync::Arc;
 
@@ -8,7 +8,9 @@ use tonic::{Request, Response, Status};
 use super::convert::admin::{role_from_proto, token_to_proto};
 use super::convert::authenticated_actor;
 use super::status::{token_error_status, token_request_status};
-use crate::auth::Authenticator;
+use secrecy::ExposeSecret;
+
+use crate::auth::{Authenticator, IssuedSecret, TokenRequest};
 use crate::store::PgStore;
 
 pub struct TokensAdapter {
@@ -36,12 +38,34 @@ impl pb::token_service_server::TokenService for TokensAdapter {
         let role = role_from_proto(&request.role)?;
         let (token, secret) = self
             .authenticator
-            .create_token(&actor, &request.name, role, request.expires_in_days)
+            .create_token(
+                &actor,
+                &TokenRequest {
+                    name: &request.name,
+                    role,
+                    expires_in_days: request.expires_in_days,
+                    aws_credentials: request.aws_credentials,
+                    accounts: &request.accounts,
+                },
+            )
             .await
             .map_err(|error| token_request_status(&error))?;
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: Some(token_to_proto(token)),
-            secret,
+        let token = Some(token_to_proto(token));
+        Ok(Response::new(match secret {
+            IssuedSecret::Bearer(secret) => pb::CreateTokenResponse {
+                token,
+                secret,
+                ..Default::default()
+            },
+            IssuedSecret::AwsCredentials {
+                access_key_id,
+                secret_access_key,
+            } => pb::CreateTokenResponse {
+                token,
+                access_key_id,
+                secret_access_key: secret_access_key.expose_secret().to_string(),
+                ..Default::default()
+            },
         }))
     }
 

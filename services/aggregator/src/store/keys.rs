@@ -244,7 +244,8 @@ impl PgStore {
                  WHERE key_id = $1 AND retired_at IS NULL
                    AND NOT EXISTS (SELECT 1 FROM events WHERE key_id = $1)
                    AND NOT EXISTS (SELECT 1 FROM quarantine WHERE key_id = $1)
-                   AND NOT EXISTS (SELECT 1 FROM destinations WHERE key_id = $1)",
+                   AND NOT EXISTS (SELECT 1 FROM destinations WHERE key_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM api_tokens WHERE key_id = $1)",
             )
             .bind(key.key_id)
             .execute(&mut *transaction)
@@ -304,6 +305,45 @@ impl PgStore {
 
     pub fn encryption(&self) -> Option<&Arc<Encryption>> {
         self.encryption.as_ref()
+    }
+
+    /// Seals a small secret (a destination's configuration, an access key's secret) for
+    /// `seal_id` under the active data key; in the clear (`None`) when records are, on purpose.
+    pub(super) fn seal_secret(
+        &self,
+        seal_id: Uuid,
+        plaintext: &[u8],
+    ) -> Result<(Option<i32>, Vec<u8>), StoreError> {
+        match self.encryption() {
+            Some(encryption) => {
+                let (key_id, sealed) = encryption
+                    .cipher
+                    .seal(seal_id, plaintext)
+                    .map_err(|error| StoreError::Encryption(error.to_string()))?;
+                Ok((Some(key_id), sealed))
+            }
+            None => Ok((None, plaintext.to_vec())),
+        }
+    }
+
+    /// Opens what [`PgStore::seal_secret`] sealed; `what` names it in errors.
+    pub(super) fn open_secret(
+        &self,
+        what: &str,
+        key_id: Option<i32>,
+        seal_id: Uuid,
+        stored: &[u8],
+    ) -> Result<Vec<u8>, StoreError> {
+        match (key_id, self.encryption()) {
+            (None, _) => Ok(stored.to_vec()),
+            (Some(key_id), Some(encryption)) => encryption
+                .cipher
+                .open(key_id, seal_id, stored)
+                .map_err(|error| StoreError::Encryption(format!("{what}: {error}"))),
+            (Some(key_id), None) => Err(StoreError::Encryption(format!(
+                "{what} is sealed under data key {key_id}, and record encryption is off"
+            ))),
+        }
     }
 
     /// Unwraps the data keys this replica does not hold yet (another replica's rotation) and
@@ -382,6 +422,7 @@ impl PgStore {
             after = last;
         }
         rewritten += self.reencrypt_destinations(&encryption.cipher).await?;
+        rewritten += self.reencrypt_access_keys(&encryption.cipher).await?;
         Ok(rewritten)
     }
 
@@ -408,6 +449,43 @@ impl PgStore {
             "UPDATE destinations AS d SET sealed_config = u.sealed, key_id = $3
              FROM UNNEST($1::bigint[], $2::bytea[]) AS u (destination_id, sealed)
              WHERE d.destination_id = u.destination_id",
+        )
+        .bind(&ids)
+        .bind(&sealed)
+        .bind(active)
+        .execute(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        transaction.commit().await.map_err(convert_sqlx_error)?;
+        Ok(updated.rows_affected())
+    }
+}
+
+impl PgStore {
+    /// Re-seals the access keys' secrets not under the active key (revoked ones too: they
+    /// would otherwise keep an old data key from retiring). A handful of rows: one transaction.
+    async fn reencrypt_access_keys(&self, cipher: &RecordCipher) -> Result<u64, StoreError> {
+        let active = cipher.active();
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        let rows: Vec<(Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(
+            "SELECT token_id, key_id, sealed_secret FROM api_tokens
+             WHERE sealed_secret IS NOT NULL AND key_id IS DISTINCT FROM $1
+             ORDER BY token_id FOR UPDATE",
+        )
+        .bind(active)
+        .fetch_all(&mut *transaction)
+        .await
+        .map_err(convert_sqlx_error)?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (token_id, key_id, stored) in rows {
+            ids.push(token_id);
+            sealed.push(reseal(cipher, token_id, key_id, stored)?);
+        }
+        let updated = sqlx::query(
+            "UPDATE api_tokens AS t SET sealed_secret = u.sealed, key_id = $3
+             FROM UNNEST($1::uuid[], $2::bytea[]) AS u (token_id, sealed)
+             WHERE t.token_id = u.token_id",
         )
         .bind(&ids)
         .bind(&sealed)

@@ -63,7 +63,7 @@ pub use session_lock::{
     INSIGHT_EVALUATION_LOCK,
 };
 pub use sources::{ListedFile, SourceLease, SourceOutcome, SourceReport, SourceStatusRow};
-pub use tokens::{StoredToken, TokenCredential};
+pub use tokens::{AccessKeyCredential, NewAccessKey, StoredToken, TokenCredential};
 
 use crate::config::{DatabaseSettings, SslMode};
 

@@ -183,16 +183,7 @@ impl PgStore {
         let seal_id = Uuid::new_v4();
         let plain = serde_json::to_vec(secrets)
             .map_err(|error| StoreError::Encryption(error.to_string()))?;
-        let (key_id, sealed) = match self.encryption() {
-            Some(encryption) => {
-                let (key_id, sealed) = encryption
-                    .cipher
-                    .seal(seal_id, &plain)
-                    .map_err(|error| StoreError::Encryption(error.to_string()))?;
-                (Some(key_id), sealed)
-            }
-            None => (None, plain),
-        };
+        let (key_id, sealed) = self.seal_secret(seal_id, &plain)?;
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
         let row: PgDestinationRow = sqlx::query_as(&format!(
             "INSERT INTO destinations (name, kind, target_display, seal_id, key_id, sealed_config, every_alarm, created_by, finding_level_rank)
@@ -415,19 +406,12 @@ impl PgStore {
     }
 
     fn open_destination(&self, row: &PgDestinationRow) -> Result<OpenedDestination, StoreError> {
-        let plain = match (row.key_id, self.encryption()) {
-            (None, _) => row.sealed_config.clone(),
-            (Some(key_id), Some(encryption)) => encryption
-                .cipher
-                .open(key_id, row.seal_id, &row.sealed_config)
-                .map_err(|error| StoreError::Encryption(error.to_string()))?,
-            (Some(key_id), None) => {
-                return Err(StoreError::Encryption(format!(
-                "destination {} is sealed under data key {key_id}, and record encryption is off",
-                row.name
-            )))
-            }
-        };
+        let plain = self.open_secret(
+            &format!("destination {}", row.name),
+            row.key_id,
+            row.seal_id,
+            &row.sealed_config,
+        )?;
         let secrets = serde_json::from_slice(&plain).map_err(|error| {
             StoreError::CorruptRow(format!("destination {}: {error}", row.name))
         })?;

@@ -22,6 +22,8 @@ pub fn token_to_proto(token: StoredToken) -> pb::ApiToken {
         expires_at: token.expires_at.map(to_timestamp),
         revoked_at: token.revoked_at.map(to_timestamp),
         revoked_by: token.revoked_by.unwrap_or_default(),
+        access_key_id: token.access_key_id.unwrap_or_default(),
+        accounts: token.accounts,
     }
 }
 

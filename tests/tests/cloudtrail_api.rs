@@ -1,0 +1,681 @@
+//! The CloudTrail-compatible endpoint with the clients people already use — the AWS CLI and
+//! boto3 from PyPI, over TLS with the test CA, signing with keys made by `orgtrail tokens
+//! create --aws-credentials` — against a running aggregator holding the real sample records.
+//! What each lookup should return is computed from the sample files directly
+//! (`samples::expected_store`), never from orgtrail's answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+
+use orgtrail_tests::aws_clients::{
+    aws_cli_lookup_events, boto3_calls, create_access_key, endpoint_environment, AccessKey,
+};
+use orgtrail_tests::cli_process::{orgtrail_ok_at, run_orgtrail, CLI_BOUND};
+use orgtrail_tests::samples::{
+    expected_store, record_event_id, sample_files, values_by_frequency, ExpectedEvent,
+    ExpectedStore,
+};
+use orgtrail_tests::stack::free_port;
+use orgtrail_tests::{ingest_sample_files, StackOptions, TestStack};
+
+/// The values of one lookup attribute in an expected event.
+type Field = Box<dyn Fn(&ExpectedEvent) -> Vec<String>>;
+
+/// A stack serving the endpoint, with the sample records stored.
+async fn stack_with_samples(environment: Vec<(String, String)>) -> (TestStack, u16, ExpectedStore) {
+    let port = free_port();
+    let mut options = StackOptions {
+        environment: endpoint_environment(port),
+        ..Default::default()
+    };
+    options.environment.extend(environment);
+    let stack = TestStack::start_with(options).await;
+    let files = sample_files();
+    let expected = expected_store(&files);
+    ingest_sample_files(&stack, &files).await;
+    (stack, port, expected)
+}
+
+/// The ids of the expected events of `category` that `keep` selects.
+fn expected_ids(
+    expected: &ExpectedStore,
+    category: &str,
+    keep: impl Fn(&ExpectedEvent) -> bool,
+) -> BTreeSet<String> {
+    expected
+        .events
+        .values()
+        .filter(|event| event.event_category == category && keep(event))
+        .map(|event| event.event_id.clone())
+        .collect()
+}
+
+/// Checks a list of returned events: newest first, none twice, each `CloudTrailEvent` the
+/// stored record (as JSON) and `EventId` its eventID; returns their ids.
+fn checked_ids(expected: &ExpectedStore, events: &[Value]) -> BTreeSet<String> {
+    let mut ids = BTreeSet::new();
+    let mut previous: Option<i64> = None;
+    for event in events {
+        let id = event["EventId"].as_str().expect("EventId").to_string();
+        let record = event["CloudTrailEvent"]
+            .as_str()
+            .expect("CloudTrailEvent is a string");
+        assert_eq!(record_event_id(record), id);
+        let wanted = expected
+            .events
+            .get(&id)
+            .unwrap_or_else(|| panic!("event {id} is not in the samples"));
+        let returned: Value = serde_json::from_str(record).expect("CloudTrailEvent parses");
+        let original: Value = serde_json::from_str(&wanted.record).unwrap();
+        assert_eq!(
+            returned, original,
+            "event {id}: CloudTrailEvent is not the stored record"
+        );
+        let time = event["EventTime"].as_i64().expect("EventTime");
+        assert_eq!(time, wanted.event_time.timestamp_millis(), "event {id}");
+        if let Some(previous) = previous {
+            assert!(previous >= time, "not newest first at {id}");
+        }
+        previous = Some(time);
+        assert!(ids.insert(id.clone()), "event {id} came twice");
+    }
+    ids
+}
+
+/// The AWS CLI's events (it paginates by itself), with their EventTime as epoch milliseconds
+/// as the boto3 runs give them.
+fn cli_events(output: &Value) -> Vec<Value> {
+    output["Events"]
+        .as_array()
+        .expect("Events")
+        .iter()
+        .map(|event| {
+            let mut event = event.clone();
+            let seconds = event["EventTime"]
+                .as_f64()
+                .or_else(|| {
+                    event["EventTime"].as_str().and_then(|text| {
+                        DateTime::parse_from_rfc3339(text)
+                            .ok()
+                            .map(|time| time.timestamp_millis() as f64 / 1000.0)
+                    })
+                })
+                .expect("EventTime");
+            event["EventTime"] = json!((seconds * 1000.0).round() as i64);
+            event
+        })
+        .collect()
+}
+
+fn cli_lookup(port: u16, key: &AccessKey, arguments: &[&str]) -> Vec<Value> {
+    let (code, output, stderr) = aws_cli_lookup_events(port, key, arguments);
+    assert_eq!(
+        code, 0,
+        "aws cloudtrail lookup-events {arguments:?}: {stderr}"
+    );
+    cli_events(&output)
+}
+
+fn boto3_events(result: &Value) -> Vec<Value> {
+    assert!(result.get("error").is_none(), "boto3 failed: {result}");
+    result["events"].as_array().expect("events").clone()
+}
+
+fn error_code(result: &Value) -> (String, u64, String) {
+    let error = result
+        .get("error")
+        .unwrap_or_else(|| panic!("the call was served: {result}"));
+    assert!(result.get("events").is_none());
+    assert!(
+        error["request_id"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty()),
+        "no x-amzn-RequestId: {result}"
+    );
+    (
+        error["code"].as_str().unwrap_or_default().to_string(),
+        error["status"].as_u64().unwrap_or_default(),
+        error["exception"].as_str().unwrap_or_default().to_string(),
+    )
+}
+
+fn epoch(time: DateTime<Utc>) -> String {
+    time.timestamp().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_aws_cli_and_boto3_read_the_organization_as_cloudtrail() {
+    let (stack, port, expected) = stack_with_samples(Vec::new()).await;
+    let key = create_access_key(&stack, "aws-cli-reader", &[]);
+
+    // ConsoleLogin, five a page: the CLI follows NextToken to the last page.
+    let console_logins = expected_ids(&expected, "Management", |event| {
+        event.event_name.as_deref() == Some("ConsoleLogin")
+    });
+    assert!(
+        console_logins.len() > 5,
+        "the samples hold few ConsoleLogins"
+    );
+    let events = cli_lookup(
+        port,
+        &key,
+        &[
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=ConsoleLogin",
+            "--page-size",
+            "5",
+        ],
+    );
+    assert_eq!(checked_ids(&expected, &events), console_logins);
+
+    // Every attribute key, with its most frequent value among management events.
+    let management = || {
+        expected
+            .events
+            .values()
+            .filter(|event| event.event_category == "Management")
+    };
+    let keys: [(&str, Field); 8] = [
+        ("EventId", Box::new(|event| vec![event.event_id.clone()])),
+        (
+            "EventName",
+            Box::new(|event| event.event_name.iter().cloned().collect()),
+        ),
+        (
+            "ReadOnly",
+            Box::new(|event| {
+                event
+                    .read_only
+                    .iter()
+                    .map(|flag| flag.to_string())
+                    .collect()
+            }),
+        ),
+        (
+            "Username",
+            Box::new(|event| event.username.iter().cloned().collect()),
+        ),
+        (
+            "ResourceType",
+            Box::new(|event| event.resource_types.clone()),
+        ),
+        (
+            "ResourceName",
+            Box::new(|event| event.resource_names.clone()),
+        ),
+        (
+            "EventSource",
+            Box::new(|event| event.event_source.iter().cloned().collect()),
+        ),
+        (
+            "AccessKeyId",
+            Box::new(|event| event.access_key_id.iter().cloned().collect()),
+        ),
+    ];
+    for (attribute, field) in &keys {
+        let (value, _) = values_by_frequency(management(), field)
+            .into_iter()
+            .next()
+            .unwrap_or_else(|| panic!("no {attribute} in the samples"));
+        let wanted = expected_ids(&expected, "Management", |event| {
+            field(event).contains(&value)
+        });
+        let events = cli_lookup(
+            port,
+            &key,
+            &[
+                "--lookup-attributes",
+                &format!("AttributeKey={attribute},AttributeValue={value}"),
+            ],
+        );
+        assert_eq!(
+            checked_ids(&expected, &events),
+            wanted,
+            "{attribute} = {value}"
+        );
+    }
+
+    // A time window (inclusive at both ends), across accounts and regions.
+    let mut times: Vec<DateTime<Utc>> = management().map(|event| event.event_time).collect();
+    times.sort();
+    let (start, end) = (times[times.len() / 4], times[times.len() / 2]);
+    let start = DateTime::from_timestamp(start.timestamp(), 0).unwrap();
+    let end = DateTime::from_timestamp(end.timestamp() + 1, 0).unwrap();
+    let events = cli_lookup(
+        port,
+        &key,
+        &["--start-time", &epoch(start), "--end-time", &epoch(end)],
+    );
+    let wanted = expected_ids(&expected, "Management", |event| {
+        event.event_time >= start && event.event_time <= end
+    });
+    assert!(!wanted.is_empty());
+    assert_eq!(checked_ids(&expected, &events), wanted);
+
+    // Insight events, and only with EventCategory insight.
+    let insights = expected_ids(&expected, "Insight", |_| true);
+    assert!(!insights.is_empty(), "the samples hold no Insight events");
+    let events = cli_lookup(port, &key, &["--event-category", "insight"]);
+    assert_eq!(checked_ids(&expected, &events), insights);
+    let events = cli_lookup(
+        port,
+        &key,
+        &[
+            "--event-category",
+            "insight",
+            "--lookup-attributes",
+            "AttributeKey=EventName,AttributeValue=UpdateInstanceInformation",
+        ],
+    );
+    assert_eq!(checked_ids(&expected, &events), insights);
+
+    // boto3's paginator over everything, record for record what `orgtrail events lookup
+    // --output jsonl` prints for the same question.
+    let results = boto3_calls(
+        port,
+        &key,
+        vec![
+            json!({"paginate": {}, "page_size": 50}),
+            // orgtrail's extensions: several attributes at once (all must match), and the
+            // account of the event.
+            json!({"paginate": {"LookupAttributes": [
+                {"AttributeKey": "EventSource", "AttributeValue": "signin.amazonaws.com"},
+                {"AttributeKey": "ReadOnly", "AttributeValue": "false"}]}}),
+        ],
+    );
+    let everything = boto3_events(&results[0]);
+    assert!(results[0]["pages"].as_u64().unwrap() > 1);
+    let stdout = orgtrail_ok_at(
+        &stack,
+        &[
+            "events",
+            "lookup",
+            "--category",
+            "Management",
+            "--output",
+            "jsonl",
+        ],
+    );
+    let cli_records: Vec<Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    let boto3_records: Vec<Value> = everything
+        .iter()
+        .map(|event| serde_json::from_str(event["CloudTrailEvent"].as_str().unwrap()).unwrap())
+        .collect();
+    assert_eq!(boto3_records.len(), cli_records.len());
+    assert!(
+        boto3_records == cli_records,
+        "boto3 and orgtrail events lookup differ"
+    );
+    assert_eq!(
+        checked_ids(&expected, &everything),
+        expected_ids(&expected, "Management", |_| true)
+    );
+    let both = expected_ids(&expected, "Management", |event| {
+        event.event_source.as_deref() == Some("signin.amazonaws.com")
+            && event.read_only == Some(false)
+    });
+    assert!(!both.is_empty());
+    assert_eq!(checked_ids(&expected, &boto3_events(&results[1])), both);
+
+    // The account extension, and the shape of each Event beyond the record.
+    let by_account: BTreeMap<String, usize> = management()
+        .filter_map(|event| event.account_id.clone())
+        .fold(BTreeMap::new(), |mut counts, account| {
+            *counts.entry(account).or_default() += 1;
+            counts
+        });
+    let (account, _) = by_account.iter().max_by_key(|(_, count)| **count).unwrap();
+    let results = boto3_calls(
+        port,
+        &key,
+        vec![json!({"paginate": {"LookupAttributes": [
+            {"AttributeKey": "AccountId", "AttributeValue": account}]}})],
+    );
+    let events = boto3_events(&results[0]);
+    assert_eq!(
+        checked_ids(&expected, &events),
+        expected_ids(&expected, "Management", |event| event.account_id.as_ref()
+            == Some(account))
+    );
+    for event in &events {
+        let wanted = &expected.events[event["EventId"].as_str().unwrap()];
+        assert_eq!(event["EventName"].as_str(), wanted.event_name.as_deref());
+        assert_eq!(
+            event["EventSource"].as_str(),
+            wanted.event_source.as_deref()
+        );
+        assert_eq!(event["Username"].as_str(), wanted.username.as_deref());
+        // CloudTrail writes "" for console sessions: no AccessKeyId.
+        assert_eq!(
+            event["AccessKeyId"].as_str(),
+            wanted.access_key_id.as_deref().filter(|id| !id.is_empty())
+        );
+        assert_eq!(
+            event["ReadOnly"].as_str(),
+            wanted
+                .read_only
+                .map(|flag| if flag { "true" } else { "false" })
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_callers_and_bad_requests_get_cloudtrails_errors() {
+    let (stack, port, expected) = stack_with_samples(Vec::new()).await;
+    let reader = create_access_key(&stack, "reader", &[]);
+    let accounts: BTreeSet<String> = expected
+        .events
+        .values()
+        .filter(|event| event.event_category == "Management")
+        .filter_map(|event| event.account_id.clone())
+        .collect();
+    let mut accounts = accounts.into_iter();
+    let (own, other) = (accounts.next().unwrap(), accounts.next().unwrap());
+    let scoped = create_access_key(&stack, "team-a", &["--account", &own]);
+    let revoked = create_access_key(&stack, "revoked", &[]);
+    orgtrail_ok_at(&stack, &["tokens", "revoke", "revoked"]);
+    let expired = create_access_key(&stack, "expired", &["--expires-in-days", "1"]);
+    sqlx::query("UPDATE api_tokens SET expires_at = $1::timestamptz - interval '1 hour' WHERE name = 'expired'")
+        .bind(orgtrail_tests::TEST_NOW)
+        .execute(&stack.pool().await)
+        .await
+        .unwrap();
+    // Keys are for reading events, scoped to well-formed accounts.
+    for arguments in [&["--role", "ingest"][..], &["--account", "12345"][..]] {
+        let endpoint = stack.endpoint();
+        let mut all = vec![
+            "--endpoint",
+            endpoint.as_str(),
+            "tokens",
+            "create",
+            "--name",
+            "refused",
+            "--aws-credentials",
+        ];
+        all.extend_from_slice(arguments);
+        let output = run_orgtrail(&all, CLI_BOUND);
+        assert!(!output.status.success(), "{arguments:?} made a key");
+    }
+
+    let wrong_secret = AccessKey {
+        access_key_id: reader.access_key_id.clone(),
+        secret_access_key: "A".repeat(40),
+    };
+    let unknown = AccessKey {
+        access_key_id: "OTKAAAAAAAAAAAAAAAAA".into(),
+        secret_access_key: reader.secret_access_key.clone(),
+    };
+    let lookup = json!({"call": "lookup_events", "params": {"MaxResults": 5}});
+    let as_key = |key: &AccessKey, call: &Value| {
+        let mut call = call.clone();
+        call["access_key_id"] = json!(key.access_key_id);
+        call["secret_access_key"] = json!(key.secret_access_key);
+        call
+    };
+    let mut signed_early = lookup.clone();
+    signed_early["signed_minutes_ago"] = json!(20);
+    let other_account = json!({"call": "lookup_events", "params": {"LookupAttributes": [
+        {"AttributeKey": "AccountId", "AttributeValue": other}]}});
+    let results = boto3_calls(
+        port,
+        &reader,
+        vec![
+            as_key(&wrong_secret, &lookup),
+            as_key(&unknown, &lookup),
+            as_key(&revoked, &lookup),
+            as_key(&expired, &lookup),
+            signed_early,
+            as_key(&scoped, &other_account),
+            // Served: the scoped key sees its own account only.
+            as_key(&scoped, &json!({"paginate": {}})),
+        ],
+    );
+    let codes: Vec<(String, u64, String)> = results[..6].iter().map(error_code).collect();
+    assert_eq!(
+        codes,
+        vec![
+            (
+                "InvalidSignatureException".into(),
+                403,
+                "ClientError".into()
+            ),
+            (
+                "UnrecognizedClientException".into(),
+                403,
+                "ClientError".into()
+            ),
+            (
+                "UnrecognizedClientException".into(),
+                403,
+                "ClientError".into()
+            ),
+            ("ExpiredTokenException".into(), 403, "ClientError".into()),
+            (
+                "InvalidSignatureException".into(),
+                403,
+                "ClientError".into()
+            ),
+            // CloudTrail's model names these two: botocore raises its own classes.
+            (
+                "AccessDeniedException".into(),
+                403,
+                "AccessDeniedException".into()
+            ),
+        ]
+    );
+    assert!(
+        results[4]["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{}",
+        results[4]
+    );
+    let own_events = boto3_events(&results[6]);
+    assert_eq!(
+        checked_ids(&expected, &own_events),
+        expected_ids(&expected, "Management", |event| event.account_id.as_ref()
+            == Some(&own))
+    );
+
+    // Refusals are audited, with who and why.
+    let refusals: Vec<(String, String)> = sqlx::query_as(
+        "SELECT actor, details->>'code' FROM audit_log
+         WHERE action = 'call.refused' AND subject = 'CloudTrail_20131101.LookupEvents'",
+    )
+    .fetch_all(&stack.pool().await)
+    .await
+    .unwrap();
+    let actors: BTreeSet<String> = refusals
+        .iter()
+        .map(|(actor, _)| actor.split(' ').next().unwrap_or_default().to_string())
+        .collect();
+    for actor in [
+        "token:reader",
+        "token:revoked",
+        "token:expired",
+        "token:team-a",
+    ] {
+        assert!(
+            actors.contains(actor),
+            "no audited refusal of {actor}: {refusals:?}"
+        );
+    }
+    assert!(refusals
+        .iter()
+        .any(|(actor, code)| actor.starts_with("token:team-a") && code == "PermissionDenied"));
+
+    // Bad requests: each a 4xx in the AWS shape, with a request id.
+    let first_page = boto3_calls(
+        port,
+        &reader,
+        vec![json!({"call": "lookup_events", "params": {"MaxResults": 2}})],
+    );
+    let token = first_page[0]["next_token"]
+        .as_str()
+        .expect("a NextToken")
+        .to_string();
+    let results = boto3_calls(
+        port,
+        &reader,
+        vec![
+            json!({"call": "lookup_events", "params": {"NextToken": "not-a-token"}}),
+            // A token of another query.
+            json!({"call": "lookup_events", "params": {"NextToken": token, "LookupAttributes": [
+                {"AttributeKey": "EventName", "AttributeValue": "ConsoleLogin"}]}}),
+            json!({"call": "lookup_events", "params": {"MaxResults": 51}}),
+            json!({"call": "lookup_events", "params": {"StartTime": 1_700_000_000, "EndTime": 1_600_000_000}}),
+            json!({"call": "lookup_events", "params": {"LookupAttributes": [
+                {"AttributeKey": "Colour", "AttributeValue": "blue"}]}}),
+            json!({"call": "lookup_events", "params": {"EventCategory": "insight", "LookupAttributes": [
+                {"AttributeKey": "Username", "AttributeValue": "alice"}]}}),
+            json!({"call": "lookup_events", "params": {"EventCategory": "data"}}),
+            // Another CloudTrail operation.
+            json!({"call": "describe_trails"}),
+            json!({"call": "start_query", "params": {"QueryStatement": "SELECT 1"}}),
+        ],
+    );
+    let codes: Vec<(String, u64)> = results
+        .iter()
+        .map(|result| {
+            let (code, status, _) = error_code(result);
+            (code, status)
+        })
+        .collect();
+    let expected_codes = [
+        "InvalidNextTokenException",
+        "InvalidNextTokenException",
+        "InvalidMaxResultsException",
+        "InvalidTimeRangeException",
+        "InvalidLookupAttributesException",
+        "InvalidLookupAttributesException",
+        "InvalidEventCategoryException",
+        "UnsupportedOperationException",
+        "UnsupportedOperationException",
+    ];
+    assert_eq!(
+        codes,
+        expected_codes
+            .iter()
+            .map(|code| (code.to_string(), 400))
+            .collect::<Vec<_>>()
+    );
+    // botocore raises CloudTrail's modelled errors as their own exception classes.
+    assert_eq!(error_code(&results[2]).2, "InvalidMaxResultsException");
+    assert_eq!(error_code(&results[0]).2, "InvalidNextTokenException");
+
+    // What no client method sends: botocore builds, signs and sends it as is.
+    let target = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
+    let raw = |target: &str, content_type: Option<&str>, body: String| json!({"raw": {"target": target, "content_type": content_type, "body": body}});
+    let json_type = Some("application/x-amz-json-1.1");
+    let results = boto3_calls(
+        port,
+        &reader,
+        vec![
+            raw(target, json_type, "{\"MaxResults\": ".into()),
+            raw(target, json_type, "[1, 2]".into()),
+            raw(target, json_type, "{\"MaxResults\": \"ten\"}".into()),
+            raw(target, json_type, "{\"MaxResults\": 0}".into()),
+            raw("DynamoDB_20120810.ListTables", json_type, "{}".into()),
+            raw(target, Some("text/plain"), "{}".into()),
+            raw(
+                target,
+                json_type,
+                format!("{{\"NextToken\": \"{}\"}}", "x".repeat(70 * 1024)),
+            ),
+            raw(target, json_type, "{}".into()),
+        ],
+    );
+    let answers: Vec<(u64, String)> = results
+        .iter()
+        .map(|result| {
+            let raw = &result["raw"];
+            assert!(
+                raw["request_id"].as_str().is_some_and(|id| !id.is_empty()),
+                "no x-amzn-RequestId: {result}"
+            );
+            assert_eq!(raw["content_type"], "application/x-amz-json-1.1");
+            (
+                raw["status"].as_u64().unwrap(),
+                raw["body"]["__type"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        answers,
+        vec![
+            (400, "SerializationException".into()),
+            (400, "SerializationException".into()),
+            (400, "SerializationException".into()),
+            (400, "InvalidMaxResultsException".into()),
+            (400, "UnknownOperationException".into()),
+            (400, "SerializationException".into()),
+            (413, "RequestEntityTooLargeException".into()),
+            (200, "".into()),
+        ]
+    );
+    assert_eq!(
+        results[7]["raw"]["body"]["Events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        50
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_access_key_is_rate_limited_on_its_own() {
+    let port = free_port();
+    let mut options = StackOptions {
+        environment: endpoint_environment(port),
+        ..Default::default()
+    };
+    options.environment.extend([
+        (
+            "ORGTRAIL_SERVER__PER_CALLER_REQUESTS_PER_SECOND".into(),
+            "0.1".into(),
+        ),
+        ("ORGTRAIL_SERVER__PER_CALLER_BURST".into(), "6".into()),
+    ]);
+    let stack = TestStack::start_with(options).await;
+    let busy = create_access_key(&stack, "busy", &[]);
+    let calm = create_access_key(&stack, "calm", &[]);
+    let lookup = json!({"call": "lookup_events", "params": {"MaxResults": 1}});
+    let results = boto3_calls(port, &busy, vec![lookup.clone(); 8]);
+    let throttled = results
+        .iter()
+        .filter(|result| result.get("error").is_some())
+        .map(error_code)
+        .collect::<Vec<_>>();
+    assert_eq!(
+        throttled,
+        vec![
+            (
+                "ThrottlingException".to_string(),
+                400,
+                "ThrottlingException".to_string()
+            );
+            2
+        ],
+        "{results:?}"
+    );
+    // Another key has its own allowance.
+    let results = boto3_calls(port, &calm, vec![lookup]);
+    assert!(results[0].get("error").is_none(), "{results:?}");
+
+    let listed = orgtrail_ok_at(&stack, &["tokens", "list", "--output", "json"]);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let busy_row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|token| token["name"] == "busy")
+        .unwrap();
+    assert_eq!(busy_row["accessKeyId"], json!(busy.access_key_id));
+    assert!(!listed.to_string().contains(&busy.secret_access_key));
+}
