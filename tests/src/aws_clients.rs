@@ -1,7 +1,7 @@
 //! The AWS clients no one here wrote — boto3 and the AWS CLI, from PyPI — pointed at an
 //! aggregator's CloudTrail-compatible endpoint over TLS with the test CA: access keys made with
 //! `orgtrail tokens create --aws-credentials`, jobs for `tests/python/cloudtrail_client.py`,
-//! and `aws cloudtrail lookup-events` runs.
+//! `aws cloudtrail lookup-events` runs, and the AWS SDK for Rust's CloudTrail client.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -163,4 +163,59 @@ pub fn aws_cli_lookup_events(
         parsed,
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
+}
+
+/// The AWS SDK for Rust's CloudTrail client for `endpoint`, trusting the CA in `ca_pem`, signing
+/// with the given key; no retries (every answer counts as it came).
+pub fn cloudtrail_sdk_client(
+    endpoint: &str,
+    ca_pem: Vec<u8>,
+    access_key_id: &str,
+    secret_access_key: &str,
+) -> Result<aws_sdk_cloudtrail::Client, aws_smithy_http_client::HttpClientError> {
+    use aws_sdk_cloudtrail::config::{BehaviorVersion, Credentials, Region};
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let http_client = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .tls_context(
+            TlsContext::builder()
+                .with_trust_store(TrustStore::empty().with_pem_certificate(ca_pem))
+                .build()?,
+        )
+        .build_https();
+    let config = aws_sdk_cloudtrail::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .endpoint_url(endpoint)
+        .credentials_provider(Credentials::new(
+            access_key_id,
+            secret_access_key,
+            None,
+            None,
+            "orgtrail",
+        ))
+        .http_client(http_client)
+        .retry_config(aws_sdk_cloudtrail::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_cloudtrail::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(60))
+                .build(),
+        )
+        .build();
+    Ok(aws_sdk_cloudtrail::Client::from_conf(config))
+}
+
+/// [`cloudtrail_sdk_client`] for a test stack's endpoint on `port`, with the test CA.
+pub fn test_sdk_client(port: u16, key: &AccessKey) -> aws_sdk_cloudtrail::Client {
+    let ca = std::fs::read(crate::pki::ca_file())
+        .unwrap_or_else(|error| panic!("cannot read the test CA: {error}"));
+    cloudtrail_sdk_client(
+        &endpoint_url(port),
+        ca,
+        &key.access_key_id,
+        &key.secret_access_key,
+    )
+    .unwrap_or_else(|error| panic!("cannot make the SDK's client: {error}"))
 }

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
 use orgtrail_tests::aws_clients::{
-    aws_cli_lookup_events, boto3_calls, create_access_key, endpoint_environment, AccessKey,
+    aws_cli_lookup_events, boto3_calls, create_access_key, endpoint_environment, test_sdk_client,
+    AccessKey,
 };
 use orgtrail_tests::cli_process::{orgtrail_ok_at, run_orgtrail, CLI_BOUND};
 use orgtrail_tests::samples::{
@@ -321,6 +322,37 @@ async fn the_aws_cli_and_boto3_read_the_organization_as_cloudtrail() {
     });
     assert!(!both.is_empty());
     assert_eq!(checked_ids(&expected, &boto3_events(&results[1])), both);
+
+    // The AWS SDK for Rust (a Smithy SDK: another X-Amz-Target spelling, its own SigV4 and
+    // parser) pages through the same ConsoleLogins.
+    let client = test_sdk_client(port, &key);
+    let mut pages = client
+        .lookup_events()
+        .lookup_attributes(
+            aws_sdk_cloudtrail::types::LookupAttribute::builder()
+                .attribute_key(aws_sdk_cloudtrail::types::LookupAttributeKey::EventName)
+                .attribute_value("ConsoleLogin")
+                .build()
+                .unwrap(),
+        )
+        .max_results(5)
+        .into_paginator()
+        .send();
+    let mut sdk_ids = BTreeSet::new();
+    while let Some(page) = pages.next().await {
+        for event in page.expect("the SDK's page").events.unwrap_or_default() {
+            let id = event.event_id.expect("EventId");
+            let record = event.cloud_trail_event.expect("CloudTrailEvent");
+            assert_eq!(record_event_id(&record), id);
+            let time = event.event_time.expect("EventTime");
+            assert_eq!(
+                time.to_millis().unwrap(),
+                expected.events[&id].event_time.timestamp_millis()
+            );
+            assert!(sdk_ids.insert(id));
+        }
+    }
+    assert_eq!(sdk_ids, console_logins);
 
     // The account extension, and the shape of each Event beyond the record.
     let by_account: BTreeMap<String, usize> = management()
@@ -665,6 +697,30 @@ async fn each_access_key_is_rate_limited_on_its_own() {
         "{results:?}"
     );
     // Another key has its own allowance.
+    let results = boto3_calls(port, &calm, vec![lookup.clone()]);
+    assert!(results[0].get("error").is_none(), "{results:?}");
+
+    // A key rotation with re-encryption re-seals the secrets too, and they still verify.
+    orgtrail_ok_at(&stack, &["keys", "rotate", "--reencrypt"]);
+    let pool = stack.pool().await;
+    let deadline = std::time::Instant::now() + orgtrail_tests::WAIT;
+    loop {
+        let stale: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM api_tokens
+             WHERE key_id IS DISTINCT FROM (SELECT max(key_id) FROM data_keys)",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        if stale == 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{stale} access keys not re-sealed under the new data key"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     let results = boto3_calls(port, &calm, vec![lookup]);
     assert!(results[0].get("error").is_none(), "{results:?}");
 

@@ -302,6 +302,14 @@ pub fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
     Ok(ticks as f64 / ticks_per_second)
 }
 
+/// CPU seconds of this process's children that have been waited for (a child's whole life,
+/// once it has exited and been reaped).
+pub fn waited_children_cpu_seconds() -> anyhow::Result<f64> {
+    let pid = std::process::id();
+    let own = process_ticks(pid).with_context(|| format!("cannot read /proc/{pid}/stat"))?;
+    Ok(own.children_waited_for as f64 / clock_ticks_per_second())
+}
+
 struct ProcessTicks {
     parent: u32,
     /// utime + stime.

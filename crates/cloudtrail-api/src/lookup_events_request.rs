@@ -17,9 +17,13 @@ use serde_json::{Map, Value};
 
 use crate::api_error::ApiError;
 
-/// The `X-Amz-Target` prefix of CloudTrail's operations (botocore's `targetPrefix`, §6.2).
+/// The `X-Amz-Target` prefix of CloudTrail's operations as botocore sends it (its
+/// `targetPrefix`, §6.2: the AWS CLI, boto3).
 pub const TARGET_PREFIX: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101";
-/// The one operation served.
+/// The prefix the Smithy-generated SDKs send (the AWS SDKs for Rust, Java v2, Go v2, …: the
+/// service shape's name). CloudTrail answers both; so does orgtrail.
+pub const SMITHY_TARGET_PREFIX: &str = "CloudTrail_20131101";
+/// The one operation served, as botocore names it.
 pub const LOOKUP_EVENTS_TARGET: &str =
     "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents";
 /// AWS JSON 1.1's content type.
@@ -137,13 +141,13 @@ pub fn parse_lookup_events_request(
 }
 
 fn check_target(target: &str) -> Result<(), ApiError> {
-    if target == LOOKUP_EVENTS_TARGET {
+    let operation = [TARGET_PREFIX, SMITHY_TARGET_PREFIX]
+        .into_iter()
+        .find_map(|prefix| target.strip_prefix(prefix)?.strip_prefix('.'));
+    if operation == Some("LookupEvents") {
         return Ok(());
     }
-    match target
-        .strip_prefix(TARGET_PREFIX)
-        .and_then(|rest| rest.strip_prefix('.'))
-    {
+    match operation {
         Some(operation)
             if !operation.is_empty()
                 && operation.bytes().all(|byte| byte.is_ascii_alphanumeric()) =>
@@ -450,12 +454,34 @@ mod tests {
     }
 
     #[test]
+    fn the_smithy_sdks_target_is_read_as_botocores() {
+        // The AWS SDK for Rust (and Java v2, Go v2) name the operation by the service shape.
+        assert!(parse_lookup_events_request(
+            Some("CloudTrail_20131101.LookupEvents"),
+            Some(CONTENT_TYPE),
+            b"{}"
+        )
+        .is_ok());
+        assert_eq!(
+            parse_lookup_events_request(
+                Some("CloudTrail_20131101.DescribeTrails"),
+                Some(CONTENT_TYPE),
+                b"{}"
+            )
+            .unwrap_err()
+            .code(),
+            "UnsupportedOperationException"
+        );
+    }
+
+    #[test]
     fn other_targets_are_unknown_operations() {
         for target in [
             None,
             Some("DynamoDB_20120810.ListTables"),
-            Some("CloudTrail_20131101.LookupEvents"),
             Some("com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101."),
+            Some("CloudTrail_20131101"),
+            Some("cloudtrail_20131101.LookupEvents"),
         ] {
             let error = parse_lookup_events_request(target, Some(CONTENT_TYPE), b"{}").unwrap_err();
             assert_eq!(error.code(), "UnknownOperationException", "{target:?}");

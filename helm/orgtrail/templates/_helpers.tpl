@@ -143,6 +143,11 @@ paths of mounted Secrets, the database URL comes from ORGTRAIL_DATABASE_URL.
 # Rendered by the orgtrail Helm chart (release {{ .Release.Name }}). The database URL comes from
 # ORGTRAIL_DATABASE_URL (a Secret); see config/aggregator.example.toml for every key.
 listen = "0.0.0.0:{{ int .Values.aggregator.ports.grpc }}"
+{{- if .Values.aggregator.ports.cloudtrailApi }}
+
+[cloudtrail_api]
+listen = "0.0.0.0:{{ int .Values.aggregator.ports.cloudtrailApi }}"
+{{- end }}
 
 [tls]
 cert = "{{ include "orgtrail.paths.tlsDir" . }}/tls.crt"

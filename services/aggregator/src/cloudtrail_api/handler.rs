@@ -299,20 +299,27 @@ fn refusal_error(refusal: &Refusal) -> ApiError {
     }
 }
 
-/// A stored event in CloudTrail's `Event` shape. `EventId` is the record's own `eventID` (orgtrail
-/// keys an id that is not a GUID by a UUID derived from it; clients know the record's).
+/// A stored event in CloudTrail's `Event` shape. `EventId` is the record's own `eventID`:
+/// orgtrail keys a GUID by itself, and any other id by a UUID derived from it, which clients
+/// would not know.
 fn api_event(event: CloudTrailEvent) -> ApiEvent {
     #[derive(serde::Deserialize)]
     struct RecordId<'a> {
         #[serde(rename = "eventID", borrow)]
         event_id: Option<std::borrow::Cow<'a, str>>,
     }
-    let record_id = serde_json::from_str::<RecordId<'_>>(&event.record_json)
-        .ok()
-        .and_then(|record| record.event_id)
-        .map(|id| id.into_owned());
+    let key = event.event_id.to_string();
+    // Nearly every eventID is a GUID, keyed by itself: found in the text without parsing it.
+    let record_id = if event.record_json.contains(&key) {
+        None
+    } else {
+        serde_json::from_str::<RecordId<'_>>(&event.record_json)
+            .ok()
+            .and_then(|record| record.event_id)
+            .map(|id| id.into_owned())
+    };
     ApiEvent {
-        event_id: record_id.unwrap_or_else(|| event.event_id.to_string()),
+        event_id: record_id.unwrap_or(key),
         event_name: event.event_name,
         read_only: event.read_only,
         access_key_id: event.user_identity.access_key_id,

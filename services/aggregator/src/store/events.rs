@@ -430,26 +430,14 @@ impl PgStore {
         for attribute in &query.attributes {
             push_attribute_condition(&mut sql, attribute);
         }
-        if !query.accounts.is_empty() {
-            sql.push(" AND account_id = ANY(")
-                .push_bind(query.accounts.clone())
-                .push(")");
-        }
-        if !query.regions.is_empty() {
-            sql.push(" AND aws_region = ANY(")
-                .push_bind(query.regions.clone())
-                .push(")");
-        }
-        if !query.categories.is_empty() {
-            let categories: Vec<String> = query
-                .categories
-                .iter()
-                .map(|category| category.to_string())
-                .collect();
-            sql.push(" AND event_category = ANY(")
-                .push_bind(categories)
-                .push(")");
-        }
+        push_one_of(&mut sql, "account_id", &query.accounts);
+        push_one_of(&mut sql, "aws_region", &query.regions);
+        let categories: Vec<String> = query
+            .categories
+            .iter()
+            .map(|category| category.to_string())
+            .collect();
+        push_one_of(&mut sql, "event_category", &categories);
         if query.verified_only {
             sql.push(
                 " AND EXISTS (SELECT 1 FROM log_files AS f \
@@ -538,6 +526,26 @@ impl PgStore {
             visit(row.into_event(cipher)?);
         }
         Ok(Some(read))
+    }
+}
+
+/// `column` is one of `values` (none: no condition). One value is written `= $n`, not
+/// `= ANY($n)`: with an array PostgreSQL cannot read the `(column, event_time)` index in
+/// time order, so a newest-first page sorts every match instead of stopping at the page
+/// (measured: an account, a region and two attributes over 1 M events, 700 ms a page with
+/// `ANY` and one value).
+fn push_one_of(sql: &mut QueryBuilder<'_, Postgres>, column: &str, values: &[String]) {
+    match values {
+        [] => {}
+        [value] => {
+            sql.push(format!(" AND {column} = "))
+                .push_bind(value.clone());
+        }
+        values => {
+            sql.push(format!(" AND {column} = ANY("))
+                .push_bind(values.to_vec())
+                .push(")");
+        }
     }
 }
 
