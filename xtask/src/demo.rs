@@ -15,6 +15,7 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 
 use crate::demo_alarms::{show_alarms, show_notification, EVALUATION_INTERVAL_SECONDS};
+use crate::demo_cloudtrail_api::show_cloudtrail_api;
 use crate::demo_findings::show_findings;
 use crate::moto::ensure_moto_server;
 use crate::postgres::ThrowawayPostgres;
@@ -75,14 +76,25 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     let security = Security::Tls(&pki);
     // Alarms are evaluated every minute by default; the demo has no minute to spare.
     let evaluation_interval = EVALUATION_INTERVAL_SECONDS.to_string();
+    // The CloudTrail-compatible endpoint on a port of its own.
+    let cloudtrail_api_listen = format!(
+        "127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .context("cannot find a free port")?
+            .port()
+    );
     let (mut aggregator, address) = start_aggregator(
         &bin_dir,
         &postgres.url("postgres"),
         &work.join("aggregator.log"),
-        &[(
-            "ORGTRAIL_ALARMS__EVALUATION_INTERVAL_SECONDS",
-            &evaluation_interval,
-        )],
+        &[
+            (
+                "ORGTRAIL_ALARMS__EVALUATION_INTERVAL_SECONDS",
+                &evaluation_interval,
+            ),
+            ("ORGTRAIL_CLOUDTRAIL_API__LISTEN", &cloudtrail_api_listen),
+        ],
         security,
     )?;
     let endpoint = security.endpoint(address);
@@ -144,6 +156,9 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
         command.extend_from_slice(arguments);
         cli.show(&command)?;
     }
+    check_interrupted(interrupted)?;
+    step += 1;
+    show_cloudtrail_api(&cli, &cloudtrail_api_listen, &pki, step)?;
     check_interrupted(interrupted)?;
     let step = show_alarms(&cli, ingest_finished, step + 1, interrupted)?;
     check_interrupted(interrupted)?;

@@ -37,6 +37,7 @@ mod bench_retention;
 mod bench_rules;
 mod demo;
 mod demo_alarms;
+mod demo_cloudtrail_api;
 mod demo_findings;
 mod deploy_checks;
 mod moto;
