@@ -27,6 +27,19 @@ use chrono::{DateTime, Utc};
 /// tests compute: nothing a test checks depends on the day it runs.
 pub const TEST_NOW: &str = "2026-11-30T12:00:00Z";
 
+/// The value after `flag` in a binary's arguments (`--endpoint URL`), or why there is none.
+pub fn flag_value(arguments: &[String], flag: &str) -> anyhow::Result<String> {
+    use anyhow::Context;
+    let position = arguments
+        .iter()
+        .position(|argument| argument == flag)
+        .with_context(|| format!("{flag} is required"))?;
+    arguments
+        .get(position + 1)
+        .cloned()
+        .with_context(|| format!("{flag} needs a value"))
+}
+
 /// [`TEST_NOW`] as a time.
 pub fn test_now() -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(TEST_NOW)

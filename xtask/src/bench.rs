@@ -19,9 +19,10 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use crate::check_interrupted;
 use anyhow::{bail, Context};
 
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
@@ -555,11 +556,4 @@ fn stored_count(summary: &str) -> Option<usize> {
         .next()?
         .parse()
         .ok()
-}
-
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
 }

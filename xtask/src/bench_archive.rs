@@ -21,9 +21,10 @@ use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant};
 
+use crate::check_interrupted;
 use anyhow::{bail, Context};
 
 use crate::bench::{count, time_grpc_ingest, IngestBenchOptions};
@@ -659,11 +660,4 @@ fn time_verify(bin_dir: &Path, endpoint: &str, work: &Path) -> anyhow::Result<Ve
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
-}
-
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
 }

@@ -28,9 +28,10 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use crate::check_interrupted;
 use anyhow::{bail, Context};
 
 use crate::bench::{count, signed_percent, time_grpc_ingest, IngestBenchOptions};
@@ -856,11 +857,4 @@ fn parse_in_release(arguments: &[String]) -> anyhow::Result<InReleaseOptions> {
         replay_first_day: value("--replay-first-day")?.parse()?,
         replay_days: value("--replay-days")?.parse()?,
     })
-}
-
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
 }

@@ -7,8 +7,9 @@
 //! against the target (p99 under 50 ms per page; CloudTrail itself allows 2 requests per second).
 
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
+use crate::check_interrupted;
 use anyhow::{bail, Context};
 
 use crate::bench::{count, time_grpc_ingest, IngestBenchOptions};
@@ -254,11 +255,4 @@ fn parse_options(arguments: &[String]) -> anyhow::Result<Options> {
         bail!("--events, --callers and --seconds must be positive");
     }
     Ok(options)
-}
-
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
 }

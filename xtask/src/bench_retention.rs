@@ -12,9 +12,10 @@
 
 use std::path::Path;
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use crate::check_interrupted;
 use anyhow::{bail, Context};
 
 use crate::bench_data::generate_bench_data;
@@ -298,11 +299,4 @@ fn count_events(data: &Path) -> anyhow::Result<u64> {
         .nth(1)
         .and_then(|events| events.parse().ok())
         .with_context(|| format!("cannot tell the events of {}", data.display()))
-}
-
-fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
 }

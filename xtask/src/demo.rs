@@ -9,7 +9,7 @@
 
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -305,9 +305,4 @@ pub fn heading(text: &str) {
     println!("\n=== {text}");
 }
 
-pub fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
-    if interrupted.load(Ordering::SeqCst) {
-        bail!("interrupted");
-    }
-    Ok(())
-}
+pub use crate::check_interrupted;

@@ -109,6 +109,14 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
     }
 }
 
+/// Stops a long command once Ctrl-C or SIGTERM has come (its children got the signal too).
+pub fn check_interrupted(interrupted: &AtomicBool) -> anyhow::Result<()> {
+    if interrupted.load(Ordering::SeqCst) {
+        bail!("interrupted");
+    }
+    Ok(())
+}
+
 /// Where the local CA of the demo and the tests lives.
 pub fn pki_dir() -> PathBuf {
     workspace_root().join("target/xtask/pki")

@@ -23,16 +23,7 @@ use orgtrail_client::{connect, ClientSettings, TlsFiles, Transport};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| -> anyhow::Result<String> {
-        let position = arguments
-            .iter()
-            .position(|argument| argument == flag)
-            .with_context(|| format!("{flag} is required"))?;
-        arguments
-            .get(position + 1)
-            .cloned()
-            .with_context(|| format!("{flag} needs a value"))
-    };
+    let value = |flag: &str| orgtrail_tests::flag_value(&arguments, flag);
     let mut settings = ClientSettings::new(
         value("--endpoint")?,
         Transport::Tls(TlsFiles {

@@ -16,16 +16,7 @@ const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let arguments: Vec<String> = std::env::args().skip(1).collect();
-    let value = |flag: &str| -> anyhow::Result<String> {
-        let position = arguments
-            .iter()
-            .position(|argument| argument == flag)
-            .with_context(|| format!("{flag} is required"))?;
-        arguments
-            .get(position + 1)
-            .cloned()
-            .with_context(|| format!("{flag} needs a value"))
-    };
+    let value = |flag: &str| orgtrail_tests::flag_value(&arguments, flag);
     let moto = MotoServer::attach(&value("--moto")?).map_err(anyhow::Error::msg)?;
     let aggregator = value("--aggregator")?;
     let config_out = value("--config-out")?;

@@ -429,70 +429,69 @@ impl PgStore {
     /// Re-seals the notification destinations not under the active key (a handful of rows:
     /// one transaction).
     async fn reencrypt_destinations(&self, cipher: &RecordCipher) -> Result<u64, StoreError> {
-        let active = cipher.active();
-        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
-        let rows: Vec<(i64, Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(
+        self.reseal_secrets::<i64>(
+            cipher,
             "SELECT destination_id, seal_id, key_id, sealed_config FROM destinations
              WHERE key_id IS DISTINCT FROM $1 ORDER BY destination_id FOR UPDATE",
-        )
-        .bind(active)
-        .fetch_all(&mut *transaction)
-        .await
-        .map_err(convert_sqlx_error)?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut sealed = Vec::with_capacity(rows.len());
-        for (destination_id, seal_id, key_id, stored) in rows {
-            ids.push(destination_id);
-            sealed.push(reseal(cipher, seal_id, key_id, stored)?);
-        }
-        let updated = sqlx::query(
             "UPDATE destinations AS d SET sealed_config = u.sealed, key_id = $3
              FROM UNNEST($1::bigint[], $2::bytea[]) AS u (destination_id, sealed)
              WHERE d.destination_id = u.destination_id",
         )
-        .bind(&ids)
-        .bind(&sealed)
-        .bind(active)
-        .execute(&mut *transaction)
         .await
-        .map_err(convert_sqlx_error)?;
-        transaction.commit().await.map_err(convert_sqlx_error)?;
-        Ok(updated.rows_affected())
     }
-}
 
-impl PgStore {
     /// Re-seals the access keys' secrets not under the active key (revoked ones too: they
-    /// would otherwise keep an old data key from retiring). A handful of rows: one transaction.
+    /// would otherwise keep an old data key from retiring). The token id is the seal id.
     async fn reencrypt_access_keys(&self, cipher: &RecordCipher) -> Result<u64, StoreError> {
-        let active = cipher.active();
-        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
-        let rows: Vec<(Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(
-            "SELECT token_id, key_id, sealed_secret FROM api_tokens
+        self.reseal_secrets::<Uuid>(
+            cipher,
+            "SELECT token_id, token_id, key_id, sealed_secret FROM api_tokens
              WHERE sealed_secret IS NOT NULL AND key_id IS DISTINCT FROM $1
              ORDER BY token_id FOR UPDATE",
-        )
-        .bind(active)
-        .fetch_all(&mut *transaction)
-        .await
-        .map_err(convert_sqlx_error)?;
-        let mut ids = Vec::with_capacity(rows.len());
-        let mut sealed = Vec::with_capacity(rows.len());
-        for (token_id, key_id, stored) in rows {
-            ids.push(token_id);
-            sealed.push(reseal(cipher, token_id, key_id, stored)?);
-        }
-        let updated = sqlx::query(
             "UPDATE api_tokens AS t SET sealed_secret = u.sealed, key_id = $3
              FROM UNNEST($1::uuid[], $2::bytea[]) AS u (token_id, sealed)
              WHERE t.token_id = u.token_id",
         )
-        .bind(&ids)
-        .bind(&sealed)
-        .bind(active)
-        .execute(&mut *transaction)
         .await
-        .map_err(convert_sqlx_error)?;
+    }
+
+    /// Re-seals a table of small sealed secrets in one transaction: `select` (given the active
+    /// key as `$1`) locks and returns each row's id, seal id, key and sealed bytes; `update`
+    /// writes the ids (`$1`), the bytes sealed again (`$2`) and the active key (`$3`).
+    async fn reseal_secrets<Id>(
+        &self,
+        cipher: &RecordCipher,
+        select: &str,
+        update: &str,
+    ) -> Result<u64, StoreError>
+    where
+        Id: for<'r> sqlx::Decode<'r, sqlx::Postgres>
+            + for<'q> sqlx::Encode<'q, sqlx::Postgres>
+            + sqlx::Type<sqlx::Postgres>
+            + sqlx::postgres::PgHasArrayType
+            + Send
+            + Unpin,
+    {
+        let active = cipher.active();
+        let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
+        let rows: Vec<(Id, Uuid, Option<i32>, Vec<u8>)> = sqlx::query_as(select)
+            .bind(active)
+            .fetch_all(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut sealed = Vec::with_capacity(rows.len());
+        for (id, seal_id, key_id, stored) in rows {
+            ids.push(id);
+            sealed.push(reseal(cipher, seal_id, key_id, stored)?);
+        }
+        let updated = sqlx::query(update)
+            .bind(ids)
+            .bind(&sealed)
+            .bind(active)
+            .execute(&mut *transaction)
+            .await
+            .map_err(convert_sqlx_error)?;
         transaction.commit().await.map_err(convert_sqlx_error)?;
         Ok(updated.rows_affected())
     }
