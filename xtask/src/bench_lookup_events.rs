@@ -14,6 +14,7 @@ use anyhow::{bail, Context};
 
 use crate::bench::{count, time_grpc_ingest, IngestBenchOptions};
 use crate::bench_data::{event_id, generate_bench_data, REGIONS};
+use crate::demo_cloudtrail_api::aws_credentials;
 use crate::postgres::ThrowawayPostgres;
 use crate::processes::{
     build_binaries, start_aggregator, waited_children_cpu_seconds, Profile, Security,
@@ -88,18 +89,8 @@ pub fn bench_lookup_events(arguments: &[String], interrupted: &AtomicBool) -> an
             String::from_utf8_lossy(&key.stderr)
         );
     }
-    let key_text = String::from_utf8_lossy(&key.stdout).into_owned();
-    let credential = |name: &str| {
-        key_text
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().strip_prefix('='))
-            .map(|value| value.trim().to_string())
-            .with_context(|| format!("no {name} in {key_text:?}"))
-    };
-    let (access_key_id, secret_access_key) = (
-        credential("aws_access_key_id")?,
-        credential("aws_secret_access_key")?,
-    );
+    let (access_key_id, secret_access_key) =
+        aws_credentials(&String::from_utf8_lossy(&key.stdout))?;
 
     let account = format!("{:012}", 100_000_000_000u64 + 7 * 7_919);
     let queries: Vec<(&str, String, usize)> = vec![

@@ -31,15 +31,7 @@ pub fn show_cloudtrail_api(
         "--aws-credentials",
     ];
     let created = cli.show_capturing_stdout(&arguments)?;
-    let value = |name: &str| {
-        created
-            .lines()
-            .find_map(|line| line.strip_prefix(name)?.trim().strip_prefix('='))
-            .map(|value| value.trim().to_string())
-            .with_context(|| format!("no {name} in the output of tokens create"))
-    };
-    let (access_key_id, secret_access_key) =
-        (value("aws_access_key_id")?, value("aws_secret_access_key")?);
+    let (access_key_id, secret_access_key) = aws_credentials(&created)?;
     println!("aws_access_key_id = {access_key_id}");
     println!("aws_secret_access_key = (shown once; not repeated here)");
     let endpoint = format!("https://{listen}");
@@ -80,4 +72,17 @@ pub fn show_cloudtrail_api(
     print!("{}", String::from_utf8_lossy(&output.stdout));
     println!("(every account and region of the organization in one call; the CLI followed NextToken to the last page)");
     Ok(())
+}
+
+/// The access key id and secret access key `orgtrail tokens create --aws-credentials` printed
+/// (the lines of an AWS credentials file).
+pub fn aws_credentials(printed: &str) -> anyhow::Result<(String, String)> {
+    let value = |name: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.trim().strip_prefix('='))
+            .map(|value| value.trim().to_string())
+            .with_context(|| format!("no {name} in the output of tokens create"))
+    };
+    Ok((value("aws_access_key_id")?, value("aws_secret_access_key")?))
 }
