@@ -13,7 +13,8 @@ and writes one JSON result per call, as a JSON list on standard output. A CALL i
     {"raw": {"target": "...", "content_type": "...", "body": "..."}}
         a request the client methods would refuse to send (malformed body, unknown target),
         built, signed with SigV4 and sent by botocore itself
-and may add "signed_minutes_ago": M (botocore signs with a clock M minutes behind),
+and may add "signed_minutes_ago": M (botocore signs with a clock M minutes behind), "unsigned":
+true (no signature at all),
 "access_key_id"/"secret_access_key" (other credentials), "max_attempts" (retries, default 1).
 
 A result is {"events": [...], "pages": N, "request_ids": [...]} or {"error": {"code", "message",
@@ -26,6 +27,7 @@ import sys
 from unittest import mock
 
 import boto3
+import botocore
 import botocore.auth
 import botocore.compat
 import botocore.exceptions
@@ -78,6 +80,7 @@ def client_for(job, call):
             retries={"max_attempts": call.get("max_attempts", 1), "mode": "standard"},
             connect_timeout=10,
             read_timeout=60,
+            signature_version=botocore.UNSIGNED if call.get("unsigned") else None,
         ),
     )
 

@@ -463,11 +463,12 @@ async fn refused_callers_and_bad_requests_get_cloudtrails_errors() {
             as_key(&expired, &lookup),
             signed_early,
             as_key(&scoped, &other_account),
+            json!({"call": "lookup_events", "unsigned": true}),
             // Served: the scoped key sees its own account only.
             as_key(&scoped, &json!({"paginate": {}})),
         ],
     );
-    let codes: Vec<(String, u64, String)> = results[..6].iter().map(error_code).collect();
+    let codes: Vec<(String, u64, String)> = results[..7].iter().map(error_code).collect();
     assert_eq!(
         codes,
         vec![
@@ -498,6 +499,11 @@ async fn refused_callers_and_bad_requests_get_cloudtrails_errors() {
                 403,
                 "AccessDeniedException".into()
             ),
+            (
+                "MissingAuthenticationTokenException".into(),
+                403,
+                "ClientError".into()
+            ),
         ]
     );
     assert!(
@@ -508,7 +514,7 @@ async fn refused_callers_and_bad_requests_get_cloudtrails_errors() {
         "{}",
         results[4]
     );
-    let own_events = boto3_events(&results[6]);
+    let own_events = boto3_events(&results[7]);
     assert_eq!(
         checked_ids(&expected, &own_events),
         expected_ids(&expected, "Management", |event| event.account_id.as_ref()
