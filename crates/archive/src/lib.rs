@@ -20,5 +20,5 @@ pub use object_key::{
     partition_events, HourPartition, ObjectKey, DEFAULT_PARTITION_VALUE, MAX_SEQUENCE,
 };
 pub use parquet_reader::{decode_parquet, read_archive_summary, ArchiveSummary};
-pub use parquet_writer::{encode_parquet, ArchiveWriter, DEFAULT_MAX_ROW_GROUP_ROWS};
+pub use parquet_writer::{encode_parquet, events_batch, ArchiveWriter, DEFAULT_MAX_ROW_GROUP_ROWS};
 pub use schema::{archive_schema, ARCHIVE_FORMAT_VERSION};

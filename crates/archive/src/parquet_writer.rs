@@ -160,6 +160,14 @@ impl ArchiveWriter {
     }
 }
 
+/// `events` as one Arrow batch of the archive's schema, in the order given: what the archive
+/// holds, without the Parquet (the SQL engine's table of events not archived yet).
+pub fn events_batch(events: &[ArchiveEvent]) -> Result<RecordBatch, ArchiveError> {
+    let events: Vec<&ArchiveEvent> = events.iter().collect();
+    RecordBatch::try_new(archive_schema(), columns_of(&events))
+        .map_err(|source| ArchiveError::BuildColumns { source })
+}
+
 /// The Parquet object of `events` with the default settings ([`ArchiveWriter::default`]).
 pub fn encode_parquet(events: &[ArchiveEvent]) -> Result<Vec<u8>, ArchiveError> {
     ArchiveWriter::default().encode(events)

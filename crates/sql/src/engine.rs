@@ -1,0 +1,231 @@
+//! [`SqlEngine`]: one query over `events`, within limits. A session is made per query: its
+//! catalog holds `events` alone (the caller's scope inside its plan), its memory pool is the
+//! query's memory limit, and its results are collected up to the row limit within the time
+//! limit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
+use datafusion::datasource::provider_as_source;
+use datafusion::datasource::ViewTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::TableSource;
+use futures::StreamExt;
+use orgtrail_archive::archive_schema;
+
+use crate::json_functions::{json_extract, json_extract_scalar};
+use crate::lake_view::{events_plan, EVENTS_TABLE};
+use crate::query_guard::check_plan;
+
+/// The names of the view's sources, which no query can name (they are not in the catalog).
+const ARCHIVE_SOURCE: &str = "archived_events";
+const HOT_SOURCE: &str = "recent_events";
+
+/// The limits of one query.
+#[derive(Clone, Debug)]
+pub struct SqlLimits {
+    /// Result rows; one more is an error, not a silent cut.
+    pub max_rows: usize,
+    /// Memory for sorts, joins and aggregates; beyond it the query fails.
+    pub max_memory_bytes: usize,
+    /// Wall time from planning to the last row.
+    pub timeout: Duration,
+    /// Characters of the query text (Lake's limit is 10,000).
+    pub max_query_chars: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        SqlLimits {
+            max_rows: 100_000,
+            max_memory_bytes: 512 << 20,
+            timeout: Duration::from_secs(60),
+            max_query_chars: 10_000,
+        }
+    }
+}
+
+/// Where the events are: archived objects in a directory of the archive's layout
+/// (`…/events/account=…/region=…/day=…/HH-NNNN.parquet`), and the events not archived yet as
+/// batches of the archive's schema.
+#[derive(Clone, Debug, Default)]
+pub struct EventSources {
+    pub archive_directory: Option<PathBuf>,
+    pub recent: Vec<RecordBatch>,
+}
+
+/// Whose events a query may read.
+#[derive(Clone, Debug, Default)]
+pub struct QueryScope {
+    /// `None`: every account. `Some`: only these (none when empty).
+    pub accounts: Option<Vec<String>>,
+}
+
+/// A query's answer.
+#[derive(Clone, Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: usize,
+}
+
+/// Why a query has no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("the query is {chars} characters, over the limit of {limit}")]
+    TooLong { chars: usize, limit: usize },
+    #[error("refused: {0}")]
+    Refused(String),
+    #[error("the query is not valid: {0}")]
+    Invalid(String),
+    #[error("the query returns more than {limit} rows: narrow it or add LIMIT")]
+    TooManyRows { limit: usize },
+    #[error("the query needs more than {limit_bytes} bytes of memory: narrow it (a time range, fewer groups)")]
+    OutOfMemory { limit_bytes: usize },
+    #[error("the query took longer than {0:?}")]
+    Timeout(Duration),
+    #[error("the query failed: {0}")]
+    Failed(String),
+}
+
+fn classify(error: DataFusionError, limits: &SqlLimits) -> SqlError {
+    match error.find_root() {
+        DataFusionError::ResourcesExhausted(_) => SqlError::OutOfMemory {
+            limit_bytes: limits.max_memory_bytes,
+        },
+        DataFusionError::SQL(..) | DataFusionError::Plan(_) | DataFusionError::SchemaError(..) => {
+            SqlError::Invalid(error.strip_backtrace())
+        }
+        DataFusionError::NotImplemented(_) => SqlError::Invalid(error.strip_backtrace()),
+        _ => SqlError::Failed(error.strip_backtrace()),
+    }
+}
+
+/// Runs queries over `events`.
+#[derive(Clone, Debug, Default)]
+pub struct SqlEngine {
+    limits: SqlLimits,
+}
+
+impl SqlEngine {
+    pub fn new(limits: SqlLimits) -> SqlEngine {
+        SqlEngine { limits }
+    }
+
+    pub fn limits(&self) -> &SqlLimits {
+        &self.limits
+    }
+
+    /// Runs `sql` over `sources` as `scope` may see them.
+    pub async fn query(
+        &self,
+        sql: &str,
+        sources: &EventSources,
+        scope: &QueryScope,
+    ) -> Result<QueryResult, SqlError> {
+        let chars = sql.chars().count();
+        if chars > self.limits.max_query_chars {
+            return Err(SqlError::TooLong {
+                chars,
+                limit: self.limits.max_query_chars,
+            });
+        }
+        let limits = self.limits.clone();
+        let run = async {
+            let context = self.session(sources, scope).await?;
+            let plan = context
+                .state()
+                .create_logical_plan(sql)
+                .await
+                .map_err(|error| classify(error, &limits))?;
+            SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false)
+                .verify_plan(&plan)
+                .map_err(|error| SqlError::Refused(error.strip_backtrace()))?;
+            check_plan(&plan, &[EVENTS_TABLE, ARCHIVE_SOURCE, HOT_SOURCE])
+                .map_err(|refused| SqlError::Refused(refused.0))?;
+            let frame = context
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|error| classify(error, &limits))?;
+            let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
+            let mut stream = frame
+                .execute_stream()
+                .await
+                .map_err(|error| classify(error, &limits))?;
+            let mut batches = Vec::new();
+            let mut rows = 0;
+            while let Some(batch) = stream.next().await {
+                let batch = batch.map_err(|error| classify(error, &limits))?;
+                rows += batch.num_rows();
+                if rows > limits.max_rows {
+                    return Err(SqlError::TooManyRows {
+                        limit: limits.max_rows,
+                    });
+                }
+                batches.push(batch);
+            }
+            Ok(QueryResult {
+                schema,
+                batches,
+                rows,
+            })
+        };
+        match tokio::time::timeout(self.limits.timeout, run).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(SqlError::Timeout(self.limits.timeout)),
+        }
+    }
+
+    /// A session whose catalog holds `events` alone.
+    async fn session(
+        &self,
+        sources: &EventSources,
+        scope: &QueryScope,
+    ) -> Result<SessionContext, SqlError> {
+        let failed = |error: DataFusionError| SqlError::Failed(error.strip_backtrace());
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.max_memory_bytes, 1.0)
+            .build_arc()
+            .map_err(failed)?;
+        let config = SessionConfig::new()
+            .with_information_schema(false)
+            .with_default_catalog_and_schema("orgtrail", "public");
+        let context = SessionContext::new_with_config_rt(config, runtime);
+        context.register_udf(json_extract_scalar());
+        context.register_udf(json_extract());
+
+        let schema = archive_schema();
+        let mut view_sources: Vec<(&str, Arc<dyn TableSource>)> = Vec::new();
+        if let Some(directory) = &sources.archive_directory {
+            let url =
+                ListingTableUrl::parse(format!("{}/", directory.display())).map_err(failed)?;
+            let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
+                .with_file_extension(".parquet");
+            let config = ListingTableConfig::new(url)
+                .with_listing_options(options)
+                .with_schema(schema.clone());
+            let table = ListingTable::try_new(config).map_err(failed)?;
+            view_sources.push((ARCHIVE_SOURCE, provider_as_source(Arc::new(table))));
+        }
+        let recent = MemTable::try_new(schema, vec![sources.recent.clone()]).map_err(failed)?;
+        view_sources.push((HOT_SOURCE, provider_as_source(Arc::new(recent))));
+        let plan = events_plan(view_sources, scope.accounts.as_deref()).map_err(failed)?;
+        context
+            .register_table(EVENTS_TABLE, Arc::new(ViewTable::new(plan, None)))
+            .map_err(failed)?;
+        Ok(context)
+    }
+}
