@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "orgtrail/v1/alarms.proto",
         "orgtrail/v1/detections.proto",
         "orgtrail/v1/insights.proto",
+        "orgtrail/v1/query.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

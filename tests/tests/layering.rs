@@ -39,8 +39,10 @@ const AGGREGATOR_LAYERS: &[(&str, u32)] = &[
     ("sigma_rules", 6),
     ("findings", 6),
     ("archive", 6),
-    // Insights: found over the rollups, written as events through ingest.
+    // Insights: found over the rollups, written as events through ingest; SQL: over the
+    // archive's objects and the store.
     ("insights", 7),
+    ("query", 7),
     // Adapters: the gRPC API, and CloudTrail's own wire protocol.
     ("grpc", 8),
     ("cloudtrail_api", 8),

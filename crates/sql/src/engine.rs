@@ -31,6 +31,9 @@ use crate::query_guard::check_plan;
 const ARCHIVE_SOURCE: &str = "archived_events";
 const HOT_SOURCE: &str = "recent_events";
 
+/// CloudTrail Lake's limit on a query's text.
+pub const MAX_QUERY_CHARS: usize = 10_000;
+
 /// The limits of one query.
 #[derive(Clone, Debug)]
 pub struct SqlLimits {
@@ -50,17 +53,17 @@ impl Default for SqlLimits {
             max_rows: 100_000,
             max_memory_bytes: 512 << 20,
             timeout: Duration::from_secs(60),
-            max_query_chars: 10_000,
+            max_query_chars: MAX_QUERY_CHARS,
         }
     }
 }
 
-/// Where the events are: archived objects in a directory of the archive's layout
-/// (`…/events/account=…/region=…/day=…/HH-NNNN.parquet`), and the events not archived yet as
-/// batches of the archive's schema.
+/// Where the events are: archived objects (local Parquet files of the archive's schema, each
+/// read once: the caller lists exactly the objects of its snapshot), and the events not
+/// archived yet as batches of the archive's schema.
 #[derive(Clone, Debug, Default)]
 pub struct EventSources {
-    pub archive_directory: Option<PathBuf>,
+    pub archive_files: Vec<PathBuf>,
     pub recent: Vec<RecordBatch>,
 }
 
@@ -209,12 +212,16 @@ impl SqlEngine {
 
         let schema = archive_schema();
         let mut view_sources: Vec<(&str, Arc<dyn TableSource>)> = Vec::new();
-        if let Some(directory) = &sources.archive_directory {
-            let url =
-                ListingTableUrl::parse(format!("{}/", directory.display())).map_err(failed)?;
+        if !sources.archive_files.is_empty() {
+            let urls = sources
+                .archive_files
+                .iter()
+                .map(|path| ListingTableUrl::parse(path.display().to_string()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(failed)?;
             let options = ListingOptions::new(Arc::new(ParquetFormat::default()))
                 .with_file_extension(".parquet");
-            let config = ListingTableConfig::new(url)
+            let config = ListingTableConfig::new_with_multi_paths(urls)
                 .with_listing_options(options)
                 .with_schema(schema.clone());
             let table = ListingTable::try_new(config).map_err(failed)?;

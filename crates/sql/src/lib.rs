@@ -12,8 +12,8 @@
 //!   refused before planning and the plan is checked node by node.
 //! - [`engine`]: [`SqlEngine`] runs one query within limits of time, memory and result rows.
 //!
-//! No network, no database: the caller hands the archive's objects in (a directory of the
-//! archive's layout) and the events not archived yet (Arrow batches of the archive's schema).
+//! No network, no database: the caller hands the archive's objects in (local Parquet files)
+//! and the events not archived yet (Arrow batches of the archive's schema).
 
 pub mod engine;
 pub mod json_functions;

@@ -49,7 +49,7 @@ fn fixture(name: &str) -> Fixture {
     assert!(!recent.is_empty());
     Fixture {
         sources: EventSources {
-            archive_directory: Some(directory.join(PREFIX).join("events")),
+            archive_files: walk(&directory.join(PREFIX)),
             recent: vec![events_batch(&recent).unwrap()],
         },
         directory,

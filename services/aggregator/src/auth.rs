@@ -60,6 +60,7 @@ pub fn required_access(path: &str) -> Access {
         ("orgtrail.v1.SourceService", "ListSources") => Access::Needs(Role::Reader),
         ("orgtrail.v1.SourceService", _) => Access::Needs(Role::Ingest),
         ("orgtrail.v1.EventService", _) => Access::Needs(Role::Reader),
+        ("orgtrail.v1.QueryService", "RunQuery") => Access::Needs(Role::Reader),
         (
             "orgtrail.v1.RetentionService",
             "GetPolicy" | "ListPolicies" | "GetPolicyHistory" | "PreviewPolicy"

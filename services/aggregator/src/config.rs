@@ -51,6 +51,8 @@ pub struct RawAggregatorConfig {
     #[serde(default)]
     pub cloudtrail_api: CloudTrailApiSettings,
     #[serde(default)]
+    pub query: QuerySettings,
+    #[serde(default)]
     pub clock: ClockSettings,
     #[serde(default)]
     pub log: LogSettings,
@@ -58,10 +60,11 @@ pub struct RawAggregatorConfig {
 
 /// The top-level keys, which are also the only `ORGTRAIL_*` variables the aggregator reads (the
 /// CLI and the collector share the prefix).
-const TOP_LEVEL_KEYS: [&str; 17] = [
+const TOP_LEVEL_KEYS: [&str; 18] = [
     "listen",
     "archive",
     "cloudtrail_api",
+    "query",
     "alarms",
     "notifications",
     "detections",
@@ -569,6 +572,45 @@ pub struct CloudTrailApiSettings {
     pub listen: Option<String>,
 }
 
+/// SQL over the whole history (`docs/sql.md`): the limits of each query, and where the
+/// archive's objects are kept once fetched.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QuerySettings {
+    /// Result rows of one query; more is an error, not a silent cut.
+    pub max_rows: usize,
+    /// Memory of one query's sorts, joins and aggregates, in MiB.
+    pub max_memory_mb: usize,
+    /// Wall time of one query.
+    pub timeout_seconds: u64,
+    /// Events not archived yet that one query may read (they are held in memory).
+    pub max_recent_events: u64,
+    /// Where archived objects are kept once fetched (immutable: never fetched twice); by
+    /// default `orgtrail-archive-cache` in the system's temporary directory.
+    pub cache_directory: Option<PathBuf>,
+}
+
+impl Default for QuerySettings {
+    fn default() -> Self {
+        QuerySettings {
+            max_rows: 100_000,
+            max_memory_mb: 512,
+            // Under the server's request timeout (30 s), so the query's own error comes first.
+            timeout_seconds: 25,
+            max_recent_events: 2_000_000,
+            cache_directory: None,
+        }
+    }
+}
+
+impl QuerySettings {
+    pub fn cache_directory(&self) -> PathBuf {
+        self.cache_directory
+            .clone()
+            .unwrap_or_else(|| std::env::temp_dir().join("orgtrail-archive-cache"))
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum ServerTransport {
     Tls {
@@ -616,6 +658,7 @@ pub struct AggregatorConfig {
     pub detections: DetectionSettings,
     pub insights: InsightSettings,
     pub archive: ArchiveSettings,
+    pub query: QuerySettings,
     /// `Some` only when frozen on purpose (`clock.frozen_at`).
     pub clock_frozen_at: Option<chrono::DateTime<chrono::Utc>>,
     pub log: LogSettings,
@@ -788,6 +831,9 @@ impl RawAggregatorConfig {
                 self.notifications.poll_interval_milliseconds as usize,
             ),
             ("notifications.concurrency", self.notifications.concurrency),
+            ("query.max_rows", self.query.max_rows),
+            ("query.max_memory_mb", self.query.max_memory_mb),
+            ("query.timeout_seconds", self.query.timeout_seconds as usize),
             (
                 "insights.evaluation_interval_seconds",
                 self.insights.evaluation_interval_seconds as usize,
@@ -931,6 +977,7 @@ impl RawAggregatorConfig {
             detections: self.detections,
             insights: self.insights,
             archive: self.archive,
+            query: self.query,
             clock_frozen_at: self.clock.frozen_at,
             log: self.log,
         })

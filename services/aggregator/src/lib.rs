@@ -21,6 +21,7 @@ pub mod kms;
 pub mod lookup;
 pub mod metrics;
 pub mod notify;
+pub mod query;
 pub mod rate_limits;
 pub mod retention;
 pub mod role;

@@ -29,6 +29,7 @@ use crate::lookup::EventLookup;
 use crate::notify::delivery::{Deliverer, DeliverySettings};
 use crate::notify::dispatcher::Dispatcher;
 use crate::notify::NotificationService;
+use crate::query::QueryService;
 use crate::retention::RetentionService;
 use crate::sigma_rules::SigmaRules;
 use crate::sources::SourceRegistry;
@@ -244,9 +245,11 @@ pub async fn serve(
             drain.clone(),
         ));
     }
+    let query = QueryService::new(store.clone(), &config.query, &config.archive).await;
     let services = DomainServices {
         ingest,
         lookup,
+        query,
         sources: SourceRegistry::new(store.clone(), clock.clone()),
         retention,
         alarms,

@@ -18,6 +18,7 @@ mod notifications_command;
 #[cfg(test)]
 mod output_tests;
 mod quarantine_command;
+mod query_command;
 mod retention_command;
 mod rules_command;
 mod sources_command;
@@ -135,6 +136,10 @@ enum Command {
     /// every log file's SHA-256), straight from its S3 bucket. Exits 0 when clean, 1 when
     /// problems were found, 2 when nothing could be verified.
     Verify(verify_command::VerifyArguments),
+    /// SQL over the whole history, as CloudTrail Lake answers it: one table, `events`, in
+    /// Lake's columns, over the Parquet archive and the events not archived yet (reader role;
+    /// read-only; every query audited).
+    Query(query_command::QueryArguments),
 }
 
 #[derive(Subcommand)]
@@ -290,6 +295,7 @@ fn main() -> ExitCode {
             }
             Command::Insights(command) => insights_command::run_insights(&settings, command).await,
             Command::Verify(arguments) => verify_command::run_verify(arguments).await,
+            Command::Query(arguments) => query_command::run_query(&settings, arguments).await,
         }
     });
     match outcome {

@@ -22,8 +22,8 @@ use super::auth_layer::AuthLayer;
 use super::limit_layer::LimitLayer;
 use super::{
     AlarmsAdapter, AuditAdapter, EventsAdapter, FindingsAdapter, IngestAdapter, InsightsAdapter,
-    KeysAdapter, NotificationsAdapter, QuarantineAdapter, RetentionAdapter, RulesAdapter,
-    SourcesAdapter, TokensAdapter,
+    KeysAdapter, NotificationsAdapter, QuarantineAdapter, QueryAdapter, RetentionAdapter,
+    RulesAdapter, SourcesAdapter, TokensAdapter,
 };
 use crate::alarms::AlarmService;
 use crate::auth::Authenticator;
@@ -34,6 +34,7 @@ use crate::ingest::IngestService;
 use crate::insights::InsightService;
 use crate::lookup::EventLookup;
 use crate::notify::NotificationService;
+use crate::query::QueryService;
 use crate::retention::RetentionService;
 use crate::sigma_rules::SigmaRules;
 use crate::sources::SourceRegistry;
@@ -88,6 +89,7 @@ pub struct DomainServices {
     pub rules: SigmaRules,
     pub findings: Findings,
     pub insights: InsightService,
+    pub query: QueryService,
     pub authenticator: Arc<Authenticator>,
     /// Keys, quarantine and tokens are served straight from the store.
     pub store: PgStore,
@@ -164,6 +166,7 @@ pub async fn serve_grpc(
         rules,
         findings,
         insights,
+        query,
         authenticator,
         store,
     } = services;
@@ -191,6 +194,7 @@ pub async fn serve_grpc(
         pb::finding_service_server::FindingServiceServer::new(FindingsAdapter::new(findings));
     let insights_server =
         pb::insight_service_server::InsightServiceServer::new(InsightsAdapter::new(insights));
+    let query_server = pb::query_service_server::QueryServiceServer::new(QueryAdapter::new(query));
     let quarantine_server = pb::quarantine_service_server::QuarantineServiceServer::new(
         QuarantineAdapter::new(store.clone()),
     );
@@ -227,6 +231,7 @@ pub async fn serve_grpc(
         .add_service(rules_server)
         .add_service(findings_server)
         .add_service(insights_server)
+        .add_service(query_server)
         .serve_with_incoming_shutdown(incoming(listener), {
             let drain = drain.clone();
             async move { drain.started().await }
@@ -282,7 +287,7 @@ type ServerLayers = Stack<
 >;
 
 /// The API's services, as health checking names them.
-const SERVICE_NAMES: [&str; 13] = [
+const SERVICE_NAMES: [&str; 14] = [
     <pb::ingest_service_server::IngestServiceServer<IngestAdapter> as NamedService>::NAME,
     <pb::event_service_server::EventServiceServer<EventsAdapter> as NamedService>::NAME,
     <pb::source_service_server::SourceServiceServer<SourcesAdapter> as NamedService>::NAME,
@@ -296,6 +301,7 @@ const SERVICE_NAMES: [&str; 13] = [
     <pb::rule_service_server::RuleServiceServer<RulesAdapter> as NamedService>::NAME,
     <pb::finding_service_server::FindingServiceServer<FindingsAdapter> as NamedService>::NAME,
     <pb::insight_service_server::InsightServiceServer<InsightsAdapter> as NamedService>::NAME,
+    <pb::query_service_server::QueryServiceServer<QueryAdapter> as NamedService>::NAME,
 ];
 
 async fn set_health(reporter: &HealthReporter, status: ServingStatus) {

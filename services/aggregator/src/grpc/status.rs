@@ -39,6 +39,7 @@ use crate::ingest::IngestError;
 use crate::insights::InsightError;
 use crate::lookup::LookupServiceError;
 use crate::notify::NotificationServiceError;
+use crate::query::QueryServiceError;
 use crate::retention::RetentionServiceError;
 use crate::sigma_rules::RuleServiceError;
 use crate::sources::SourcesError;
@@ -201,6 +202,32 @@ pub fn token_error_status(error: &StoreError) -> Status {
         StoreError::NotFound(_) => Status::not_found(error.to_string()),
         StoreError::AlreadyExists(_) => Status::already_exists(error.to_string()),
         other => store_error_status("cannot read or change tokens", other),
+    }
+}
+
+pub fn query_error_status(error: &QueryServiceError) -> Status {
+    use orgtrail_sql::SqlError;
+    let message = error.to_string();
+    match error {
+        QueryServiceError::Sql(sql) => match sql {
+            SqlError::TooLong { .. } | SqlError::Invalid(_) => Status::invalid_argument(message),
+            SqlError::Refused(_) => Status::permission_denied(message),
+            SqlError::TooManyRows { .. } | SqlError::OutOfMemory { .. } => {
+                Status::resource_exhausted(message)
+            }
+            SqlError::Timeout(_) => Status::deadline_exceeded(message),
+            SqlError::Failed(_) => {
+                tracing::error!(error = %message, "a query failed");
+                Status::internal(message)
+            }
+        },
+        QueryServiceError::TooManyRecentEvents(_) => Status::resource_exhausted(message),
+        QueryServiceError::NoArchiveBucket => Status::failed_precondition(message),
+        QueryServiceError::ArchiveObject(..) => {
+            tracing::error!(error = %message, "an archive object cannot be read for a query");
+            Status::unavailable(message)
+        }
+        QueryServiceError::Store(store) => store_error_status("cannot read the events", store),
     }
 }
 

@@ -13,6 +13,7 @@ mod log_files;
 mod notifications;
 mod partitions;
 mod quarantine;
+mod query_snapshot;
 mod retention;
 mod rollups;
 mod rules;
@@ -55,6 +56,7 @@ pub use notifications::{
 };
 pub use partitions::{lock_partitions, EventPartitions};
 pub use quarantine::{quarantine_items, QuarantineEntry, QuarantineItem, QuarantineOrigin};
+pub use query_snapshot::QuerySnapshot;
 pub use retention::{AuditEntry, PolicyContent, StoredHold, StoredPolicy};
 pub use rollups::{add_rollups, hour_of, minute_of, RollupDelta, SeriesIds, SeriesKey};
 pub use rules::{enabled_rules, RuleContent, RuleWrite, StoredRule};

@@ -9,6 +9,7 @@ pub mod detections;
 pub mod events;
 pub mod ingest;
 pub mod insights;
+pub mod query;
 pub mod retention;
 pub mod sources;
 
