@@ -251,6 +251,17 @@ quiet_minutes = {{ int64 .quiet_minutes }}
 max_insight_minutes = {{ int64 .max_insight_minutes }}
 {{- end }}
 
+{{- with $config.query }}
+
+[query]
+max_rows = {{ int64 .max_rows }}
+max_memory_mb = {{ int64 .max_memory_mb }}
+timeout_seconds = {{ int64 .timeout_seconds }}
+max_recent_events = {{ int64 .max_recent_events }}
+cache_directory = "/var/cache/orgtrail/archive"
+cache_max_mb = {{ int64 .cache_max_mb }}
+{{- end }}
+
 {{- with $config.archive }}
 {{- if .bucket }}
 

@@ -585,9 +585,12 @@ pub struct QuerySettings {
     pub timeout_seconds: u64,
     /// Events not archived yet that one query may read (they are held in memory).
     pub max_recent_events: u64,
-    /// Where archived objects are kept once fetched (immutable: never fetched twice); by
-    /// default `orgtrail-archive-cache` in the system's temporary directory.
+    /// Where archived objects are kept once fetched (immutable: fetched again only once
+    /// evicted); by default `orgtrail-archive-cache` in the system's temporary directory.
     pub cache_directory: Option<PathBuf>,
+    /// The most the cache holds, in MiB; past it the least recently used objects no running
+    /// query reads are removed.
+    pub cache_max_mb: u64,
 }
 
 impl Default for QuerySettings {
@@ -599,6 +602,7 @@ impl Default for QuerySettings {
             timeout_seconds: 25,
             max_recent_events: 2_000_000,
             cache_directory: None,
+            cache_max_mb: 4096,
         }
     }
 }

@@ -4,7 +4,9 @@
 //! (opened from PostgreSQL) — through `orgtrail_sql`'s `events` table, as the caller's accounts
 //! allow, within the configured limits. Every query is audited with its text and outcome.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use orgtrail_archive::{events_batch, ArchiveEvent};
@@ -39,9 +41,101 @@ pub enum QueryServiceError {
 pub struct QueryService {
     store: PgStore,
     bucket: Option<ArchiveBucket>,
-    cache_directory: PathBuf,
+    cache: Arc<ObjectCache>,
     engine: SqlEngine,
     max_recent_events: u64,
+}
+
+/// The archive's objects kept on local disk, at most `max_bytes` of them: past it, the least
+/// recently used objects no running query reads are removed (objects never change, so a copy
+/// is good until removed).
+struct ObjectCache {
+    directory: PathBuf,
+    max_bytes: u64,
+    /// Running queries per object they read.
+    in_use: Mutex<HashMap<PathBuf, usize>>,
+}
+
+/// The objects a running query reads, released when it ends.
+struct InUse<'a> {
+    cache: &'a ObjectCache,
+    paths: Vec<PathBuf>,
+}
+
+impl Drop for InUse<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut in_use) = self.cache.in_use.lock() {
+            for path in &self.paths {
+                if let Some(count) = in_use.get_mut(path) {
+                    *count -= 1;
+                    if *count == 0 {
+                        in_use.remove(path);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl ObjectCache {
+    /// Marks `path` read by one more running query (a poisoned registry holds nothing, and
+    /// eviction, which needs it too, then removes nothing).
+    fn hold(&self, path: &Path) {
+        if let Ok(mut in_use) = self.in_use.lock() {
+            *in_use.entry(path.to_path_buf()).or_default() += 1;
+        }
+    }
+
+    /// Removes the least recently used objects no query reads until the cache is within its
+    /// bound. Best effort: what cannot be read or removed is logged and left.
+    fn evict(&self) {
+        let mut files = Vec::new();
+        collect_files(&self.directory, &mut files);
+        let mut total: u64 = files.iter().map(|(_, size, _)| size).sum();
+        if total <= self.max_bytes {
+            return;
+        }
+        files.sort_by_key(|(_, _, used)| *used);
+        let Ok(in_use) = self.in_use.lock() else {
+            return;
+        };
+        for (path, size, _) in files {
+            if total <= self.max_bytes {
+                break;
+            }
+            if in_use.contains_key(&path) {
+                continue;
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => total = total.saturating_sub(size),
+                Err(error) => {
+                    tracing::warn!(path = %path.display(), %error, "cannot remove a cached archive object")
+                }
+            }
+        }
+    }
+}
+
+/// Every file under `directory`: its path, size and last use (access, else modification).
+fn collect_files(directory: &Path, files: &mut Vec<(PathBuf, u64, std::time::SystemTime)>) {
+    let Ok(entries) = std::fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(metadata) = entry.metadata() else {
+            continue;
+        };
+        if metadata.is_dir() {
+            collect_files(&path, files);
+        } else {
+            let used = metadata
+                .accessed()
+                .or_else(|_| metadata.modified())
+                .unwrap_or(std::time::UNIX_EPOCH);
+            files.push((path, metadata.len(), used));
+        }
+    }
 }
 
 impl QueryService {
@@ -57,7 +151,11 @@ impl QueryService {
         QueryService {
             store,
             bucket,
-            cache_directory: settings.cache_directory(),
+            cache: Arc::new(ObjectCache {
+                directory: settings.cache_directory(),
+                max_bytes: settings.cache_max_mb.saturating_mul(1 << 20),
+                in_use: Mutex::new(HashMap::new()),
+            }),
             engine: SqlEngine::new(SqlLimits {
                 max_rows: settings.max_rows,
                 max_memory_bytes: settings.max_memory_mb.saturating_mul(1 << 20),
@@ -112,10 +210,18 @@ impl QueryService {
                 self.max_recent_events,
             ));
         }
-        let mut archive_files = Vec::with_capacity(snapshot.objects.len());
+        let mut in_use = InUse {
+            cache: &self.cache,
+            paths: Vec::with_capacity(snapshot.objects.len()),
+        };
         for object in &snapshot.objects {
-            archive_files.push(self.cached(object).await?);
+            let path = self.cache.directory.join(&object.object_key);
+            self.cache.hold(&path);
+            in_use.paths.push(path.clone());
+            self.cached(object, &path).await?;
         }
+        let archive_files = in_use.paths.clone();
+        self.cache.evict();
         let recent: Vec<ArchiveEvent> = snapshot
             .recent
             .iter()
@@ -139,13 +245,16 @@ impl QueryService {
 
     /// The local copy of an archived object: fetched once, checked against the SHA-256 recorded
     /// when it was written, kept (objects are never rewritten).
-    async fn cached(&self, object: &StoredArchiveObject) -> Result<PathBuf, QueryServiceError> {
-        let path = self.cache_directory.join(&object.object_key);
-        if tokio::fs::metadata(&path)
+    async fn cached(
+        &self,
+        object: &StoredArchiveObject,
+        path: &Path,
+    ) -> Result<(), QueryServiceError> {
+        if tokio::fs::metadata(path)
             .await
             .is_ok_and(|metadata| metadata.len() == object.bytes as u64)
         {
-            return Ok(path);
+            return Ok(());
         }
         let bucket = self
             .bucket
@@ -163,13 +272,13 @@ impl QueryService {
                 "its SHA-256 is not the one recorded when it was written (orgtrail verify --archive names what changed)".into(),
             ));
         }
-        write_atomically(&path, &bytes).await.map_err(|error| {
+        write_atomically(path, &bytes).await.map_err(|error| {
             failed(format!(
                 "cannot keep it in {}: {error}",
-                self.cache_directory.display()
+                self.cache.directory.display()
             ))
         })?;
-        Ok(path)
+        Ok(())
     }
 }
 
@@ -182,4 +291,43 @@ async fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let temporary = path.with_extension(format!("part-{}", uuid::Uuid::new_v4().simple()));
     tokio::fs::write(&temporary, bytes).await?;
     tokio::fs::rename(&temporary, path).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn eviction_keeps_what_running_queries_read_and_bounds_the_rest() {
+        let directory =
+            std::env::temp_dir().join(format!("orgtrail-cache-test-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(directory.join("a/b")).unwrap();
+        let files: Vec<PathBuf> = ["a/one.parquet", "a/b/two.parquet", "three.parquet"]
+            .iter()
+            .map(|name| directory.join(name))
+            .collect();
+        for file in &files {
+            std::fs::write(file, vec![0u8; 1000]).unwrap();
+        }
+        let cache = ObjectCache {
+            directory: directory.clone(),
+            max_bytes: 1500,
+            in_use: Mutex::new(HashMap::new()),
+        };
+        cache.hold(&files[1]);
+        let held = InUse {
+            cache: &cache,
+            paths: vec![files[1].clone()],
+        };
+        cache.evict();
+        let left: Vec<bool> = files.iter().map(|file| file.exists()).collect();
+        assert!(left[1], "a file a running query reads is kept");
+        assert_eq!(left.iter().filter(|kept| **kept).count(), 1, "{left:?}");
+        drop(held);
+        assert!(cache.in_use.lock().unwrap().is_empty());
+        // Within the bound: nothing more is removed.
+        cache.evict();
+        assert!(files[1].exists());
+        let _ = std::fs::remove_dir_all(&directory);
+    }
 }
