@@ -10,6 +10,9 @@ and writes one JSON result per call, as a JSON list on standard output. A CALL i
         boto3's get_paginator("lookup_events"): every page, followed by its NextToken
     {"call": "lookup_events" | any client method, "params": {...}}
         one call
+    {"lake": "SQL", "page_size": N}
+        CloudTrail Lake's way: start_query, describe_query until it is no longer running (60 s
+        at most), then every page of get_query_results
     {"raw": {"target": "...", "content_type": "...", "body": "..."}}
         a request the client methods would refuse to send (malformed body, unknown target),
         built, signed with SigV4 and sent by botocore itself
@@ -24,6 +27,7 @@ A result is {"events": [...], "pages": N, "request_ids": [...]} or {"error": {"c
 import datetime
 import json
 import sys
+import time
 from unittest import mock
 
 import boto3
@@ -106,6 +110,39 @@ def one_call(client, call):
     return result
 
 
+def lake(client, call):
+    query_id = client.start_query(QueryStatement=call["lake"])["QueryId"]
+    deadline = time.monotonic() + 60
+    while True:
+        described = client.describe_query(QueryId=query_id)
+        if described["QueryStatus"] not in ("QUEUED", "RUNNING"):
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"query {query_id} still {described['QueryStatus']} after 60 s")
+        time.sleep(0.1)
+    rows, pages, token = [], 0, None
+    while described["QueryStatus"] == "FINISHED":
+        arguments = {"QueryId": query_id, "MaxQueryResults": call.get("page_size", 1000)}
+        if token:
+            arguments["NextToken"] = token
+        page = client.get_query_results(**arguments)
+        pages += 1
+        rows.extend(page["QueryResultRows"])
+        token = page.get("NextToken")
+        if not token:
+            break
+    statistics = described.get("QueryStatistics", {})
+    statistics.pop("CreationTime", None)
+    return {
+        "query_id": query_id,
+        "status": described["QueryStatus"],
+        "error": described.get("ErrorMessage"),
+        "statistics": statistics,
+        "rows": rows,
+        "pages": pages,
+    }
+
+
 def raw(job, call):
     request = call["raw"]
     headers = {"X-Amz-Target": request["target"]}
@@ -142,6 +179,8 @@ def run(job, call):
             return raw(job, call)
         if "paginate" in call:
             return paginate(client, call)
+        if "lake" in call:
+            return lake(client, call)
         return one_call(client, call)
     except botocore.exceptions.ClientError as error:
         return error_json(error)

@@ -575,7 +575,7 @@ async fn refused_callers_and_bad_requests_get_cloudtrails_errors() {
             json!({"call": "lookup_events", "params": {"EventCategory": "data"}}),
             // Another CloudTrail operation.
             json!({"call": "describe_trails"}),
-            json!({"call": "start_query", "params": {"QueryStatement": "SELECT 1"}}),
+            json!({"call": "list_trails"}),
         ],
     );
     let codes: Vec<(String, u64)> = results
@@ -740,4 +740,150 @@ async fn each_access_key_is_rate_limited_on_its_own() {
         .unwrap();
     assert_eq!(busy_row["accessKeyId"], json!(busy.access_key_id));
     assert!(!listed.to_string().contains(&busy.secret_access_key));
+}
+
+/// Lake's rows of a `(text, count)` query as a map.
+fn lake_counts(result: &Value) -> BTreeMap<String, i64> {
+    assert_eq!(result["status"], "FINISHED", "{result}");
+    result["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| {
+            let cells: Vec<&str> = row
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|cell| {
+                    cell.as_object()
+                        .unwrap()
+                        .values()
+                        .next()
+                        .unwrap()
+                        .as_str()
+                        .unwrap()
+                })
+                .collect();
+            (cells[0].to_string(), cells[1].parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lakes_queries_run_through_boto3_and_the_aws_cli_within_the_keys_scope() {
+    let (stack, port, expected) = stack_with_samples(Vec::new()).await;
+    let everyone = create_access_key(&stack, "analyst", &[]);
+    let mut per_account: BTreeMap<String, i64> = BTreeMap::new();
+    let mut per_name: BTreeMap<String, i64> = BTreeMap::new();
+    for event in expected.events.values() {
+        *per_account
+            .entry(event.account_id.clone().unwrap_or_default())
+            .or_default() += 1;
+        *per_name
+            .entry(event.event_name.clone().unwrap_or_default())
+            .or_default() += 1;
+    }
+    let (own, own_count) = per_account
+        .iter()
+        .filter(|(account, _)| !account.is_empty())
+        .max_by_key(|(_, count)| **count)
+        .map(|(account, count)| (account.clone(), *count))
+        .unwrap();
+    let scoped = create_access_key(&stack, "team-b", &["--account", &own]);
+
+    // The whole organization, in pages of 7 rows; Lake's FROM names the event data store.
+    let results = boto3_calls(
+        port,
+        &everyone,
+        vec![json!({
+            "lake": "SELECT coalesce(eventname, '') AS name, count(*) AS n FROM orgtrail GROUP BY 1",
+            "page_size": 7
+        })],
+    );
+    assert!(results[0]["pages"].as_u64().unwrap() > 1);
+    assert_eq!(lake_counts(&results[0]), per_name);
+    let query_id = results[0]["query_id"].as_str().unwrap().to_string();
+
+    // The scoped key reads its account, whatever it asks; it cannot see the other's query.
+    let results = boto3_calls(
+        port,
+        &scoped,
+        vec![
+            json!({"lake": "SELECT recipientaccountid, count(*) FROM events GROUP BY 1"}),
+            json!({"call": "describe_query", "params": {"QueryId": query_id}}),
+        ],
+    );
+    assert_eq!(
+        lake_counts(&results[0]),
+        BTreeMap::from([(own.clone(), own_count)])
+    );
+    assert_eq!(error_code(&results[1]).0, "QueryIdNotFoundException");
+
+    // A failed statement, listing, cancelling a finished query, and a write refused.
+    let results = boto3_calls(
+        port,
+        &everyone,
+        vec![
+            json!({"lake": "DELETE FROM events"}),
+            json!({"call": "list_queries", "params": {"EventDataStore": "orgtrail"}}),
+            json!({"call": "cancel_query", "params": {"QueryId": query_id}}),
+            json!({"call": "get_query_results", "params": {"QueryId": query_id, "NextToken": "bogus"}}),
+            json!({"call": "list_queries", "params": {"EventDataStore": "another"}}),
+        ],
+    );
+    assert_eq!(results[0]["status"], "FAILED", "{}", results[0]);
+    assert!(results[0]["error"].as_str().unwrap().contains("refused"));
+    assert_eq!(error_code(&results[2]).0, "InactiveQueryException");
+    assert_eq!(error_code(&results[3]).0, "InvalidNextTokenException");
+    assert_eq!(error_code(&results[4]).0, "EventDataStoreNotFoundException");
+
+    // And the AWS CLI, unchanged: start-query, then get-query-results.
+    let python = std::env::var(orgtrail_tests::aws_clients::AWS_PYTHON_VARIABLE).unwrap();
+    let run = |arguments: &[&str]| -> Value {
+        let mut command = std::process::Command::new(&python);
+        command
+            .args(["-m", "awscli", "cloudtrail"])
+            .args(arguments)
+            .args([
+                "--endpoint-url",
+                &format!("https://127.0.0.1:{port}"),
+                "--region",
+                "eu-west-1",
+                "--output",
+                "json",
+            ])
+            .arg("--ca-bundle")
+            .arg(orgtrail_tests::pki::ca_file())
+            .env("AWS_ACCESS_KEY_ID", &everyone.access_key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &everyone.secret_access_key)
+            .env("AWS_CONFIG_FILE", "/nonexistent")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent");
+        let output = orgtrail_tests::cli_process::run_bounded(command, None, CLI_BOUND);
+        assert!(
+            output.status.success(),
+            "aws {arguments:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        serde_json::from_slice(&output.stdout).unwrap()
+    };
+    let started = run(&[
+        "start-query",
+        "--query-statement",
+        "SELECT count(*) AS n FROM orgtrail",
+    ]);
+    let query_id = started["QueryId"].as_str().unwrap().to_string();
+    let deadline = std::time::Instant::now() + orgtrail_tests::WAIT;
+    let results = loop {
+        let results = run(&["get-query-results", "--query-id", &query_id]);
+        if results["QueryStatus"] != "RUNNING" {
+            break results;
+        }
+        assert!(std::time::Instant::now() < deadline, "{results}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(results["QueryStatus"], "FINISHED", "{results}");
+    assert_eq!(
+        results["QueryResultRows"][0][0]["n"],
+        json!(expected.events.len().to_string())
+    );
 }

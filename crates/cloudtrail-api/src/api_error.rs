@@ -76,6 +76,22 @@ pub enum ApiError {
         skew_minutes: i64,
     },
 
+    // --- Lake's query operations ---
+    #[error("{reason}")]
+    InvalidParameter { reason: String },
+    #[error("the query statement is not valid: {reason}")]
+    InvalidQueryStatement { reason: String },
+    #[error("no query {query_id} of this caller")]
+    QueryIdNotFound { query_id: String },
+    #[error("{reason}")]
+    InactiveQuery { reason: String },
+    #[error("event data store {name:?} does not exist; orgtrail's is orgtrail")]
+    EventDataStoreNotFound { name: String },
+    #[error("query status {status:?} is not one of QUEUED, RUNNING, FINISHED, FAILED, CANCELLED, TIMED_OUT")]
+    InvalidQueryStatus { status: String },
+    #[error("{reason}")]
+    InvalidDateRange { reason: String },
+
     // --- the caller, once known ---
     #[error("{reason}")]
     ExpiredToken { reason: String },
@@ -113,6 +129,13 @@ impl ApiError {
             | ApiError::SignatureDoesNotMatch
             | ApiError::SignatureExpired { .. }
             | ApiError::SignatureNotYetCurrent { .. } => "InvalidSignatureException",
+            ApiError::InvalidParameter { .. } => "InvalidParameterException",
+            ApiError::InvalidQueryStatement { .. } => "InvalidQueryStatementException",
+            ApiError::QueryIdNotFound { .. } => "QueryIdNotFoundException",
+            ApiError::InactiveQuery { .. } => "InactiveQueryException",
+            ApiError::EventDataStoreNotFound { .. } => "EventDataStoreNotFoundException",
+            ApiError::InvalidQueryStatus { .. } => "InvalidQueryStatusException",
+            ApiError::InvalidDateRange { .. } => "InvalidDateRangeException",
             ApiError::ExpiredToken { .. } => "ExpiredTokenException",
             ApiError::AccessDenied { .. } => "AccessDeniedException",
             ApiError::Throttling { .. } => "ThrottlingException",

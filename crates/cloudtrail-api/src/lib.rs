@@ -17,21 +17,25 @@
 //!   of them. A request CloudTrail accepts is read the same way here.
 //!
 //! # Deliberate differences
-//! - Only `LookupEvents` is served; CloudTrail's other operations answer
-//!   `UnsupportedOperationException`.
+//! - `LookupEvents` and Lake's query operations (`lake_requests`) are served; CloudTrail's other
+//!   operations answer `UnsupportedOperationException`.
 //! - Only header-signed SigV4 (`AWS4-HMAC-SHA256`); no presigned URLs, no SigV4a.
 //! - The body is limited to [`MAX_BODY_BYTES`] (`RequestEntityTooLargeException`, 413).
 //! - Times are kept to the millisecond.
 
 pub mod api_error;
+pub mod lake_requests;
 pub mod lookup_events_request;
 pub mod lookup_events_response;
 pub mod signature_verification;
 
 pub use api_error::{ApiError, RequestId};
+pub use lake_requests::{
+    page_token, parse_lake_request, statement_for_events, LakeRequest, Operation, EVENT_DATA_STORE,
+};
 pub use lookup_events_request::{
-    parse_lookup_events_request, LookupEventsRequest, CONTENT_TYPE, LOOKUP_EVENTS_TARGET,
-    MAX_BODY_BYTES, MAX_LOOKUP_ATTRIBUTES,
+    operation_of, parse_lookup_events_request, LookupEventsRequest, CONTENT_TYPE,
+    LOOKUP_EVENTS_TARGET, MAX_BODY_BYTES, MAX_LOOKUP_ATTRIBUTES,
 };
 pub use lookup_events_response::{ApiEvent, ApiResource, LookupEventsResponse};
 pub use signature_verification::{

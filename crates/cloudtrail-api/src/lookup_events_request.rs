@@ -141,11 +141,23 @@ pub fn parse_lookup_events_request(
 }
 
 fn check_target(target: &str) -> Result<(), ApiError> {
+    match operation_of(target)? {
+        crate::Operation::LookupEvents => Ok(()),
+        other => Err(ApiError::UnsupportedOperation {
+            operation: other.name().to_string(),
+        }),
+    }
+}
+
+/// The operation `X-Amz-Target` names (botocore's or the Smithy SDKs' spelling): one served, or
+/// CloudTrail's `UnsupportedOperationException` for CloudTrail's others, or
+/// `UnknownOperationException` for anything else.
+pub fn operation_of(target: &str) -> Result<crate::Operation, ApiError> {
     let operation = [TARGET_PREFIX, SMITHY_TARGET_PREFIX]
         .into_iter()
         .find_map(|prefix| target.strip_prefix(prefix)?.strip_prefix('.'));
-    if operation == Some("LookupEvents") {
-        return Ok(());
+    if let Some(served) = operation.and_then(crate::Operation::parse) {
+        return Ok(served);
     }
     match operation {
         Some(operation)

@@ -24,7 +24,7 @@ use futures::StreamExt;
 use orgtrail_archive::archive_schema;
 
 use crate::json_functions::{json_extract, json_extract_scalar};
-use crate::lake_view::{events_plan, EVENTS_TABLE};
+use crate::lake_view::{events_plan, EVENTS_TABLE, EVENT_DATA_STORE_TABLE};
 use crate::query_guard::check_plan;
 
 /// The names of the view's sources, which no query can name (they are not in the catalog).
@@ -157,8 +157,16 @@ impl SqlEngine {
                 .with_allow_statements(false)
                 .verify_plan(&plan)
                 .map_err(|error| SqlError::Refused(error.strip_backtrace()))?;
-            check_plan(&plan, &[EVENTS_TABLE, ARCHIVE_SOURCE, HOT_SOURCE])
-                .map_err(|refused| SqlError::Refused(refused.0))?;
+            check_plan(
+                &plan,
+                &[
+                    EVENTS_TABLE,
+                    EVENT_DATA_STORE_TABLE,
+                    ARCHIVE_SOURCE,
+                    HOT_SOURCE,
+                ],
+            )
+            .map_err(|refused| SqlError::Refused(refused.0))?;
             let frame = context
                 .execute_logical_plan(plan)
                 .await
@@ -230,8 +238,13 @@ impl SqlEngine {
         let recent = MemTable::try_new(schema, vec![sources.recent.clone()]).map_err(failed)?;
         view_sources.push((HOT_SOURCE, provider_as_source(Arc::new(recent))));
         let plan = events_plan(view_sources, scope.accounts.as_deref()).map_err(failed)?;
+        let view = Arc::new(ViewTable::new(plan, None));
         context
-            .register_table(EVENTS_TABLE, Arc::new(ViewTable::new(plan, None)))
+            .register_table(EVENTS_TABLE, view.clone())
+            .map_err(failed)?;
+        // CloudTrail Lake's queries name the event data store; orgtrail's is `orgtrail`.
+        context
+            .register_table(EVENT_DATA_STORE_TABLE, view)
             .map_err(failed)?;
         Ok(context)
     }

@@ -19,6 +19,9 @@ use crate::json_functions::{json_extract, json_extract_scalar};
 
 /// The one table a query reads.
 pub const EVENTS_TABLE: &str = "events";
+/// The same table under the name of orgtrail's event data store, for Lake's queries
+/// (`SELECT … FROM orgtrail`).
+pub const EVENT_DATA_STORE_TABLE: &str = "orgtrail";
 
 /// The Lake columns, in order, with what each is (for the documentation and `DESCRIBE`).
 pub fn lake_columns() -> Vec<(&'static str, &'static str)> {

@@ -459,6 +459,7 @@ impl Authenticator {
                 .expires_at
                 .is_some_and(|expires_at| expires_at <= self.clock.now()),
             revoked: credential.revoked_at.is_some(),
+            token_id: credential.token_id,
             name: credential.name,
             secret_access_key: credential.secret_access_key,
             accounts: credential.accounts,
@@ -493,6 +494,8 @@ pub enum IssuedSecret {
 /// An access key as presented, before its signature is checked.
 pub struct AccessKeyCaller {
     pub caller: Caller,
+    /// The token the key belongs to (what owns its Lake queries).
+    pub token_id: Uuid,
     pub name: String,
     pub secret_access_key: SecretString,
     /// The accounts the key is scoped to; empty: every account.
@@ -506,6 +509,7 @@ impl AccessKeyCaller {
     pub fn for_tests(caller: Caller, accounts: Vec<String>) -> AccessKeyCaller {
         AccessKeyCaller {
             name: caller.identity.clone(),
+            token_id: Uuid::nil(),
             caller,
             secret_access_key: SecretString::from(String::new()),
             accounts,

@@ -565,11 +565,22 @@ pub struct KmsSettings {
 /// How the server speaks to its callers.
 /// The CloudTrail-compatible endpoint (`docs/cloudtrail-api.md`): AWS JSON 1.1 over HTTPS with
 /// SigV4, served with the gRPC server's TLS on a port of its own. Off unless `listen` is given.
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CloudTrailApiSettings {
     /// e.g. `0.0.0.0:8443`.
     pub listen: Option<String>,
+    /// Days the results of Lake's queries (`StartQuery`) are kept, as Lake keeps them 7.
+    pub query_results_days: u32,
+}
+
+impl Default for CloudTrailApiSettings {
+    fn default() -> Self {
+        CloudTrailApiSettings {
+            listen: None,
+            query_results_days: 7,
+        }
+    }
 }
 
 /// SQL over the whole history (`docs/sql.md`): the limits of each query, and where the
@@ -645,6 +656,7 @@ pub struct AggregatorConfig {
     pub listen: SocketAddr,
     /// The CloudTrail-compatible endpoint's address; `None`: not served.
     pub cloudtrail_api_listen: Option<SocketAddr>,
+    pub cloudtrail_api: CloudTrailApiSettings,
     pub health_listen: Option<SocketAddr>,
     pub metrics_listen: Option<SocketAddr>,
     pub database_url: SecretString,
@@ -965,6 +977,7 @@ impl RawAggregatorConfig {
         Ok(AggregatorConfig {
             listen,
             cloudtrail_api_listen,
+            cloudtrail_api: self.cloudtrail_api.clone(),
             health_listen,
             metrics_listen,
             database_url,

@@ -14,7 +14,7 @@ use crate::alarm_evaluation::AlarmEvaluator;
 use crate::alarms::AlarmService;
 use crate::archive::ArchiveService;
 use crate::auth::Authenticator;
-use crate::cloudtrail_api::{self, CloudTrailApi, CloudTrailApiError};
+use crate::cloudtrail_api::{self, CloudTrailApi, CloudTrailApiError, LakeQueries};
 use crate::config::{AggregatorConfig, RecordProtection};
 use crate::crypto::{Keyring, MasterKeys};
 use crate::detection::Detectors;
@@ -230,9 +230,15 @@ pub async fn serve(
         clock.clone(),
     ));
     let lookup = EventLookup::new(store.clone(), config.ingest.rollups);
+    let query = QueryService::new(store.clone(), &config.query, &config.archive).await;
     if let Some(listener) = cloudtrail_api_listener {
         let api = CloudTrailApi::new(
             lookup.clone(),
+            LakeQueries::new(
+                store.clone(),
+                query.clone(),
+                config.cloudtrail_api.query_results_days,
+            ),
             authenticator.clone(),
             config.caller_limits(),
         );
@@ -245,7 +251,6 @@ pub async fn serve(
             drain.clone(),
         ));
     }
-    let query = QueryService::new(store.clone(), &config.query, &config.archive).await;
     let services = DomainServices {
         ingest,
         lookup,

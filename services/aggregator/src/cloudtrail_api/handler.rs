@@ -13,12 +13,14 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
 use orgtrail_cloudtrail_api::{
-    claimed_access_key_id, parse_lookup_events_request, verify_signature, ApiError, ApiEvent,
-    ApiResource, LookupEventsResponse, RequestId, SignedRequest, CONTENT_TYPE, MAX_BODY_BYTES,
+    claimed_access_key_id, operation_of, parse_lake_request, parse_lookup_events_request,
+    verify_signature, ApiError, ApiEvent, ApiResource, LookupEventsResponse, Operation, RequestId,
+    SignedRequest, CONTENT_TYPE, MAX_BODY_BYTES,
 };
 use orgtrail_domain::lookup::LookupQuery;
 use orgtrail_domain::CloudTrailEvent;
 
+use super::lake::LakeQueries;
 use crate::auth::{AccessKeyCaller, Authenticator, Refusal};
 use crate::lookup::{EventLookup, LookupRequest, LookupServiceError};
 use crate::rate_limits::{CallerAdmission, CallerLimits};
@@ -27,9 +29,26 @@ use crate::role::Role;
 /// How refusals and calls are named in the audit log and the logs.
 const METHOD: &str = "CloudTrail_20131101.LookupEvents";
 
+/// The content type of a Lake request, checked as LookupEvents' is.
+fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
+    let media_type = content_type
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default();
+    if media_type.trim().eq_ignore_ascii_case(CONTENT_TYPE) {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedContentType {
+            content_type: content_type.unwrap_or_default().chars().take(200).collect(),
+        })
+    }
+}
+
 /// The endpoint's request handling, shared by every connection.
 pub struct CloudTrailApi {
     lookup: EventLookup,
+    lake: LakeQueries,
     authenticator: Arc<Authenticator>,
     admission: CallerAdmission,
 }
@@ -39,11 +58,13 @@ impl CloudTrailApi {
     /// its request timeout bounding each lookup.
     pub fn new(
         lookup: EventLookup,
+        lake: LakeQueries,
         authenticator: Arc<Authenticator>,
         limits: CallerLimits,
     ) -> CloudTrailApi {
         CloudTrailApi {
             lookup,
+            lake,
             authenticator,
             admission: CallerAdmission::new(limits),
         }
@@ -56,8 +77,8 @@ impl CloudTrailApi {
         remote: SocketAddr,
     ) -> Response<Full<Bytes>> {
         let request_id = RequestId::new_random();
-        let (status, body, code) = match self.lookup_events(request, remote).await {
-            Ok(page) => (200, page.to_json_body(), "OK"),
+        let (status, body, code) = match self.respond(request, remote).await {
+            Ok(body) => (200, body, "OK"),
             Err(error) => {
                 if error.http_status() >= 500 {
                     tracing::warn!(request_id = %request_id, code = error.code(), %error, "CloudTrail-API request failed");
@@ -82,11 +103,11 @@ impl CloudTrailApi {
         response
     }
 
-    async fn lookup_events(
+    async fn respond(
         &self,
         request: Request<Incoming>,
         remote: SocketAddr,
-    ) -> Result<LookupEventsResponse, ApiError> {
+    ) -> Result<Vec<u8>, ApiError> {
         let (parts, body) = request.into_parts();
         if parts.method != hyper::Method::POST {
             return Err(ApiError::UnknownOperation {
@@ -160,6 +181,12 @@ impl CloudTrailApi {
             })?;
 
         // The operation.
+        let operation = operation_of(header("x-amz-target").unwrap_or_default())?;
+        if operation != Operation::LookupEvents {
+            check_content_type(header("content-type"))?;
+            let request = parse_lake_request(operation, &body)?;
+            return self.lake.answer(&key, request).await;
+        }
         let request =
             parse_lookup_events_request(header("x-amz-target"), header("content-type"), &body)?;
         let mut parameters = request.to_lookup_parameters();
@@ -198,7 +225,8 @@ impl CloudTrailApi {
         Ok(LookupEventsResponse {
             events: page.events.into_iter().map(api_event).collect(),
             next_token: page.next_token,
-        })
+        }
+        .to_json_body())
     }
 
     /// Audits a refused caller and answers with CloudTrail's code for it.

@@ -8,6 +8,7 @@
 //! is the pure crate `orgtrail_cloudtrail_api`.
 
 mod handler;
+mod lake;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tokio::sync::Semaphore;
 use tokio_rustls::TlsAcceptor;
 
 pub use handler::CloudTrailApi;
+pub use lake::LakeQueries;
 
 use crate::config::ServerTransport;
 use crate::drain::Drain;

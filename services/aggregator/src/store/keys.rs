@@ -245,7 +245,8 @@ impl PgStore {
                    AND NOT EXISTS (SELECT 1 FROM events WHERE key_id = $1)
                    AND NOT EXISTS (SELECT 1 FROM quarantine WHERE key_id = $1)
                    AND NOT EXISTS (SELECT 1 FROM destinations WHERE key_id = $1)
-                   AND NOT EXISTS (SELECT 1 FROM api_tokens WHERE key_id = $1)",
+                   AND NOT EXISTS (SELECT 1 FROM api_tokens WHERE key_id = $1)
+                   AND NOT EXISTS (SELECT 1 FROM lake_queries WHERE key_id = $1)",
             )
             .bind(key.key_id)
             .execute(&mut *transaction)
@@ -423,6 +424,17 @@ impl PgStore {
         }
         rewritten += self.reencrypt_destinations(&encryption.cipher).await?;
         rewritten += self.reencrypt_access_keys(&encryption.cipher).await?;
+        rewritten += self
+            .reseal_secrets::<Uuid>(
+                &encryption.cipher,
+                "SELECT query_id, query_id, key_id, sealed_results FROM lake_queries
+                 WHERE sealed_results IS NOT NULL AND key_id IS DISTINCT FROM $1
+                 ORDER BY query_id FOR UPDATE",
+                "UPDATE lake_queries AS q SET sealed_results = u.sealed, key_id = $3
+                 FROM UNNEST($1::uuid[], $2::bytea[]) AS u (query_id, sealed)
+                 WHERE q.query_id = u.query_id",
+            )
+            .await?;
         Ok(rewritten)
     }
 

@@ -9,6 +9,7 @@ mod findings;
 mod insights;
 mod integrity;
 mod keys;
+mod lake_queries;
 mod log_files;
 mod notifications;
 mod partitions;
@@ -47,6 +48,7 @@ pub use integrity::{
     IntegrityReport, IntegrityState, LogFileCheck, RecordedIntegrity, ReportedProblem,
 };
 pub use keys::{Encryption, EncryptionError, ReencryptBatch, StoredDataKey};
+pub use lake_queries::{LakeOutcome, LakeQuery};
 pub use log_files::{
     complete_log_file, take_log_file, FileCounts, LedgerEntry, NewLogFile, PreviousLogFile,
 };
