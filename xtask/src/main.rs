@@ -21,6 +21,7 @@
 //! - `cargo xtask bench archive`: the archive writer's throughput into moto's S3, the archive's
 //!   bytes per event against CloudTrail's gzip'd JSON, and `orgtrail verify --archive`'s speed
 //!   (see `bench_archive`).
+//! - `cargo xtask bench sql`: SQL over 10 M events as archive objects (see `bench_sql`).
 //! - `cargo xtask bench lookup-events`: the CloudTrail-compatible endpoint with 16 SigV4 callers
 //!   over the 1 M-event bench set (see `bench_lookup_events`).
 //! - `cargo xtask pki [--out DIR]`: a local CA and certificates for trials.
@@ -35,6 +36,7 @@ mod bench_insights;
 mod bench_lookup_events;
 mod bench_retention;
 mod bench_rules;
+mod bench_sql;
 mod demo;
 mod demo_alarms;
 mod demo_cloudtrail_api;
@@ -72,6 +74,7 @@ commands:
   bench retention measure enforcement by batched deletes and by partition drops, and ingest beside it
   bench insights  measure the Insights model over scenarios, the rollups' cost on ingest, the summary over 10 M events and a month's replay
   bench archive   measure the archive writer into moto's S3, bytes per event against gzip'd JSON, and verify --archive
+  bench sql       measure SQL over 10 M events in archive objects (count by name, one principal over a month, bytes read)
   bench lookup-events  measure the CloudTrail-compatible endpoint with 16 SigV4 callers over 1 M events (req/s, p50/p99)
   pki [--out DIR] make a local CA, the aggregator's certificate and client certificates (trials only)";
 
@@ -100,6 +103,7 @@ fn run(arguments: &[String]) -> anyhow::Result<()> {
             Some("retention") => bench_retention::bench_retention(&arguments[2..], &interrupted),
             Some("insights") => bench_insights::bench_insights(&arguments[2..], &interrupted),
             Some("archive") => bench_archive::bench_archive(&arguments[2..], &interrupted),
+            Some("sql") => bench_sql::bench_sql(&arguments[2..], &interrupted),
             Some("lookup-events") => {
                 bench_lookup_events::bench_lookup_events(&arguments[2..], &interrupted)
             }

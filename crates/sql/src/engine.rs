@@ -20,6 +20,7 @@ use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::logical_expr::TableSource;
+use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::StreamExt;
 use orgtrail_archive::archive_schema;
 
@@ -80,6 +81,9 @@ pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
     pub rows: usize,
+    /// Bytes read from the archive's objects (what partition and row-group pruning spared is
+    /// not counted).
+    pub bytes_scanned: usize,
 }
 
 /// Why a query has no answer.
@@ -112,6 +116,19 @@ fn classify(error: DataFusionError, limits: &SqlLimits) -> SqlError {
         DataFusionError::NotImplemented(_) => SqlError::Invalid(error.strip_backtrace()),
         _ => SqlError::Failed(error.strip_backtrace()),
     }
+}
+
+/// The sum of a metric over a plan and its children.
+fn metric_sum(plan: &dyn ExecutionPlan, name: &str) -> usize {
+    let own = plan
+        .metrics()
+        .and_then(|metrics| metrics.sum_by_name(name))
+        .map_or(0, |value| value.as_usize());
+    own + plan
+        .children()
+        .into_iter()
+        .map(|child| metric_sum(child.as_ref(), name))
+        .sum::<usize>()
 }
 
 /// Runs queries over `events`.
@@ -172,9 +189,11 @@ impl SqlEngine {
                 .await
                 .map_err(|error| classify(error, &limits))?;
             let schema: SchemaRef = Arc::new(frame.schema().as_arrow().clone());
-            let mut stream = frame
-                .execute_stream()
+            let physical = frame
+                .create_physical_plan()
                 .await
+                .map_err(|error| classify(error, &limits))?;
+            let mut stream = execute_stream(physical.clone(), context.task_ctx())
                 .map_err(|error| classify(error, &limits))?;
             let mut batches = Vec::new();
             let mut rows = 0;
@@ -192,6 +211,7 @@ impl SqlEngine {
                 schema,
                 batches,
                 rows,
+                bytes_scanned: metric_sum(physical.as_ref(), "bytes_scanned"),
             })
         };
         match tokio::time::timeout(self.limits.timeout, run).await {
