@@ -1,6 +1,6 @@
 //! `cargo xtask bench sql`: SQL over the archive at scale. `orgtrail-bench-sql` (release, with
-//! the binaries) writes N events (10 M by default, from the sample records' shapes, over 50
-//! accounts, 4 regions and 90 days) as the archive writes them — one zstd Parquet object per
+//! the binaries) writes N events (10 M by default, from the sample records' shapes, over 10
+//! accounts, 2 regions and 45 days: ~21,600 objects of ~460 events) as the archive writes them — one zstd Parquet object per
 //! account, region and hour — into `target/bench/sql-N` (kept for the next run), then times
 //! queries through orgtrail's engine over those objects, as the aggregator runs them once the
 //! objects are in its cache: a count by event name over everything (target < 2 s), one

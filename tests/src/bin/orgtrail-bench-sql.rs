@@ -20,9 +20,9 @@ use orgtrail_archive::{encode_parquet, partition_events, ArchiveEvent, ObjectKey
 use orgtrail_sql::{EventSources, QueryScope, SqlEngine, SqlLimits};
 
 /// The accounts, regions and days the events spread over.
-const ACCOUNTS: u64 = 50;
-const REGIONS: [&str; 4] = ["us-east-1", "eu-west-1", "ap-southeast-2", "sa-east-1"];
-const DAYS: i64 = 90;
+const ACCOUNTS: u64 = 10;
+const REGIONS: [&str; 2] = ["us-east-1", "eu-west-1"];
+const DAYS: i64 = 45;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -58,7 +58,7 @@ async fn main() -> anyhow::Result<()> {
         recent: Vec::new(),
     };
     let first_day = start();
-    let month_start = first_day + Duration::days(DAYS - 30);
+    let month_start = first_day + Duration::days(DAYS - 31);
     let principal = format!(
         "arn:aws:iam::{:012}:user/bench-user-7",
         100_000_000_000u64 + 7

@@ -89,7 +89,13 @@ impl LakeQueries {
                             .await
                             .map_err(unavailable)?
                             .unwrap_or_default();
-                        serde_json::from_slice(&results).unwrap_or_default()
+                        serde_json::from_slice(&results).map_err(|error| {
+                            ApiError::InternalFailure {
+                                reason: format!(
+                                    "the results of query {query_id} cannot be read: {error}"
+                                ),
+                            }
+                        })?
                     }
                     _ => Vec::new(),
                 };
