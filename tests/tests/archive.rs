@@ -55,6 +55,27 @@ fn archive_environment(
     .collect()
 }
 
+/// moto with the archive's bucket, its SSE-KMS key and the digests' signing key (RSA, in KMS).
+async fn archive_in_moto() -> (MotoServer, aws_sdk_s3::Client, KmsKey, String) {
+    let moto = MotoServer::start();
+    let s3 = s3_client(&moto.endpoint()).await;
+    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
+    let kms = KmsKey::create(&moto.endpoint(), "orgtrail-archive").await;
+    let signing_key = kms_client(&moto.endpoint())
+        .await
+        .create_key()
+        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
+        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
+        .send()
+        .await
+        .unwrap()
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_string();
+    (moto, s3, kms, signing_key)
+}
+
 /// The archive's Parquet objects in the bucket, by key: (ETag, bytes).
 async fn archive_objects(s3: &aws_sdk_s3::Client) -> BTreeMap<String, (String, Vec<u8>)> {
     let mut objects = BTreeMap::new();
@@ -176,22 +197,7 @@ fn multiset<'a>(records: impl IntoIterator<Item = &'a [u8]>) -> HashMap<Vec<u8>,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_stored_event_is_archived_once_through_a_crash_and_reads_back_byte_for_byte() {
-    let moto = MotoServer::start();
-    let s3 = s3_client(&moto.endpoint()).await;
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let kms = KmsKey::create(&moto.endpoint(), "orgtrail-archive").await;
-    let signing_key = kms_client(&moto.endpoint())
-        .await
-        .create_key()
-        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
-        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let (moto, s3, kms, signing_key) = archive_in_moto().await;
 
     // The events stored first, the archive off.
     let mut stack = TestStack::start_with(StackOptions::default()).await;
@@ -475,22 +481,7 @@ fn sql_rows(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sql_reads_the_archive_and_the_recent_events_once_while_the_archiver_moves_them() {
     use orgtrail_tests::pki::ClientIdentity;
-    let moto = MotoServer::start();
-    let s3 = s3_client(&moto.endpoint()).await;
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap();
-    let kms = KmsKey::create(&moto.endpoint(), "orgtrail-archive").await;
-    let signing_key = kms_client(&moto.endpoint())
-        .await
-        .create_key()
-        .key_usage(aws_sdk_kms::types::KeyUsageType::SignVerify)
-        .key_spec(aws_sdk_kms::types::KeySpec::Rsa2048)
-        .send()
-        .await
-        .unwrap()
-        .key_metadata()
-        .unwrap()
-        .key_id()
-        .to_string();
+    let (moto, _s3, kms, signing_key) = archive_in_moto().await;
     let cache = std::env::temp_dir().join(format!("orgtrail-query-cache-{}", std::process::id()));
     let mut environment = archive_environment(&moto, &kms.key_id, &signing_key);
     environment.push((
