@@ -90,8 +90,14 @@ pub enum LakeRequest {
     },
 }
 
-/// Reads the body of a Lake operation.
-pub fn parse_lake_request(operation: Operation, body: &[u8]) -> Result<LakeRequest, ApiError> {
+/// Reads a Lake request from its `Content-Type` header value and its body (the operation read
+/// from `X-Amz-Target` by [`crate::operation_of`]).
+pub fn parse_lake_request(
+    operation: Operation,
+    content_type: Option<&str>,
+    body: &[u8],
+) -> Result<LakeRequest, ApiError> {
+    crate::lookup_events_request::check_content_type(content_type.unwrap_or_default())?;
     let members = body_members(body)?;
     let text = |name: &str| -> Result<Option<&str>, ApiError> {
         match members.get(name).filter(|value| !value.is_null()) {
@@ -261,8 +267,10 @@ mod tests {
 
     #[test]
     fn lake_requests_are_read() {
+        let json = Some(crate::CONTENT_TYPE);
         let start = parse_lake_request(
             Operation::StartQuery,
+            json,
             br#"{"QueryStatement":"SELECT count(*) FROM orgtrail"}"#,
         )
         .unwrap();
@@ -275,6 +283,7 @@ mod tests {
         let id = Uuid::new_v4();
         let results = parse_lake_request(
             Operation::GetQueryResults,
+            json,
             format!(r#"{{"QueryId":"{id}","MaxQueryResults":2,"NextToken":"row-4"}}"#).as_bytes(),
         )
         .unwrap();
@@ -287,13 +296,19 @@ mod tests {
             }
         );
         let code = |operation, body: &str| {
-            parse_lake_request(operation, body.as_bytes())
+            parse_lake_request(operation, json, body.as_bytes())
                 .unwrap_err()
                 .code()
         };
         assert_eq!(
             code(Operation::StartQuery, "{}"),
             "InvalidParameterException"
+        );
+        assert_eq!(
+            parse_lake_request(Operation::StartQuery, Some("text/plain"), b"{}")
+                .unwrap_err()
+                .code(),
+            "SerializationException"
         );
         assert_eq!(
             code(Operation::DescribeQuery, r#"{"QueryId":"nope"}"#),

@@ -175,7 +175,7 @@ pub fn operation_of(target: &str) -> Result<crate::Operation, ApiError> {
 }
 
 /// The media type must be AWS JSON 1.1's; parameters (`; charset=utf-8`) are allowed.
-fn check_content_type(content_type: &str) -> Result<(), ApiError> {
+pub(crate) fn check_content_type(content_type: &str) -> Result<(), ApiError> {
     let media_type = content_type.split(';').next().unwrap_or_default().trim();
     if media_type.eq_ignore_ascii_case(CONTENT_TYPE) {
         Ok(())

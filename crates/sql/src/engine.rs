@@ -86,6 +86,27 @@ pub struct QueryResult {
     pub bytes_scanned: usize,
 }
 
+impl QueryResult {
+    /// Each row as the text of a JSON object, column name → value (nulls left out, nested
+    /// values as JSON, times as text), in order.
+    pub fn json_lines(&self) -> Result<Vec<String>, SqlError> {
+        let mut lines = Vec::with_capacity(self.rows);
+        for batch in &self.batches {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(Vec::new());
+            writer
+                .write(batch)
+                .and_then(|()| writer.finish())
+                .map_err(|error| {
+                    SqlError::Failed(format!("cannot write a row as JSON: {error}"))
+                })?;
+            let text = String::from_utf8(writer.into_inner())
+                .map_err(|error| SqlError::Failed(format!("a row is not UTF-8: {error}")))?;
+            lines.extend(text.lines().map(str::to_string));
+        }
+        Ok(lines)
+    }
+}
+
 /// Why a query has no answer.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {

@@ -29,22 +29,6 @@ use crate::role::Role;
 /// How refusals and calls are named in the audit log and the logs.
 const METHOD: &str = "CloudTrail_20131101.LookupEvents";
 
-/// The content type of a Lake request, checked as LookupEvents' is.
-fn check_content_type(content_type: Option<&str>) -> Result<(), ApiError> {
-    let media_type = content_type
-        .unwrap_or_default()
-        .split(';')
-        .next()
-        .unwrap_or_default();
-    if media_type.trim().eq_ignore_ascii_case(CONTENT_TYPE) {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedContentType {
-            content_type: content_type.unwrap_or_default().chars().take(200).collect(),
-        })
-    }
-}
-
 /// The endpoint's request handling, shared by every connection.
 pub struct CloudTrailApi {
     lookup: EventLookup,
@@ -183,8 +167,7 @@ impl CloudTrailApi {
         // The operation.
         let operation = operation_of(header("x-amz-target").unwrap_or_default())?;
         if operation != Operation::LookupEvents {
-            check_content_type(header("content-type"))?;
-            let request = parse_lake_request(operation, &body)?;
+            let request = parse_lake_request(operation, header("content-type"), &body)?;
             return self.lake.answer(&key, request).await;
         }
         let request =

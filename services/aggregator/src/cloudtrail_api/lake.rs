@@ -8,7 +8,6 @@
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::json::LineDelimitedWriter;
 use orgtrail_cloudtrail_api::{page_token, statement_for_events, ApiError, LakeRequest};
 use orgtrail_service_runtime::error_chain;
 use orgtrail_sql::{QueryResult, SqlError};
@@ -278,30 +277,21 @@ fn lake_rows(result: &QueryResult) -> Result<Vec<Value>, String> {
         .map(|field| field.name().clone())
         .collect();
     let mut rows = Vec::with_capacity(result.rows);
-    for batch in &result.batches {
-        let mut writer = LineDelimitedWriter::new(Vec::new());
-        writer
-            .write(batch)
-            .and_then(|()| writer.finish())
-            .map_err(|error| format!("cannot write the results: {error}"))?;
-        let text = String::from_utf8(writer.into_inner())
-            .map_err(|error| format!("the results are not UTF-8: {error}"))?;
-        for line in text.lines() {
-            let object: Map<String, Value> = serde_json::from_str(line)
-                .map_err(|error| format!("cannot read the results: {error}"))?;
-            let row: Vec<Value> = columns
-                .iter()
-                .map(|column| {
-                    let value = match object.get(column) {
-                        None | Some(Value::Null) => String::new(),
-                        Some(Value::String(text)) => text.clone(),
-                        Some(other) => other.to_string(),
-                    };
-                    json!({ column.as_str(): value })
-                })
-                .collect();
-            rows.push(Value::Array(row));
-        }
+    for line in result.json_lines().map_err(|error| error.to_string())? {
+        let object: Map<String, Value> = serde_json::from_str(&line)
+            .map_err(|error| format!("cannot read the results: {error}"))?;
+        let row: Vec<Value> = columns
+            .iter()
+            .map(|column| {
+                let value = match object.get(column) {
+                    None | Some(Value::Null) => String::new(),
+                    Some(Value::String(text)) => text.clone(),
+                    Some(other) => other.to_string(),
+                };
+                json!({ column.as_str(): value })
+            })
+            .collect();
+        rows.push(Value::Array(row));
     }
     Ok(rows)
 }

@@ -1,8 +1,6 @@
 //! A query's answer on the wire: its columns (name and Arrow type) and its rows as JSON
 //! objects, in messages of at most [`ROWS_PER_MESSAGE`] rows.
 
-use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::json::LineDelimitedWriter;
 use orgtrail_api::v1 as pb;
 use orgtrail_sql::QueryResult;
 use tonic::Status;
@@ -21,10 +19,9 @@ pub fn query_result_to_proto(result: &QueryResult) -> Result<Vec<pb::QueryRows>,
             r#type: field.data_type().to_string(),
         })
         .collect();
-    let mut rows = Vec::with_capacity(result.rows);
-    for batch in &result.batches {
-        rows.extend(json_rows(batch)?);
-    }
+    let rows = result
+        .json_lines()
+        .map_err(|error| Status::internal(error.to_string()))?;
     let mut messages: Vec<pb::QueryRows> = rows
         .chunks(ROWS_PER_MESSAGE)
         .map(|chunk| pb::QueryRows {
@@ -40,16 +37,4 @@ pub fn query_result_to_proto(result: &QueryResult) -> Result<Vec<pb::QueryRows>,
         }),
     }
     Ok(messages)
-}
-
-/// Each row of `batch` as a JSON object (nulls left out, as Arrow's JSON writer does).
-fn json_rows(batch: &RecordBatch) -> Result<Vec<String>, Status> {
-    let mut writer = LineDelimitedWriter::new(Vec::new());
-    writer
-        .write(batch)
-        .and_then(|()| writer.finish())
-        .map_err(|error| Status::internal(format!("cannot write a row as JSON: {error}")))?;
-    let text = String::from_utf8(writer.into_inner())
-        .map_err(|error| Status::internal(format!("a row is not UTF-8: {error}")))?;
-    Ok(text.lines().map(str::to_string).collect())
 }
