@@ -84,7 +84,7 @@ fn lake_projection() -> Vec<Expr> {
         lit("accesskeyid"),
         col(column::ACCESS_KEY_ID),
         lit("username"),
-        col(column::USERNAME),
+        record_scalar("$.userIdentity.userName"),
         lit("invokedby"),
         record_scalar("$.userIdentity.invokedBy"),
         lit("sessioncontext"),

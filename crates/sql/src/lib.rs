@@ -5,6 +5,9 @@
 //! `eventjson`, …), over the Parquet archive (`crates/archive`) and the events not archived
 //! yet, as one relation.
 //!
+//! - [`archive_table`]: the archived objects as a table whose scan opens only the objects a
+//!   query's predicates on time, account and region can reach.
+//! - [`geoip`]: `ip_country`, from a GeoIP country database the operator configures.
 //! - [`lake_view`]: the `events` view over the archive's schema, narrowed to a caller's
 //!   accounts inside the view's own plan.
 //! - [`json_functions`]: `json_extract_scalar` and `json_extract` (a JSONPath subset).
@@ -15,10 +18,14 @@
 //! No network, no database: the caller hands the archive's objects in (local Parquet files)
 //! and the events not archived yet (Arrow batches of the archive's schema).
 
+pub mod archive_table;
 pub mod engine;
+pub mod geoip;
 pub mod json_functions;
 pub mod lake_view;
 pub mod query_guard;
 
+pub use archive_table::{archive_files_under, ArchiveFile, ObjectFetcher};
 pub use engine::{EventSources, QueryResult, QueryScope, SqlEngine, SqlError, SqlLimits};
+pub use geoip::{GeoIpDatabase, GeoIpError};
 pub use lake_view::{lake_columns, EVENTS_TABLE};

@@ -8,14 +8,14 @@
 mod sample_events;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::Int64Type;
 use orgtrail_archive::{encode_parquet, events_batch, partition_events, ArchiveEvent, ObjectKey};
-use orgtrail_sql::{EventSources, QueryScope, SqlEngine, SqlError, SqlLimits};
+use orgtrail_sql::{archive_files_under, EventSources, QueryScope, SqlEngine, SqlError, SqlLimits};
 use sample_events::read_sample_events;
 use serde_json::Value;
 
@@ -49,8 +49,9 @@ fn fixture(name: &str) -> Fixture {
     assert!(!recent.is_empty());
     Fixture {
         sources: EventSources {
-            archive_files: walk(&directory.join(PREFIX)),
+            archive_files: archive_files_under(&directory.join(PREFIX)).unwrap(),
             recent: vec![events_batch(&recent).unwrap()],
+            fetcher: None,
         },
         directory,
         events,
@@ -306,13 +307,15 @@ async fn duckdb_over_the_same_objects_gives_the_same_answers() {
     // The recent events as one more object, for DuckDB (orgtrail reads them from memory).
     let recent = fixture.directory.join("recent.parquet");
     let recent_events: Vec<ArchiveEvent> = {
-        let archived: std::collections::HashSet<String> = walk(&fixture.directory.join(PREFIX))
-            .iter()
-            .flat_map(|path| {
-                orgtrail_archive::decode_parquet(&std::fs::read(path).unwrap()).unwrap()
-            })
-            .map(|event| event.event_id)
-            .collect();
+        let archived: std::collections::HashSet<String> =
+            archive_files_under(&fixture.directory.join(PREFIX))
+                .unwrap()
+                .iter()
+                .flat_map(|file| {
+                    orgtrail_archive::decode_parquet(&std::fs::read(&file.path).unwrap()).unwrap()
+                })
+                .map(|event| event.event_id)
+                .collect();
         fixture
             .events
             .iter()
@@ -366,18 +369,183 @@ async fn duckdb_over_the_same_objects_gives_the_same_answers() {
     let _ = std::fs::remove_dir_all(&fixture.directory);
 }
 
-fn walk(directory: &Path) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(directory).unwrap().flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            found.extend(walk(&path));
-        } else if path
-            .extension()
-            .is_some_and(|extension| extension == "parquet")
-        {
-            found.push(path);
+#[tokio::test]
+async fn predicates_on_time_account_region_and_principal_open_only_the_objects_they_reach() {
+    let fixture = fixture("pruning");
+    let engine = SqlEngine::default();
+    let everyone = QueryScope::default();
+    let files = &fixture.sources.archive_files;
+
+    // The busiest archived partition's account, region and day.
+    let busiest = files
+        .iter()
+        .max_by_key(|file| std::fs::metadata(&file.path).unwrap().len())
+        .unwrap()
+        .partition
+        .clone();
+    let day_start = busiest
+        .hour
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .unwrap()
+        .and_utc();
+    let day_end = day_start + chrono::Duration::days(1);
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE recipientaccountid = '{}' AND awsregion = '{}' \
+         AND eventtime >= TIMESTAMP '{}' AND eventtime < TIMESTAMP '{}'",
+        busiest.account,
+        busiest.region,
+        day_start.format("%Y-%m-%d %H:%M:%S"),
+        day_end.format("%Y-%m-%d %H:%M:%S"),
+    );
+    let result = engine
+        .query(&sql, &fixture.sources, &everyone)
+        .await
+        .unwrap();
+    // What the records say, and which objects could hold them.
+    let expected = fixture
+        .events
+        .iter()
+        .filter(|event| {
+            event.account_id.as_deref() == Some(busiest.account.as_str())
+                && event.aws_region.as_deref() == Some(busiest.region.as_str())
+                && event.event_time >= day_start
+                && event.event_time < day_end
+        })
+        .count();
+    let reachable = files
+        .iter()
+        .filter(|file| {
+            file.partition.account == busiest.account
+                && file.partition.region == busiest.region
+                && file.partition.hour >= day_start
+                && file.partition.hour < day_end
+        })
+        .count();
+    assert_eq!(single_count(&result.batches), expected as i64, "{sql}");
+    assert!(reachable >= 1 && reachable < files.len());
+    assert_eq!(result.objects_scanned, reachable, "{sql}");
+
+    // With the bounds the other way round (literal first, BETWEEN), the same objects.
+    let sql = format!(
+        "SELECT count(*) FROM events WHERE '{}' = recipientaccountid AND awsregion IN ('{}') \
+         AND eventtime BETWEEN TIMESTAMP '{}' AND TIMESTAMP '{}'",
+        busiest.account,
+        busiest.region,
+        day_start.format("%Y-%m-%d %H:%M:%S"),
+        (day_end - chrono::Duration::microseconds(1)).format("%Y-%m-%d %H:%M:%S%.6f"),
+    );
+    let result = engine
+        .query(&sql, &fixture.sources, &everyone)
+        .await
+        .unwrap();
+    assert_eq!(single_count(&result.batches), expected as i64, "{sql}");
+    assert_eq!(result.objects_scanned, reachable, "{sql}");
+
+    // A caller scoped to one account opens that account's objects only, whatever it asks.
+    let scope = QueryScope {
+        accounts: Some(vec![busiest.account.clone()]),
+    };
+    let result = engine
+        .query("SELECT count(*) FROM events", &fixture.sources, &scope)
+        .await
+        .unwrap();
+    let own = files
+        .iter()
+        .filter(|file| file.partition.account == busiest.account)
+        .count();
+    assert_eq!(result.objects_scanned, own);
+    let own_events = fixture
+        .events
+        .iter()
+        .filter(|event| event.account_id.as_deref() == Some(busiest.account.as_str()))
+        .count();
+    assert_eq!(single_count(&result.batches), own_events as i64);
+
+    // With the principals of each object recorded (as the archiver records them), a query for
+    // one principal opens only the objects that hold it.
+    let with_principals = EventSources {
+        archive_files: files
+            .iter()
+            .map(|file| {
+                let events =
+                    orgtrail_archive::decode_parquet(&std::fs::read(&file.path).unwrap()).unwrap();
+                file.clone()
+                    .with_principals(events.into_iter().filter_map(|event| event.user_arn))
+            })
+            .collect(),
+        ..fixture.sources.clone()
+    };
+    let mut by_principal: BTreeMap<String, usize> = BTreeMap::new();
+    for file in &with_principals.archive_files {
+        for principal in file.principals.as_deref().unwrap_or_default() {
+            *by_principal.entry(principal.clone()).or_default() += 1;
         }
     }
-    found
+    let (principal, holding) = by_principal
+        .iter()
+        .max_by_key(|(_, objects)| **objects)
+        .unwrap();
+    let sql = format!("SELECT count(*) FROM events WHERE useridentity.arn = '{principal}'");
+    let result = engine
+        .query(&sql, &with_principals, &everyone)
+        .await
+        .unwrap();
+    let expected = fixture
+        .events
+        .iter()
+        .filter(|event| event.user_arn.as_deref() == Some(principal.as_str()))
+        .count();
+    assert_eq!(single_count(&result.batches), expected as i64, "{sql}");
+    assert_eq!(result.objects_scanned, *holding, "{sql}");
+    assert!(*holding < files.len());
+
+    // Predicates on other columns prune nothing and lose nothing.
+    let result = engine
+        .query(
+            "SELECT count(*) FROM events WHERE eventname IS NOT NULL OR eventname IS NULL",
+            &fixture.sources,
+            &everyone,
+        )
+        .await
+        .unwrap();
+    assert_eq!(result.objects_scanned, files.len());
+    assert_eq!(single_count(&result.batches), fixture.events.len() as i64);
+    let _ = std::fs::remove_dir_all(&fixture.directory);
+}
+
+#[tokio::test]
+async fn ip_country_places_addresses_with_the_configured_database_and_fails_without_one() {
+    let path = std::env::var_os("ORGTRAIL_TEST_GEOIP_FILE").unwrap_or_else(|| {
+        panic!("ORGTRAIL_TEST_GEOIP_FILE is not set: it names a GeoIP country database (cargo xtask test fetches DB-IP's)")
+    });
+    let database = orgtrail_sql::GeoIpDatabase::open(std::path::Path::new(&path)).unwrap();
+    let engine = SqlEngine::default().with_geoip(std::sync::Arc::new(database));
+    let sources = EventSources::default();
+    let everyone = QueryScope::default();
+    let sql = "SELECT ip_country('8.8.8.8') AS v4, ip_country('2001:4860:4860::8888') AS v6, \
+               ip_country('s3.amazonaws.com') AS service, ip_country('10.0.0.1') AS private, \
+               ip_country(NULL) AS nothing";
+    let result = engine.query(sql, &sources, &everyone).await.unwrap();
+    let row: Value = serde_json::from_str(&result.json_lines().unwrap()[0]).unwrap();
+    // As DB-IP's lite database of June 2026 places them (the version xtask pins).
+    assert_eq!(row, serde_json::json!({"v4": "US", "v6": "CA"}));
+
+    let error = SqlEngine::default()
+        .query("SELECT ip_country('8.8.8.8') AS c", &sources, &everyone)
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("query.geoip_file"), "{error}");
+
+    let not_a_database =
+        std::env::temp_dir().join(format!("orgtrail-geoip-{}", std::process::id()));
+    std::fs::write(&not_a_database, b"not a database").unwrap();
+    let error = orgtrail_sql::GeoIpDatabase::open(&not_a_database).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains(&not_a_database.display().to_string()),
+        "{error}"
+    );
+    let _ = std::fs::remove_file(&not_a_database);
 }

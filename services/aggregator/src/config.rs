@@ -602,6 +602,14 @@ pub struct QuerySettings {
     /// The most the cache holds, in MiB; past it the least recently used objects no running
     /// query reads are removed.
     pub cache_max_mb: u64,
+    /// Parsed footers of archive objects kept in memory between queries, in MiB; 0: none. Pays
+    /// only when it holds the footers of every object repeated queries read (about 40 KiB
+    /// each): a smaller cache costs more than it saves (docs/sql.md).
+    pub metadata_cache_mb: usize,
+    /// A GeoIP country database in MaxMind's format (GeoLite2-Country, GeoIP2-Country, or
+    /// DB-IP's IP-to-Country Lite) for SQL's `ip_country(sourceipaddress)`; none: the function
+    /// fails, saying so.
+    pub geoip_file: Option<PathBuf>,
 }
 
 impl Default for QuerySettings {
@@ -614,6 +622,8 @@ impl Default for QuerySettings {
             max_recent_events: 2_000_000,
             cache_directory: None,
             cache_max_mb: 4096,
+            metadata_cache_mb: 0,
+            geoip_file: None,
         }
     }
 }

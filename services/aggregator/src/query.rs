@@ -9,9 +9,14 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
+use futures::StreamExt;
 use orgtrail_archive::{events_batch, ArchiveEvent};
 use orgtrail_service_runtime::error_chain;
-use orgtrail_sql::{EventSources, QueryResult, QueryScope, SqlEngine, SqlError, SqlLimits};
+use orgtrail_sql::{
+    ArchiveFile, EventSources, GeoIpDatabase, GeoIpError, ObjectFetcher, QueryResult, QueryScope,
+    SqlEngine, SqlError, SqlLimits,
+};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
@@ -49,6 +54,7 @@ pub struct QueryService {
 /// The archive's objects kept on local disk, at most `max_bytes` of them: past it, the least
 /// recently used objects no running query reads are removed (objects never change, so a copy
 /// is good until removed).
+#[derive(Debug)]
 struct ObjectCache {
     directory: PathBuf,
     max_bytes: u64,
@@ -56,13 +62,13 @@ struct ObjectCache {
     in_use: Mutex<HashMap<PathBuf, usize>>,
 }
 
-/// The objects a running query reads, released when it ends.
-struct InUse<'a> {
-    cache: &'a ObjectCache,
+/// The objects a running query may read, released when it ends.
+struct InUse {
+    cache: Arc<ObjectCache>,
     paths: Vec<PathBuf>,
 }
 
-impl Drop for InUse<'_> {
+impl Drop for InUse {
     fn drop(&mut self) {
         if let Ok(mut in_use) = self.cache.in_use.lock() {
             for path in &self.paths {
@@ -139,16 +145,29 @@ fn collect_files(directory: &Path, files: &mut Vec<(PathBuf, u64, std::time::Sys
 }
 
 impl QueryService {
+    /// The service; fails only when the configured GeoIP database cannot be read.
     pub async fn new(
         store: PgStore,
         settings: &QuerySettings,
         archive: &ArchiveSettings,
-    ) -> QueryService {
+    ) -> Result<QueryService, GeoIpError> {
         let bucket = match &archive.bucket {
             Some(bucket) => Some(ArchiveBucket::connect(archive, bucket.clone()).await),
             None => None,
         };
-        QueryService {
+        let mut engine = SqlEngine::with_metadata_cache(
+            SqlLimits {
+                max_rows: settings.max_rows,
+                max_memory_bytes: settings.max_memory_mb.saturating_mul(1 << 20),
+                timeout: Duration::from_secs(settings.timeout_seconds),
+                max_query_chars: orgtrail_sql::engine::MAX_QUERY_CHARS,
+            },
+            settings.metadata_cache_mb.saturating_mul(1 << 20),
+        );
+        if let Some(path) = &settings.geoip_file {
+            engine = engine.with_geoip(Arc::new(GeoIpDatabase::open(path)?));
+        }
+        Ok(QueryService {
             store,
             bucket,
             cache: Arc::new(ObjectCache {
@@ -156,14 +175,9 @@ impl QueryService {
                 max_bytes: settings.cache_max_mb.saturating_mul(1 << 20),
                 in_use: Mutex::new(HashMap::new()),
             }),
-            engine: SqlEngine::new(SqlLimits {
-                max_rows: settings.max_rows,
-                max_memory_bytes: settings.max_memory_mb.saturating_mul(1 << 20),
-                timeout: Duration::from_secs(settings.timeout_seconds),
-                max_query_chars: orgtrail_sql::engine::MAX_QUERY_CHARS,
-            }),
+            engine,
             max_recent_events: settings.max_recent_events,
-        }
+        })
     }
 
     /// Runs `sql` for `actor`, reading only `accounts` when given; audited either way.
@@ -210,18 +224,36 @@ impl QueryService {
                 self.max_recent_events,
             ));
         }
+        // Every object of the snapshot is kept from eviction while the query runs; only those
+        // its predicates on time, account and region reach are fetched (by the engine's scan).
         let mut in_use = InUse {
-            cache: &self.cache,
+            cache: self.cache.clone(),
             paths: Vec::with_capacity(snapshot.objects.len()),
         };
-        for object in &snapshot.objects {
+        let mut archive_files = Vec::with_capacity(snapshot.objects.len());
+        let mut objects = HashMap::with_capacity(snapshot.objects.len());
+        for object in snapshot.objects {
             let path = self.cache.directory.join(&object.object_key);
+            let mut file =
+                ArchiveFile::from_key(path.clone(), &object.object_key).ok_or_else(|| {
+                    QueryServiceError::ArchiveObject(
+                        object.object_key.clone(),
+                        "its key is not an archive object's key".into(),
+                    )
+                })?;
+            if let Some(principals) = &object.principals {
+                file = file.with_principals(principals.iter().cloned());
+            }
             self.cache.hold(&path);
             in_use.paths.push(path.clone());
-            self.cached(object, &path).await?;
+            archive_files.push(file);
+            objects.insert(path, object);
         }
-        let archive_files = in_use.paths.clone();
-        self.cache.evict();
+        let fetcher = SnapshotFetcher {
+            bucket: self.bucket.clone(),
+            cache: self.cache.clone(),
+            objects,
+        };
         let recent: Vec<ArchiveEvent> = snapshot
             .recent
             .iter()
@@ -236,13 +268,59 @@ impl QueryService {
         let sources = EventSources {
             archive_files,
             recent,
+            fetcher: Some(Arc::new(fetcher)),
         };
-        Ok(self
+        let result = self
             .engine
             .query(sql, &sources, &QueryScope { accounts })
-            .await?)
+            .await;
+        drop(in_use);
+        Ok(result?)
     }
+}
 
+/// Objects fetched from the archive's bucket at once, per query.
+const FETCH_CONCURRENCY: usize = 16;
+
+/// Brings the objects of one query's snapshot that its scan reaches into the cache.
+struct SnapshotFetcher {
+    bucket: Option<ArchiveBucket>,
+    cache: Arc<ObjectCache>,
+    /// The snapshot's objects, by the path of their local copy.
+    objects: HashMap<PathBuf, StoredArchiveObject>,
+}
+
+impl std::fmt::Debug for SnapshotFetcher {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("SnapshotFetcher")
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
+#[async_trait]
+impl ObjectFetcher for SnapshotFetcher {
+    async fn fetch(&self, files: Vec<ArchiveFile>) -> Result<(), String> {
+        let fetched: Vec<Result<(), String>> = futures::stream::iter(files)
+            .map(|file| async move {
+                let object = self.objects.get(&file.path).ok_or_else(|| {
+                    format!("{} is not in the query's snapshot", file.path.display())
+                })?;
+                self.cached(object, &file.path)
+                    .await
+                    .map_err(|error| error.to_string())
+            })
+            .buffer_unordered(FETCH_CONCURRENCY)
+            .collect()
+            .await;
+        fetched.into_iter().collect::<Result<Vec<()>, String>>()?;
+        self.cache.evict();
+        Ok(())
+    }
+}
+
+impl SnapshotFetcher {
     /// The local copy of an archived object: fetched once, checked against the SHA-256 recorded
     /// when it was written, kept (objects are never rewritten).
     async fn cached(
@@ -309,14 +387,14 @@ mod tests {
         for file in &files {
             std::fs::write(file, vec![0u8; 1000]).unwrap();
         }
-        let cache = ObjectCache {
+        let cache = Arc::new(ObjectCache {
             directory: directory.clone(),
             max_bytes: 1500,
             in_use: Mutex::new(HashMap::new()),
-        };
+        });
         cache.hold(&files[1]);
         let held = InUse {
-            cache: &cache,
+            cache: cache.clone(),
             paths: vec![files[1].clone()],
         };
         cache.evict();

@@ -53,6 +53,8 @@ pub enum ServeError {
     Rules(#[source] crate::sigma_rules::RuleServiceError),
     #[error("cannot start the archive: {0}")]
     Archive(String),
+    #[error("cannot open query.geoip_file")]
+    GeoIp(#[source] orgtrail_sql::GeoIpError),
     #[error(transparent)]
     Grpc(#[from] GrpcServeError),
     #[error(transparent)]
@@ -230,7 +232,9 @@ pub async fn serve(
         clock.clone(),
     ));
     let lookup = EventLookup::new(store.clone(), config.ingest.rollups);
-    let query = QueryService::new(store.clone(), &config.query, &config.archive).await;
+    let query = QueryService::new(store.clone(), &config.query, &config.archive)
+        .await
+        .map_err(ServeError::GeoIp)?;
     if let Some(listener) = cloudtrail_api_listener {
         let api = CloudTrailApi::new(
             lookup.clone(),

@@ -24,7 +24,7 @@ use self::digests::{ArchiveDigests, ArchiveSigner};
 use self::s3::{ArchiveBucket, BucketError};
 use crate::config::ArchiveSettings;
 use crate::drain::Drain;
-use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError};
+use crate::store::{ArchiveObject, ArchivePartition, PgStore, StoreError, MAX_RECORDED_PRINCIPALS};
 
 /// Events in one object at most (and in memory at once): a busy hour of one account and region
 /// gets several objects.
@@ -210,6 +210,14 @@ impl ArchiveService {
             })?;
         let sha256: [u8; 32] = Sha256::digest(&bytes).into();
         let size = bytes.len() as u64;
+        let principals = {
+            let set: std::collections::BTreeSet<&str> = rows
+                .iter()
+                .filter_map(|row| row.user_arn.as_deref())
+                .collect();
+            (set.len() <= MAX_RECORDED_PRINCIPALS)
+                .then(|| set.into_iter().map(str::to_string).collect::<Vec<_>>())
+        };
         self.bucket
             .put(&key, bytes, "application/vnd.apache.parquet", None)
             .await?;
@@ -228,6 +236,7 @@ impl ArchiveService {
                     .iter()
                     .map(|event| event.event_id.as_uuid())
                     .collect(),
+                principals,
             })
             .await?;
         Ok(Some((events.len(), size)))

@@ -42,7 +42,13 @@ pub struct ArchiveObject {
     pub bytes: i64,
     pub sha256: [u8; 32],
     pub event_ids: Vec<Uuid>,
+    /// The events' principals (`userIdentity.arn`), sorted and distinct; `None` when there
+    /// are more than the archiver records ([`MAX_RECORDED_PRINCIPALS`]).
+    pub principals: Option<Vec<String>>,
 }
+
+/// Principals recorded per object at most: past it an object is recorded as holding any.
+pub const MAX_RECORDED_PRINCIPALS: usize = 1000;
 
 /// An archive digest as recorded.
 #[derive(Clone, Debug, sqlx::FromRow)]
@@ -66,6 +72,8 @@ pub struct StoredArchiveObject {
     pub bytes: i64,
     pub sha256: Vec<u8>,
     pub written_at: DateTime<Utc>,
+    /// Sorted and distinct; `None`: not recorded.
+    pub principals: Option<Vec<String>>,
 }
 
 impl PgStore {
@@ -167,8 +175,9 @@ impl PgStore {
     pub async fn record_archive_object(&self, object: &ArchiveObject) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO archive_objects
-                 (object_key, account_id, aws_region, hour, sequence, events, bytes, sha256, event_ids)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                 (object_key, account_id, aws_region, hour, sequence, events, bytes, sha256, event_ids,
+                  principals)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&object.object_key)
         .bind(&object.partition.account_id)
@@ -179,6 +188,7 @@ impl PgStore {
         .bind(object.bytes)
         .bind(object.sha256.as_slice())
         .bind(&object.event_ids)
+        .bind(&object.principals)
         .execute(self.pool())
         .await
         .map_err(convert_sqlx_error)?;
@@ -220,7 +230,7 @@ impl PgStore {
     ) -> Result<Vec<StoredArchiveObject>, StoreError> {
         sqlx::query_as(
             "SELECT object_key, account_id, aws_region, hour, sequence, events, bytes, sha256,
-                    written_at
+                    written_at, principals
              FROM archive_objects WHERE digest_key IS NULL AND written_at < $1
              ORDER BY object_key",
         )
@@ -267,7 +277,7 @@ impl PgStore {
     pub async fn archive_objects(&self) -> Result<Vec<StoredArchiveObject>, StoreError> {
         sqlx::query_as(
             "SELECT object_key, account_id, aws_region, hour, sequence, events, bytes, sha256,
-                    written_at
+                    written_at, principals
              FROM archive_objects ORDER BY object_key",
         )
         .fetch_all(self.pool())

@@ -33,7 +33,10 @@ pub use alarms::{
     detection_generation, enabled_alarm_definitions, insert_alarm_matches, AlarmMatchRow,
     BuiltinAlarm, EvaluationOutcome, MinuteMatches, NewTransition, StoredAlarm, StoredTransition,
 };
-pub use archive::{ArchiveObject, ArchivePartition, StoredArchiveDigest, StoredArchiveObject};
+pub use archive::{
+    ArchiveObject, ArchivePartition, StoredArchiveDigest, StoredArchiveObject,
+    MAX_RECORDED_PRINCIPALS,
+};
 pub use enforcement::{BatchOutcome, PartitionDrop, RetentionRules, RunCounts};
 pub use events::{insert_events, EventBatchInsert};
 pub use findings::{

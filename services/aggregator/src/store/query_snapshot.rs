@@ -34,7 +34,7 @@ impl PgStore {
             .map_err(convert_sqlx_error)?;
         let objects: Vec<StoredArchiveObject> = sqlx::query_as(
             "SELECT object_key, account_id, aws_region, hour, sequence, events, bytes, sha256,
-                    written_at
+                    written_at, principals
              FROM archive_objects WHERE $1::text[] IS NULL OR account_id = ANY($1)
              ORDER BY object_key",
         )
