@@ -584,3 +584,344 @@ async fn sql_reads_the_archive_and_the_recent_events_once_while_the_archiver_mov
         .any(|(sql, outcome)| sql.starts_with("SELECT eventname") && outcome == "ok"));
     let _ = std::fs::remove_dir_all(&cache);
 }
+
+/// One query of `docs/sql-cookbook.md`: its id (the heading's first word) and text.
+struct CookbookQuery {
+    id: String,
+    sql: String,
+}
+
+/// The cookbook's queries, in order: each `### id — title` heading's first ```sql block.
+fn cookbook_queries() -> Vec<CookbookQuery> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/sql-cookbook.md");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()));
+    let mut queries = Vec::new();
+    let mut id: Option<String> = None;
+    let mut sql: Option<String> = None;
+    for line in text.lines() {
+        match (&mut sql, line) {
+            (Some(body), "```") => {
+                let id = id.take().expect("a ```sql block under a ### heading");
+                queries.push(CookbookQuery {
+                    id,
+                    sql: body.trim().to_string(),
+                });
+                sql = None;
+            }
+            (Some(body), line) => {
+                body.push_str(line);
+                body.push('\n');
+            }
+            (None, "```sql") if id.is_some() => sql = Some(String::new()),
+            (None, line) if line.starts_with("### ") => {
+                id = line[4..].split_whitespace().next().map(str::to_string);
+            }
+            _ => {}
+        }
+    }
+    queries
+}
+
+#[derive(Deserialize)]
+struct CookbookReport {
+    results: Vec<CookbookResult>,
+}
+
+#[derive(Deserialize)]
+struct CookbookResult {
+    id: String,
+    #[serde(default)]
+    rows: usize,
+    #[serde(default)]
+    matches: bool,
+    #[serde(default)]
+    only_duckdb: Vec<String>,
+    #[serde(default)]
+    only_orgtrail: Vec<String>,
+    #[serde(default)]
+    distinct_event_ids: Option<usize>,
+    #[serde(default)]
+    error: Option<String>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sql_cookbook_answers_as_duckdb_does_over_the_same_objects() {
+    use orgtrail_tests::pki::ClientIdentity;
+    let geoip = std::env::var("ORGTRAIL_TEST_GEOIP_FILE").unwrap_or_else(|_| {
+        panic!("ORGTRAIL_TEST_GEOIP_FILE is not set: it names a GeoIP country database (cargo xtask test fetches DB-IP's)")
+    });
+    let python = std::env::var_os(PYTHON_VARIABLE).unwrap_or_else(|| {
+        panic!("{PYTHON_VARIABLE} is not set: it names a Python with duckdb and maxminddb (cargo xtask test sets it)")
+    });
+    let (moto, s3, kms, signing_key) = archive_in_moto().await;
+    let directory = std::env::temp_dir().join(format!("orgtrail-cookbook-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&directory);
+    let mut environment = archive_environment(&moto, &kms.key_id, &signing_key);
+    // No archive round until the samples are in.
+    environment.retain(|(name, _)| name != "ORGTRAIL_ARCHIVE__INTERVAL_SECONDS");
+    environment.extend([
+        (
+            "ORGTRAIL_ARCHIVE__INTERVAL_SECONDS".to_string(),
+            "3600".to_string(),
+        ),
+        (
+            "ORGTRAIL_QUERY__CACHE_DIRECTORY".to_string(),
+            directory.join("cache").display().to_string(),
+        ),
+        ("ORGTRAIL_QUERY__GEOIP_FILE".to_string(), geoip.clone()),
+    ]);
+    let mut stack = TestStack::start_with(StackOptions {
+        environment,
+        ..Default::default()
+    })
+    .await;
+    let files = sample_files();
+    let expected = orgtrail_tests::samples::expected_store(&files);
+    ingest_sample_files(&stack, &files).await;
+
+    // Rounds of a few partitions each, then none: part of the history archived in S3, the rest
+    // in PostgreSQL only.
+    stack.restart_aggregator_with(
+        &[
+            ("ORGTRAIL_ARCHIVE__INTERVAL_SECONDS", "1"),
+            ("ORGTRAIL_ARCHIVE__PARTITIONS_PER_ROUND", "25"),
+        ],
+        &[],
+    );
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while recorded_objects(&stack).await.len() < 25 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no archive round in time:\n{}",
+            stack.aggregator_log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stack.restart_aggregator_with(&[("ORGTRAIL_ARCHIVE__INTERVAL_SECONDS", "3600")], &[]);
+    let recorded = recorded_objects(&stack).await;
+    let archived: i64 = recorded.values().map(|events| i64::from(*events)).sum();
+    let stored = expected.events.len() as i64;
+    assert!(
+        archived > 0 && archived < stored,
+        "{archived} of {stored} archived"
+    );
+
+    // DuckDB's inputs: the archive's objects as they are in the bucket, and every expected
+    // event (those no object holds are the ones still in PostgreSQL).
+    let objects = archive_objects(&s3).await;
+    assert_eq!(objects.len(), recorded.len());
+    let archive_dir = directory.join("archive");
+    for (key, (_, bytes)) in &objects {
+        let path = archive_dir.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, bytes).unwrap();
+    }
+    let expected_path = directory.join("expected.jsonl");
+    let lines: Vec<String> = expected
+        .events
+        .values()
+        .map(|event| {
+            serde_json::json!({
+                "event_id": event.event_id,
+                "account_id": event.account_id,
+                "event_category": event.event_category,
+                "record": event.record,
+            })
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&expected_path, lines.join("\n")).unwrap();
+
+    // A query bounded to one account, region and day fetches only that day's objects of that
+    // account and region from the bucket (the cache is empty until now).
+    let first = orgtrail_archive::ObjectKey::parse(recorded.keys().next().unwrap()).unwrap();
+    let day = first.partition.hour.date_naive();
+    let rows = sql_rows(
+        &stack,
+        ClientIdentity::Reader,
+        &format!(
+            "SELECT count(*) AS n FROM events WHERE recipientaccountid = '{}' AND awsregion = '{}' \
+             AND eventtime >= TIMESTAMP '{day} 00:00:00' AND eventtime < TIMESTAMP '{} 00:00:00'",
+            first.partition.account,
+            first.partition.region,
+            day + chrono::Duration::days(1)
+        ),
+    )
+    .unwrap();
+    let cached: Vec<orgtrail_sql::ArchiveFile> =
+        orgtrail_sql::archive_files_under(&directory.join("cache")).unwrap();
+    let reachable = recorded
+        .keys()
+        .filter_map(|key| orgtrail_archive::ObjectKey::parse(key))
+        .filter(|key| {
+            key.partition.account == first.partition.account
+                && key.partition.region == first.partition.region
+                && key.partition.hour.date_naive() == day
+        })
+        .count();
+    assert!(rows[0]["n"].as_i64().unwrap() > 0);
+    assert_eq!(cached.len(), reachable, "objects fetched for one day");
+    assert!(cached
+        .iter()
+        .all(|file| file.partition.account == first.partition.account
+            && file.partition.hour.date_naive() == day));
+    assert!(reachable < recorded.len());
+
+    // Each object's recorded principals are those of its events; a query for one principal
+    // fetches only the objects that hold it.
+    let pool = stack.pool().await;
+    let recorded_principals: BTreeMap<String, Vec<String>> =
+        sqlx::query_as("SELECT object_key, principals FROM archive_objects")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .into_iter()
+            .collect();
+    for (key, (_, bytes)) in &objects {
+        let mut principals: Vec<String> = orgtrail_archive::decode_parquet(bytes)
+            .unwrap()
+            .into_iter()
+            .filter_map(|event| event.user_arn)
+            .collect();
+        principals.sort();
+        principals.dedup();
+        assert_eq!(recorded_principals[key], principals, "{key}");
+    }
+    let mut holders: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (key, principals) in &recorded_principals {
+        for principal in principals {
+            holders.entry(principal).or_default().push(key);
+        }
+    }
+    let (principal, holding) = holders.iter().max_by_key(|(_, keys)| keys.len()).unwrap();
+    std::fs::remove_dir_all(directory.join("cache")).unwrap();
+    let rows = sql_rows(
+        &stack,
+        ClientIdentity::Reader,
+        &format!("SELECT count(*) AS n FROM events WHERE useridentity.arn = '{principal}'"),
+    )
+    .unwrap();
+    let wanted = expected
+        .events
+        .values()
+        .filter(|event| {
+            serde_json::from_str::<serde_json::Value>(&event.record).unwrap()["userIdentity"]["arn"]
+                == serde_json::json!(principal)
+        })
+        .count();
+    assert_eq!(rows[0]["n"], serde_json::json!(wanted), "{principal}");
+    let mut fetched: Vec<String> = orgtrail_sql::archive_files_under(&directory.join("cache"))
+        .unwrap()
+        .iter()
+        .map(|file| {
+            file.path
+                .strip_prefix(directory.join("cache"))
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    fetched.sort();
+    let mut holding: Vec<String> = holding.iter().map(|key| key.to_string()).collect();
+    holding.sort();
+    assert_eq!(fetched, holding, "objects fetched for {principal}");
+    assert!(holding.len() < recorded.len());
+
+    // orgtrail's answers, through `orgtrail query`.
+    let queries = cookbook_queries();
+    assert!(queries.len() >= 25, "{} queries", queries.len());
+    let mut answers = Vec::new();
+    for query in &queries {
+        let rows = sql_rows(&stack, ClientIdentity::Reader, &query.sql)
+            .unwrap_or_else(|error| panic!("{}: {error}", query.id));
+        answers.push(serde_json::json!({"id": query.id, "sql": query.sql, "rows": rows}));
+    }
+    let answers_path = directory.join("answers.json");
+    std::fs::write(
+        &answers_path,
+        serde_json::json!({ "queries": answers }).to_string(),
+    )
+    .unwrap();
+
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/sql_cookbook_duckdb.py");
+    let output = Command::new(python)
+        .arg(&script)
+        .arg(archive_dir.join(PREFIX).join("events"))
+        .arg(&expected_path)
+        .arg(&answers_path)
+        .arg(&geoip)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: CookbookReport = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(report.results.len(), queries.len());
+    let failed: Vec<&CookbookResult> = report
+        .results
+        .iter()
+        .filter(|result| !result.matches || result.error.is_some())
+        .collect();
+    let differences: Vec<String> = failed
+        .iter()
+        .map(|result| {
+            format!(
+                "{}: {}\n  only DuckDB's: {:?}\n  only orgtrail's: {:?}",
+                result.id,
+                result.error.as_deref().unwrap_or("rows differ"),
+                result.only_duckdb,
+                result.only_orgtrail
+            )
+        })
+        .collect();
+    assert!(
+        differences.is_empty(),
+        "answers differ from DuckDB's:\n{}",
+        differences.join("\n")
+    );
+    for result in &report.results {
+        eprintln!("{}: {} rows, as DuckDB", result.id, result.rows);
+    }
+
+    // The CIS questions answer as the independent evaluator of the CIS filters counted — with
+    // 4.3 counting a record without eventType as not a service event (sql-cookbook.md).
+    let cis: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/cis/EXPECTED.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    for summary in cis["summary"].as_array().unwrap() {
+        if summary["primary"] != serde_json::json!(true) {
+            continue;
+        }
+        let id = format!("cis-{}", summary["id"].as_str().unwrap());
+        let wanted = if id == "cis-4.3" {
+            summary["count_if_neq_true_on_missing"].as_u64().unwrap()
+        } else {
+            summary["count"].as_u64().unwrap()
+        };
+        let result = report
+            .results
+            .iter()
+            .find(|result| result.id == id)
+            .unwrap_or_else(|| panic!("the cookbook has no {id}"));
+        assert_eq!(
+            result.distinct_event_ids,
+            Some(wanted as usize),
+            "{id}: events found, against EXPECTED.json"
+        );
+    }
+    // Answers with rows: the comparison is not of empty sets.
+    let with_rows = report
+        .results
+        .iter()
+        .filter(|result| result.rows > 0)
+        .count();
+    assert!(with_rows >= 20, "{with_rows} queries answer rows");
+    let _ = std::fs::remove_dir_all(&directory);
+}

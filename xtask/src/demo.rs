@@ -74,6 +74,8 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     let (_moto, moto_endpoint) = start_moto(&moto_server, &work.join("moto.log"))?;
     let pki = crate::pki::ensure_pki(&crate::pki_dir())?;
     let security = Security::Tls(&pki);
+    let geoip_database = crate::geoip::ensure_geoip_database()?;
+    let geoip_file = geoip_database.display().to_string();
     // Alarms are evaluated every minute by default; the demo has no minute to spare.
     let evaluation_interval = EVALUATION_INTERVAL_SECONDS.to_string();
     // The CloudTrail-compatible endpoint on a port of its own.
@@ -94,6 +96,7 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
                 &evaluation_interval,
             ),
             ("ORGTRAIL_CLOUDTRAIL_API__LISTEN", &cloudtrail_api_listen),
+            ("ORGTRAIL_QUERY__GEOIP_FILE", &geoip_file),
         ],
         security,
     )?;
@@ -160,6 +163,9 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     step += 1;
     show_cloudtrail_api(&cli, &cloudtrail_api_listen, &pki, step)?;
     check_interrupted(interrupted)?;
+    step += 1;
+    show_sql(&cli, step)?;
+    check_interrupted(interrupted)?;
     let step = show_alarms(&cli, ingest_finished, step + 1, interrupted)?;
     check_interrupted(interrupted)?;
     let step = step + 1;
@@ -169,6 +175,30 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
     aggregator.stop();
     heading("Done: the aggregator drained and stopped; PostgreSQL and moto are removed.");
     Ok(())
+}
+
+/// SQL over the whole history: two questions of `docs/sql-cookbook.md`.
+fn show_sql(cli: &DemoCli<'_>, step: usize) -> anyhow::Result<()> {
+    heading(&format!(
+        "{step}. SQL over the whole history (docs/sql-cookbook.md): console sign-ins by country \
+         (GeoIP: IP Geolocation by DB-IP, CC BY 4.0), and the CIS question on unauthorized calls"
+    ));
+    cli.show(&[
+        "query",
+        "SELECT ip_country(sourceipaddress) AS country, count(*) AS logins, \
+         sum(CASE WHEN json_extract_scalar(responseelements, '$.ConsoleLogin') = 'Failure' \
+         THEN 1 ELSE 0 END) AS failures, count(DISTINCT useridentity.arn) AS principals \
+         FROM events WHERE eventname = 'ConsoleLogin' \
+         GROUP BY ip_country(sourceipaddress) ORDER BY logins DESC, country",
+    ])?;
+    cli.show(&[
+        "query",
+        "SELECT recipientaccountid AS account, errorcode, count(*) AS calls \
+         FROM events WHERE errorcode LIKE '%UnauthorizedOperation' \
+         OR (errorcode LIKE 'AccessDenied%' AND sourceipaddress <> 'delivery.logs.amazonaws.com' \
+         AND eventname <> 'HeadBucket') \
+         GROUP BY recipientaccountid, errorcode ORDER BY calls DESC, account, errorcode",
+    ])
 }
 
 /// Runs one collector pass; its summary table on stdout, its log in the work folder.

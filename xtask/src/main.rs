@@ -42,6 +42,7 @@ mod demo_alarms;
 mod demo_cloudtrail_api;
 mod demo_findings;
 mod deploy_checks;
+mod geoip;
 mod moto;
 mod pki;
 mod postgres;
@@ -138,6 +139,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
     let moto_server = moto::ensure_moto_server()?;
     let readers_python = python_readers::ensure_readers_python()?;
     let aws_clients_python = python_readers::ensure_aws_clients_python()?;
+    let geoip_database = geoip::ensure_geoip_database()?;
     prerequisites::ensure_openssl()?;
     let pki = pki::ensure_pki(&pki_dir())?;
     let postgres = ThrowawayPostgres::start()?;
@@ -152,6 +154,7 @@ fn test(cargo_arguments: &[String], interrupted: &AtomicBool) -> anyhow::Result<
         .env("ORGTRAIL_TEST_MOTO_SERVER", &moto_server)
         .env("ORGTRAIL_TEST_PYTHON", &readers_python)
         .env("ORGTRAIL_TEST_AWS_PYTHON", &aws_clients_python)
+        .env("ORGTRAIL_TEST_GEOIP_FILE", &geoip_database)
         .env("ORGTRAIL_TEST_PKI", &pki.dir)
         .status()
         .context("cannot run cargo test")?;

@@ -9,7 +9,14 @@ use std::path::PathBuf;
 use crate::python_venv::{ensure_venv, Requirements};
 
 /// The versions the read-back test was written against.
-const READER_REQUIREMENTS: [&str; 2] = ["pyarrow==26.0.1", "duckdb==2.0.1"];
+/// maxminddb, MaxMind's own reader, places the IPs the SQL cookbook's `ip_country` is checked
+/// against (a DuckDB function in Python, which needs numpy).
+const READER_REQUIREMENTS: [&str; 4] = [
+    "pyarrow==26.0.1",
+    "duckdb==2.0.1",
+    "maxminddb==3.2.0",
+    "numpy==2.3.5",
+];
 
 /// The venv's Python, with the readers installed. Neither package installs a script, so the
 /// interpreter is the proof of the venv, and `ensure_venv`'s marker (written only once pip

@@ -124,6 +124,7 @@ seccompProfile:
 {{- define "orgtrail.paths.keyringSourceDir" -}}/run/orgtrail/keyring-secret{{- end }}
 {{- define "orgtrail.paths.postgresCaDir" -}}/etc/orgtrail/postgres{{- end }}
 {{- define "orgtrail.paths.sigmaRulesDir" -}}/etc/orgtrail/sigma-rules{{- end }}
+{{- define "orgtrail.paths.geoipDir" -}}/var/lib/orgtrail/geoip{{- end }}
 
 {{/*
 Whether the aggregator mounts a folder of Sigma rules: the chart's ConfigMap or an existing one.
@@ -260,6 +261,12 @@ timeout_seconds = {{ int64 .timeout_seconds }}
 max_recent_events = {{ int64 .max_recent_events }}
 cache_directory = "/var/cache/orgtrail/archive"
 cache_max_mb = {{ int64 .cache_max_mb }}
+metadata_cache_mb = {{ int64 .metadata_cache_mb }}
+{{- end }}
+{{- with $.Values.aggregator.geoip }}
+{{- if .volume }}
+geoip_file = {{ include "orgtrail.tomlString" (printf "%s/%s" (include "orgtrail.paths.geoipDir" $) .file) }}
+{{- end }}
 {{- end }}
 
 {{- with $config.archive }}
