@@ -923,5 +923,46 @@ async fn the_sql_cookbook_answers_as_duckdb_does_over_the_same_objects() {
         .filter(|result| result.rows > 0)
         .count();
     assert!(with_rows >= 20, "{with_rows} queries answer rows");
+
+    // Of the events not archived yet, a query reads only the partitions its predicates reach:
+    // with room for 50 of them, a count of everything is refused, and a count of one account's
+    // hour that is not archived is answered.
+    let hot: Vec<(String, String, chrono::DateTime<chrono::Utc>, i64)> = sqlx::query_as(
+        "SELECT h.account_id, h.aws_region, h.hour, sum(h.events)::bigint
+         FROM hour_counts AS h
+         WHERE h.account_id ~ '^[0-9]{12}$' AND h.aws_region ~ '^[a-z0-9-]+$'
+           AND NOT EXISTS (SELECT 1 FROM archive_objects AS o WHERE o.account_id = h.account_id
+                           AND o.aws_region = h.aws_region AND o.hour = h.hour)
+         GROUP BY 1, 2, 3 HAVING sum(h.events) BETWEEN 2 AND 50
+         ORDER BY 4 DESC, 1, 2, 3 LIMIT 1",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    let (account, region, hour, events) = hot.first().cloned().expect("a small hour not archived");
+    stack.restart_aggregator_with(&[("ORGTRAIL_QUERY__MAX_RECENT_EVENTS", "50")], &[]);
+    let refused = sql_rows(
+        &stack,
+        ClientIdentity::Reader,
+        "SELECT count(*) AS n FROM events",
+    )
+    .unwrap_err();
+    assert!(
+        refused.contains("more than 50 events are not archived yet"),
+        "{refused}"
+    );
+    let rows = sql_rows(
+        &stack,
+        ClientIdentity::Reader,
+        &format!(
+            "SELECT count(*) AS n FROM events WHERE recipientaccountid = '{account}' \
+             AND awsregion = '{region}' AND eventtime >= TIMESTAMP '{}' \
+             AND eventtime < TIMESTAMP '{}'",
+            hour.format("%Y-%m-%d %H:%M:%S"),
+            (hour + chrono::Duration::hours(1)).format("%Y-%m-%d %H:%M:%S")
+        ),
+    )
+    .unwrap_or_else(|error| panic!("{account} {region} {hour}: {error}"));
+    assert_eq!(rows[0]["n"], serde_json::json!(events));
     let _ = std::fs::remove_dir_all(&directory);
 }

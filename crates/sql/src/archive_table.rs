@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
@@ -104,6 +104,8 @@ pub struct ArchiveTable {
     fetcher: Option<Arc<dyn ObjectFetcher>>,
     /// Objects the scans planned so far read (each scan counts its own).
     scanned: Arc<AtomicUsize>,
+    /// The filters each scan planned so far was given, one list per scan.
+    scan_filters: Arc<Mutex<Vec<Vec<Expr>>>>,
 }
 
 impl ArchiveTable {
@@ -117,7 +119,13 @@ impl ArchiveTable {
             files,
             fetcher,
             scanned: Arc::default(),
+            scan_filters: Arc::default(),
         }
+    }
+
+    /// The filters of every scan planned so far, shared.
+    pub fn scan_filters(&self) -> Arc<Mutex<Vec<Vec<Expr>>>> {
+        self.scan_filters.clone()
     }
 
     /// The count of objects this table's scans read, shared.
@@ -158,6 +166,9 @@ impl TableProvider for ArchiveTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
+        if let Ok(mut scans) = self.scan_filters.lock() {
+            scans.push(filters.to_vec());
+        }
         let candidates = self.candidates(filters);
         self.scanned.fetch_add(candidates.len(), Ordering::Relaxed);
         if candidates.is_empty() {
@@ -206,6 +217,16 @@ impl TableProvider for ArchiveTable {
             .build();
         format.create_physical_plan(state, config).await
     }
+}
+
+/// Whether events of `partition` (principals unknown) may be kept by every one of `filters`.
+pub fn partition_may_match(filters: &[Expr], partition: &HourPartition) -> bool {
+    let file = ArchiveFile {
+        path: PathBuf::new(),
+        partition: partition.clone(),
+        principals: None,
+    };
+    filters.iter().all(|filter| may_match(filter, &file))
 }
 
 /// Whether `file` may hold an event `filter` keeps: false only when its account, region, hour

@@ -18,12 +18,12 @@ use datafusion::execution::cache::cache_manager::{
 };
 use datafusion::execution::context::{SQLOptions, SessionConfig, SessionContext};
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
-use datafusion::logical_expr::TableSource;
+use datafusion::logical_expr::{LogicalPlan, TableSource};
 use datafusion::physical_plan::{execute_stream, ExecutionPlan};
 use futures::StreamExt;
-use orgtrail_archive::archive_schema;
+use orgtrail_archive::{archive_schema, HourPartition};
 
-use crate::archive_table::{ArchiveFile, ArchiveTable, ObjectFetcher};
+use crate::archive_table::{partition_may_match, ArchiveFile, ArchiveTable, ObjectFetcher};
 use crate::geoip::{ip_country, GeoIpDatabase};
 use crate::json_functions::{json_extract, json_extract_scalar};
 use crate::lake_view::{events_plan, EVENTS_TABLE, EVENT_DATA_STORE_TABLE};
@@ -77,6 +77,22 @@ pub struct EventSources {
 pub struct QueryScope {
     /// `None`: every account. `Some`: only these (none when empty).
     pub accounts: Option<Vec<String>>,
+}
+
+/// Which partitions (account, region, hour) a query can read: the filters each of its scans
+/// of `events` was given, planned without reading anything.
+#[derive(Clone, Debug)]
+pub struct Reach {
+    scans: Vec<Vec<datafusion::logical_expr::Expr>>,
+}
+
+impl Reach {
+    /// Whether the query may read events of `partition`: some scan's filters all may hold.
+    pub fn may_read(&self, partition: &HourPartition) -> bool {
+        self.scans
+            .iter()
+            .any(|filters| partition_may_match(filters, partition))
+    }
 }
 
 /// A query's answer.
@@ -164,6 +180,12 @@ fn metric_sum(plan: &dyn ExecutionPlan, name: &str) -> usize {
 /// that holds them all saves a quarter of a repeated query at a gigabyte of memory.
 pub const DEFAULT_METADATA_CACHE_BYTES: usize = 0;
 
+/// What the archive's scans of one query recorded.
+struct ScanCounters {
+    objects: Arc<AtomicUsize>,
+    scan_filters: Arc<std::sync::Mutex<Vec<Vec<datafusion::logical_expr::Expr>>>>,
+}
+
 /// Runs queries over `events`.
 #[derive(Clone, Debug)]
 pub struct SqlEngine {
@@ -216,37 +238,9 @@ impl SqlEngine {
         sources: &EventSources,
         scope: &QueryScope,
     ) -> Result<QueryResult, SqlError> {
-        let chars = sql.chars().count();
-        if chars > self.limits.max_query_chars {
-            return Err(SqlError::TooLong {
-                chars,
-                limit: self.limits.max_query_chars,
-            });
-        }
         let limits = self.limits.clone();
         let run = async {
-            let (context, scanned_objects) = self.session(sources, scope).await?;
-            let plan = context
-                .state()
-                .create_logical_plan(sql)
-                .await
-                .map_err(|error| classify(error, &limits))?;
-            SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false)
-                .verify_plan(&plan)
-                .map_err(|error| SqlError::Refused(error.strip_backtrace()))?;
-            check_plan(
-                &plan,
-                &[
-                    EVENTS_TABLE,
-                    EVENT_DATA_STORE_TABLE,
-                    ARCHIVE_SOURCE,
-                    HOT_SOURCE,
-                ],
-            )
-            .map_err(|refused| SqlError::Refused(refused.0))?;
+            let (context, plan, counters) = self.plan(sql, sources, scope).await?;
             let frame = context
                 .execute_logical_plan(plan)
                 .await
@@ -275,7 +269,7 @@ impl SqlEngine {
                 batches,
                 rows,
                 bytes_scanned: metric_sum(physical.as_ref(), "bytes_scanned"),
-                objects_scanned: scanned_objects.load(Ordering::Relaxed),
+                objects_scanned: counters.objects.load(Ordering::Relaxed),
             })
         };
         match tokio::time::timeout(self.limits.timeout, run).await {
@@ -284,12 +278,78 @@ impl SqlEngine {
         }
     }
 
+    /// Which partitions `sql` can read as `scope` sees them, from its plan alone (nothing is
+    /// read): the caller then loads only those of the events not archived yet. Refuses what
+    /// [`SqlEngine::query`] refuses.
+    pub async fn reach(&self, sql: &str, scope: &QueryScope) -> Result<Reach, SqlError> {
+        let limits = self.limits.clone();
+        let plan = async {
+            let (context, plan, counters) = self.plan(sql, &EventSources::default(), scope).await?;
+            context
+                .execute_logical_plan(plan)
+                .await
+                .map_err(|error| classify(error, &limits))?
+                .create_physical_plan()
+                .await
+                .map_err(|error| classify(error, &limits))?;
+            let scans = counters
+                .scan_filters
+                .lock()
+                .map(|scans| scans.clone())
+                .map_err(|_| SqlError::Failed("a scan's filters were lost".into()))?;
+            Ok(Reach { scans })
+        };
+        match tokio::time::timeout(self.limits.timeout, plan).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(SqlError::Timeout(self.limits.timeout)),
+        }
+    }
+
+    /// The session and the checked logical plan of `sql`: refused unless it only reads.
+    async fn plan(
+        &self,
+        sql: &str,
+        sources: &EventSources,
+        scope: &QueryScope,
+    ) -> Result<(SessionContext, LogicalPlan, ScanCounters), SqlError> {
+        let chars = sql.chars().count();
+        if chars > self.limits.max_query_chars {
+            return Err(SqlError::TooLong {
+                chars,
+                limit: self.limits.max_query_chars,
+            });
+        }
+        let (context, counters) = self.session(sources, scope).await?;
+        let plan = context
+            .state()
+            .create_logical_plan(sql)
+            .await
+            .map_err(|error| classify(error, &self.limits))?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|error| SqlError::Refused(error.strip_backtrace()))?;
+        check_plan(
+            &plan,
+            &[
+                EVENTS_TABLE,
+                EVENT_DATA_STORE_TABLE,
+                ARCHIVE_SOURCE,
+                HOT_SOURCE,
+            ],
+        )
+        .map_err(|refused| SqlError::Refused(refused.0))?;
+        Ok((context, plan, counters))
+    }
+
     /// A session whose catalog holds `events` alone.
     async fn session(
         &self,
         sources: &EventSources,
         scope: &QueryScope,
-    ) -> Result<(SessionContext, Arc<AtomicUsize>), SqlError> {
+    ) -> Result<(SessionContext, ScanCounters), SqlError> {
         let failed = |error: DataFusionError| SqlError::Failed(error.strip_backtrace());
         let caches = CacheManagerConfig::default()
             .with_file_metadata_cache(Some(self.metadata_cache.clone()))
@@ -313,16 +373,17 @@ impl SqlEngine {
 
         let schema = archive_schema();
         let mut view_sources: Vec<(&str, Arc<dyn TableSource>)> = Vec::new();
-        let mut scanned_objects = Arc::default();
-        if !sources.archive_files.is_empty() {
-            let table = ArchiveTable::new(
-                schema.clone(),
-                sources.archive_files.clone(),
-                sources.fetcher.clone(),
-            );
-            scanned_objects = table.scanned_objects();
-            view_sources.push((ARCHIVE_SOURCE, provider_as_source(Arc::new(table))));
-        }
+        // The archive's table is there even without objects: its scans record their filters.
+        let table = ArchiveTable::new(
+            schema.clone(),
+            sources.archive_files.clone(),
+            sources.fetcher.clone(),
+        );
+        let counters = ScanCounters {
+            objects: table.scanned_objects(),
+            scan_filters: table.scan_filters(),
+        };
+        view_sources.push((ARCHIVE_SOURCE, provider_as_source(Arc::new(table))));
         let recent = MemTable::try_new(schema, vec![sources.recent.clone()]).map_err(failed)?;
         view_sources.push((HOT_SOURCE, provider_as_source(Arc::new(recent))));
         let plan = events_plan(view_sources, scope.accounts.as_deref()).map_err(failed)?;
@@ -334,6 +395,6 @@ impl SqlEngine {
         context
             .register_table(EVENT_DATA_STORE_TABLE, view)
             .map_err(failed)?;
-        Ok((context, scanned_objects))
+        Ok((context, counters))
     }
 }

@@ -26,6 +26,6 @@ pub mod lake_view;
 pub mod query_guard;
 
 pub use archive_table::{archive_files_under, ArchiveFile, ObjectFetcher};
-pub use engine::{EventSources, QueryResult, QueryScope, SqlEngine, SqlError, SqlLimits};
+pub use engine::{EventSources, QueryResult, QueryScope, Reach, SqlEngine, SqlError, SqlLimits};
 pub use geoip::{GeoIpDatabase, GeoIpError};
 pub use lake_view::{lake_columns, EVENTS_TABLE};

@@ -549,3 +549,70 @@ async fn ip_country_places_addresses_with_the_configured_database_and_fails_with
     );
     let _ = std::fs::remove_file(&not_a_database);
 }
+
+#[tokio::test]
+async fn a_querys_reach_is_the_partitions_its_predicates_allow_planned_without_reading() {
+    use chrono::TimeZone;
+    use orgtrail_archive::HourPartition;
+    let engine = SqlEngine::default();
+    let at = |account: &str, region: &str, day: u32, hour: u32| {
+        HourPartition::new(
+            Some(account),
+            Some(region),
+            chrono::Utc
+                .with_ymd_and_hms(2026, 7, day, hour, 0, 0)
+                .unwrap(),
+        )
+    };
+    let everyone = QueryScope::default();
+    let reach = engine
+        .reach(
+            "SELECT count(*) FROM events WHERE recipientaccountid = '111122223333' \
+             AND eventtime >= TIMESTAMP '2026-07-02 00:00:00' AND eventtime < TIMESTAMP '2026-07-03 00:00:00'",
+            &everyone,
+        )
+        .await
+        .unwrap();
+    assert!(reach.may_read(&at("111122223333", "us-east-1", 2, 5)));
+    assert!(!reach.may_read(&at("111122223333", "us-east-1", 3, 0)));
+    assert!(!reach.may_read(&at("444455556666", "us-east-1", 2, 5)));
+
+    // Each scan's filters count: a UNION of two accounts reads both, and no other.
+    let reach = engine
+        .reach(
+            "SELECT eventid FROM events WHERE recipientaccountid = '111122223333' \
+             UNION ALL SELECT eventid FROM orgtrail WHERE recipientaccountid = '444455556666'",
+            &everyone,
+        )
+        .await
+        .unwrap();
+    assert!(reach.may_read(&at("111122223333", "eu-west-1", 1, 0)));
+    assert!(reach.may_read(&at("444455556666", "eu-west-1", 1, 0)));
+    assert!(!reach.may_read(&at("777788889999", "eu-west-1", 1, 0)));
+
+    // No predicate: everything; a scope: its accounts only, whatever the query says.
+    let reach = engine
+        .reach("SELECT count(*) FROM events", &everyone)
+        .await
+        .unwrap();
+    assert!(reach.may_read(&at("777788889999", "eu-west-1", 1, 0)));
+    let scoped = QueryScope {
+        accounts: Some(vec!["111122223333".into()]),
+    };
+    let reach = engine
+        .reach(
+            "SELECT count(*) FROM events WHERE recipientaccountid = '444455556666' OR true",
+            &scoped,
+        )
+        .await
+        .unwrap();
+    assert!(reach.may_read(&at("111122223333", "eu-west-1", 1, 0)));
+    assert!(!reach.may_read(&at("444455556666", "eu-west-1", 1, 0)));
+
+    // What a query refuses, its reach refuses.
+    let refused = engine
+        .reach("DELETE FROM events", &everyone)
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, SqlError::Refused(_)), "{refused}");
+}

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::StreamExt;
-use orgtrail_archive::{events_batch, ArchiveEvent};
+use orgtrail_archive::{events_batch, ArchiveEvent, HourPartition};
 use orgtrail_service_runtime::error_chain;
 use orgtrail_sql::{
     ArchiveFile, EventSources, GeoIpDatabase, GeoIpError, ObjectFetcher, QueryResult, QueryScope,
@@ -215,9 +215,19 @@ impl QueryService {
         sql: &str,
         accounts: Option<Vec<String>>,
     ) -> Result<QueryResult, QueryServiceError> {
+        let scope = QueryScope { accounts };
+        // The partitions the query can reach, from its plan: of the events not archived yet,
+        // only theirs are read.
+        let reach = self.engine.reach(sql, &scope).await?;
         let snapshot = self
             .store
-            .query_snapshot(accounts.as_deref(), self.max_recent_events)
+            .query_snapshot(
+                scope.accounts.as_deref(),
+                self.max_recent_events,
+                |account, region, hour| {
+                    reach.may_read(&HourPartition::new(Some(account), Some(region), hour))
+                },
+            )
             .await?;
         if snapshot.recent.len() as u64 > self.max_recent_events {
             return Err(QueryServiceError::TooManyRecentEvents(
@@ -270,10 +280,7 @@ impl QueryService {
             recent,
             fetcher: Some(Arc::new(fetcher)),
         };
-        let result = self
-            .engine
-            .query(sql, &sources, &QueryScope { accounts })
-            .await;
+        let result = self.engine.query(sql, &sources, &scope).await;
         drop(in_use);
         Ok(result?)
     }

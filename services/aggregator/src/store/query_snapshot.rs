@@ -2,7 +2,8 @@
 //! stored events no recorded object holds — read in one REPEATABLE READ, READ ONLY transaction,
 //! so an hour the archiver moves meanwhile counts once: an object is recorded in the same
 //! transaction as nothing else, after its upload, and the snapshot either lists it (its events
-//! are left out of the recent ones) or does not (they are read from PostgreSQL).
+//! are left out of the recent ones) or does not (they are read from PostgreSQL). Of the
+//! partitions not archived yet, only those a query's predicates reach are read.
 
 use chrono::{DateTime, Utc};
 use orgtrail_domain::CloudTrailEvent;
@@ -20,12 +21,14 @@ pub struct QuerySnapshot {
 }
 
 impl PgStore {
-    /// The snapshot of `accounts` (`None`: every account), with at most `max_recent + 1`
-    /// recent events (more than `max_recent` says there are too many to read).
+    /// The snapshot of `accounts` (`None`: every account), with the recent events of the
+    /// partitions (account, region, hour) `reaches` keeps only — at most `max_recent + 1` of
+    /// them (more than `max_recent` says there are too many to read).
     pub async fn query_snapshot(
         &self,
         accounts: Option<&[String]>,
         max_recent: u64,
+        reaches: impl Fn(&str, &str, DateTime<Utc>) -> bool,
     ) -> Result<QuerySnapshot, StoreError> {
         let mut transaction = self.pool().begin().await.map_err(convert_sqlx_error)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -63,6 +66,11 @@ impl PgStore {
         .fetch_all(&mut *transaction)
         .await
         .map_err(convert_sqlx_error)?;
+        // Only the partitions the query's predicates on time, account and region can reach.
+        let partitions: Vec<(String, String, DateTime<Utc>)> = partitions
+            .into_iter()
+            .filter(|(account, region, hour)| reaches(account, region, *hour))
+            .collect();
         let mut rows: Vec<PgEventRow> = Vec::new();
         if !partitions.is_empty() {
             let (account_ids, regions, hours): (Vec<String>, Vec<String>, Vec<DateTime<Utc>>) =
