@@ -1,9 +1,11 @@
 //! The archive as a table that prunes: each object is one account, region and hour
-//! ([`HourPartition`]), so a query's predicates on `eventtime`, `recipientaccountid` and
-//! `awsregion` (the caller's scope among them), pushed down through the `events` view, decide
-//! which objects are opened at all — before a byte of them is read. The predicates stay above
-//! the scan as well (the pruning is inexact: it never drops an object that may hold a matching
-//! event, and keeps some that hold none).
+//! ([`HourPartition`]), with the principals of its events when the archiver recorded them, so
+//! a query's predicates on `eventtime`, `recipientaccountid`, `awsregion` and
+//! `useridentity.arn` (the caller's scope among them), pushed down through the `events` view,
+//! decide which objects are fetched and opened at all — before a byte of them is read. The
+//! predicates stay above the scan as well (the pruning is inexact: it never drops an object
+//! that may hold a matching event, and keeps some that hold none). Each scan's filters are
+//! also recorded, for [`crate::SqlEngine::reach`].
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};

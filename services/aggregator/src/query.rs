@@ -235,7 +235,8 @@ impl QueryService {
             ));
         }
         // Every object of the snapshot is kept from eviction while the query runs; only those
-        // its predicates on time, account and region reach are fetched (by the engine's scan).
+        // its predicates on time, account, region and principal reach are fetched (by the
+        // engine's scan).
         let mut in_use = InUse {
             cache: self.cache.clone(),
             paths: Vec::with_capacity(snapshot.objects.len()),
