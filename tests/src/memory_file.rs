@@ -20,6 +20,7 @@ impl MemoryLogFile {
                 bucket: bucket.into(),
                 object_key: key.into(),
                 etag,
+                last_modified: None,
             },
             bytes: Arc::new(bytes),
         })

@@ -60,6 +60,7 @@ pub fn origin(bucket: &str, key: &str, etag: &str) -> pb::LogFileOrigin {
         bucket: bucket.into(),
         object_key: key.into(),
         etag: etag.into(),
+        last_modified: None,
     }
 }
 

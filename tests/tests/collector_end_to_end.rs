@@ -102,6 +102,14 @@ fn uncompressed_sha256(bytes: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(&content).to_vec()
 }
 
+/// A ledger row's bucket, key, S3 LastModified and commit time.
+type LedgerTimes = (
+    String,
+    String,
+    Option<chrono::DateTime<chrono::Utc>>,
+    chrono::DateTime<chrono::Utc>,
+);
+
 async fn ledger_rows(stack: &TestStack) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM log_files")
         .fetch_one(&stack.pool().await)
@@ -122,7 +130,15 @@ async fn source_status(stack: &TestStack) -> Vec<pb::SourceStatus> {
 async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_later() {
     let moto = MotoServer::start();
     let organization = SampleOrganization::seed(&moto).await;
-    let stack = TestStack::start().await;
+    let metrics_port = free_port();
+    let stack = TestStack::start_with(orgtrail_tests::stack::StackOptions {
+        environment: vec![(
+            "ORGTRAIL_SERVER__METRICS_LISTEN".into(),
+            format!("127.0.0.1:{metrics_port}"),
+        )],
+        ..Default::default()
+    })
+    .await;
     let config = organization.collector_config("collector-a", &stack.endpoint(), &[]);
     let mut expected = organization.expected_store();
     assert!(organization.accounts.len() >= 3);
@@ -223,7 +239,53 @@ async fn one_pass_stores_every_distinct_event_once_and_the_next_finds_what_came_
             .unwrap_or_else(|| panic!("no row for {} {}", file.account_id, file.region));
         assert_eq!(row["status"], "ok");
         assert!(row["lagSeconds"].as_i64().unwrap_or_default() > 0);
+        // Freshness: from S3's LastModified to the commit, of the newest file and over a day.
+        for field in ["freshnessSeconds", "freshnessP95Seconds"] {
+            let seconds = row[field].as_f64();
+            assert!(
+                seconds.is_some_and(|seconds| seconds >= 0.0),
+                "{field}: {row}"
+            );
+        }
     }
+
+    // Each file's LastModified, as S3 gives it, is in the ledger; the aggregator's histogram
+    // counts every committed file of each source.
+    let s3 = orgtrail_tests::organization::s3_client(&moto.endpoint()).await;
+    let ledger: Vec<LedgerTimes> = sqlx::query_as(
+        "SELECT bucket, object_key, object_last_modified, committed_at FROM log_files",
+    )
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    for (bucket, key, last_modified, committed_at) in &ledger {
+        let head = s3
+            .head_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .unwrap();
+        let listed = head.last_modified().map(|time| time.secs());
+        assert_eq!(
+            last_modified.map(|time| time.timestamp()),
+            listed,
+            "{bucket}/{key}"
+        );
+        assert!(
+            last_modified.is_some_and(|time| time <= *committed_at),
+            "{key}"
+        );
+    }
+    let metrics = scrape_metrics(metrics_port);
+    let counted = format!(
+        "orgtrail_ingest_freshness_seconds_count{{source=\"organization-trail\"}} {}",
+        organization.files.len()
+    );
+    assert!(
+        metrics.lines().any(|line| line == counted),
+        "{counted} in\n{metrics}"
+    );
 
     // A second pass finds nothing new.
     let second = collect_once(&stack, config.clone(), BaseCredentials::default()).await;

@@ -56,6 +56,7 @@ impl LocalLogFile {
                 bucket: String::new(),
                 object_key: absolute.to_string_lossy().into_owned(),
                 etag,
+                last_modified: None,
             },
             path: absolute,
         })
@@ -637,6 +638,10 @@ impl MessageBatch {
                     bucket: origin.bucket.clone(),
                     object_key: origin.object_key.clone(),
                     etag: origin.etag.clone(),
+                    last_modified: origin.last_modified.map(|time| prost_types::Timestamp {
+                        seconds: time.timestamp(),
+                        nanos: i32::try_from(time.timestamp_subsec_nanos()).unwrap_or(0),
+                    }),
                 }),
                 ..Default::default()
             },

@@ -26,6 +26,8 @@ pub struct LogFileOrigin {
     pub bucket: String,
     pub object_key: String,
     pub etag: String,
+    /// When the object was created in S3 (`LastModified`); `None` for a local file.
+    pub last_modified: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Display for LogFileOrigin {

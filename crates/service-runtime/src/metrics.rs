@@ -1,6 +1,6 @@
-//! Prometheus metrics: counters and gauges in one process-wide registry, served as the text
-//! exposition format at `GET /metrics` on a listener of their own (plaintext HTTP/1.1, no data
-//! beyond the figures). Small on purpose: a handful of series, no histograms.
+//! Prometheus metrics: counters, gauges and histograms in one process-wide registry, served as
+//! the text exposition format at `GET /metrics` on a listener of their own (plaintext HTTP/1.1,
+//! no data beyond the figures). Small on purpose: a handful of series.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -40,10 +40,74 @@ struct Family {
     series: BTreeMap<String, Arc<Series>>,
 }
 
+/// Observations counted into cumulative buckets (upper bounds, ascending), with their sum.
+#[derive(Debug)]
+pub struct Histogram {
+    bounds: Vec<f64>,
+    /// One count per bound, then the count of everything (`+Inf`).
+    counts: Vec<AtomicU64>,
+    /// The sum of the observations, in millionths.
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            bounds: bounds.to_vec(),
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `value` (negative values count as 0).
+    pub fn observe(&self, value: f64) {
+        let value = value.max(0.0);
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            if value <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        if let Some(all) = self.counts.last() {
+            all.fetch_add(1, Ordering::Relaxed);
+        }
+        self.sum_micros
+            .fetch_add((value * 1e6).round() as u64, Ordering::Relaxed);
+    }
+
+    fn render(&self, text: &mut String, name: &str, labels: &str) {
+        let with_le = |le: &str| match labels.strip_suffix('}') {
+            Some(open) => format!("{open},le=\"{le}\"}}"),
+            None => format!("{{le=\"{le}\"}}"),
+        };
+        for (bound, count) in self.bounds.iter().zip(&self.counts) {
+            let _ = writeln!(
+                text,
+                "{name}_bucket{} {}",
+                with_le(&bound.to_string()),
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let all = self
+            .counts
+            .last()
+            .map_or(0, |count| count.load(Ordering::Relaxed));
+        let _ = writeln!(text, "{name}_bucket{} {all}", with_le("+Inf"));
+        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(text, "{name}_sum{labels} {sum}");
+        let _ = writeln!(text, "{name}_count{labels} {all}");
+    }
+}
+
+struct HistogramFamily {
+    help: &'static str,
+    series: BTreeMap<String, Arc<Histogram>>,
+}
+
 /// The process's metrics.
 #[derive(Default)]
 pub struct Registry {
     families: Mutex<BTreeMap<&'static str, Family>>,
+    histograms: Mutex<BTreeMap<&'static str, HistogramFamily>>,
 }
 
 impl Registry {
@@ -69,6 +133,30 @@ impl Registry {
         labels: &[(&str, &str)],
     ) -> Arc<Series> {
         self.series(name, help, "gauge", labels)
+    }
+
+    /// The histogram `name` with these labels and bucket bounds (those of its first use).
+    pub fn histogram(
+        &self,
+        name: &'static str,
+        help: &'static str,
+        labels: &[(&str, &str)],
+        bounds: &[f64],
+    ) -> Arc<Histogram> {
+        let labels = render_labels(labels);
+        let mut histograms = match self.histograms.lock() {
+            Ok(histograms) => histograms,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let family = histograms.entry(name).or_insert_with(|| HistogramFamily {
+            help,
+            series: BTreeMap::new(),
+        });
+        family
+            .series
+            .entry(labels)
+            .or_insert_with(|| Arc::new(Histogram::new(bounds)))
+            .clone()
     }
 
     fn series(
@@ -103,6 +191,18 @@ impl Registry {
             let _ = writeln!(text, "# TYPE {name} {}", family.kind);
             for (labels, series) in &family.series {
                 let _ = writeln!(text, "{name}{labels} {}", series.get());
+            }
+        }
+        drop(families);
+        let histograms = match self.histograms.lock() {
+            Ok(histograms) => histograms,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for (name, family) in histograms.iter() {
+            let _ = writeln!(text, "# HELP {name} {}", family.help);
+            let _ = writeln!(text, "# TYPE {name} histogram");
+            for (labels, histogram) in &family.series {
+                histogram.render(&mut text, name, labels);
             }
         }
         text
@@ -192,6 +292,26 @@ mod tests {
         assert_eq!(
             registry.render(),
             "# HELP t_files_total Files.\n# TYPE t_files_total counter\nt_files_total{outcome=\"a\\\"b\"} 1\nt_files_total{outcome=\"stored\"} 3\n# HELP t_up Up.\n# TYPE t_up gauge\nt_up 1\n"
+        );
+    }
+
+    #[test]
+    fn renders_histograms_cumulatively_with_their_sum_and_count() {
+        let registry = Registry::default();
+        let histogram =
+            registry.histogram("t_seconds", "Seconds.", &[("source", "a")], &[1.0, 10.0]);
+        for value in [0.5, 2.0, 20.0, -1.0] {
+            histogram.observe(value);
+        }
+        registry.histogram("t_seconds", "Seconds.", &[], &[1.0, 10.0]);
+        assert_eq!(
+            registry.render(),
+            "# HELP t_seconds Seconds.\n# TYPE t_seconds histogram\n\
+             t_seconds_bucket{le=\"1\"} 0\nt_seconds_bucket{le=\"10\"} 0\nt_seconds_bucket{le=\"+Inf\"} 0\n\
+             t_seconds_sum 0\nt_seconds_count 0\n\
+             t_seconds_bucket{source=\"a\",le=\"1\"} 2\nt_seconds_bucket{source=\"a\",le=\"10\"} 3\n\
+             t_seconds_bucket{source=\"a\",le=\"+Inf\"} 4\nt_seconds_sum{source=\"a\"} 22.5\n\
+             t_seconds_count{source=\"a\"} 4\n"
         );
     }
 }

@@ -209,6 +209,7 @@ impl IngestService {
                 etag: &origin.etag,
                 account_id: key.as_ref().map(|key| key.account_id.as_str()),
                 aws_region: key.as_ref().map(|key| key.region.as_str()),
+                last_modified: origin.last_modified,
             },
         )
         .await
@@ -565,6 +566,11 @@ impl OpenFile {
                     .map_err(store_error)?;
                 for (alarm, matches) in detected.matches_per_alarm {
                     crate::metrics::alarm_filter_matched(&alarm, matches);
+                }
+                // Wall-clock time (not the service clock, which tests may freeze), as S3's is.
+                if let Some(created) = self.origin.last_modified {
+                    let seconds = (chrono::Utc::now() - created).num_milliseconds() as f64 / 1000.0;
+                    crate::metrics::file_freshness(&self.origin.source, seconds.max(0.0));
                 }
                 crate::metrics::findings_raised(raised.raised, raised.suppressed);
                 tracing::info!(

@@ -30,6 +30,24 @@ pub fn file_finished(outcome: &str, accepted: u64, duplicates: u64, rejected: u6
     }
 }
 
+/// Seconds from a log file's creation in S3 (its LastModified) to the commit of its events,
+/// per source.
+pub fn file_freshness(source: &str, seconds: f64) {
+    Registry::global()
+        .histogram(
+            "orgtrail_ingest_freshness_seconds",
+            "Seconds from a log file's creation in S3 (LastModified) to the commit of its events, per source.",
+            &[("source", source)],
+            &FRESHNESS_BUCKETS,
+        )
+        .observe(seconds);
+}
+
+/// From seconds (notifications) to an hour (a listing pass falling behind).
+const FRESHNESS_BUCKETS: [f64; 12] = [
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
+];
+
 /// A call refused by authentication or authorization, by gRPC code.
 pub fn call_refused(code: &str) {
     Registry::global()

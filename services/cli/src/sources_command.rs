@@ -39,6 +39,7 @@ pub async fn run_sources_list(
                         } else {
                             "-".into()
                         },
+                        freshness(source),
                         format_time(source.last_success_at.as_ref()),
                         format_time(source.integrity_checked_until.as_ref()),
                         integrity_counts(source),
@@ -59,6 +60,7 @@ pub async fn run_sources_list(
                         "STATUS",
                         "LAST FILE",
                         "LAG",
+                        "FRESHNESS",
                         "LAST SUCCESS",
                         "DIGESTS UNTIL",
                         "LOG FILES",
@@ -83,6 +85,8 @@ pub async fn run_sources_list(
                         "lastObjectKey": source.last_object_key,
                         "lastDeliveryTime": source.last_delivery_time.as_ref().map(|time| format_time(Some(time))),
                         "lagSeconds": source.lag_seconds,
+                        "freshnessSeconds": source.freshness_seconds,
+                        "freshnessP95Seconds": source.freshness_p95_seconds,
                         "lastSuccessAt": source.last_success_at.as_ref().map(|time| format_time(Some(time))),
                         "lastError": source.last_error,
                         "lastErrorAt": source.last_error_at.as_ref().map(|time| format_time(Some(time))),
@@ -101,6 +105,16 @@ pub async fn run_sources_list(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The newest file's freshness, and the 24-hour 95th percentile: `40s (p95 2m)`.
+fn freshness(source: &pb::SourceStatus) -> String {
+    let seconds = |value: f64| format_lag(value.round() as i64);
+    match (source.freshness_seconds, source.freshness_p95_seconds) {
+        (Some(last), Some(p95)) => format!("{} (p95 {})", seconds(last), seconds(p95)),
+        (Some(last), None) => seconds(last),
+        _ => "-".into(),
+    }
 }
 
 /// `error` when the last error is newer than the last success.

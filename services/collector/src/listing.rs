@@ -2,7 +2,7 @@
 //! account-trail and the organization-trail layout), then, per region folder, the keys from a
 //! start point — never the whole history again once something was taken.
 
-use chrono::{Days, NaiveDate};
+use chrono::{DateTime, Days, NaiveDate, Utc};
 use orgtrail_domain::s3_key::{is_account_id, is_organization_id};
 use orgtrail_domain::{parse_cloudtrail_key, LogFileKind};
 
@@ -29,6 +29,8 @@ pub struct ListedObject {
     /// Without S3's quotes.
     pub etag: String,
     pub size: i64,
+    /// When S3 created the object (`LastModified`).
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// Finds the units of a source: its accounts (both layouts) and regions, narrowed by its filters.
@@ -140,6 +142,9 @@ pub async fn list_unit(
                     .trim_matches('"')
                     .to_string(),
                 size: object.size().unwrap_or_default(),
+                last_modified: object
+                    .last_modified()
+                    .and_then(|time| DateTime::from_timestamp(time.secs(), time.subsec_nanos())),
             });
         }
     }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 
 use orgtrail_api::v1 as pb;
 use orgtrail_client::{FileOutcome, LogFileOrigin, LogFileReader};
@@ -99,7 +99,7 @@ pub async fn read_source(
         .await?;
 
     let mut report = SourcePassReport::default();
-    let mut unit_of_key: HashMap<String, (String, String)> = HashMap::new();
+    let mut listed_keys: HashMap<String, ListedKey> = HashMap::new();
     let mut listed: Vec<pb::StoredFile> = Vec::new();
     for (unit, checkpoint) in units.iter().zip(&checkpoints) {
         if cancel.is_cancelled() {
@@ -119,7 +119,13 @@ pub async fn read_source(
         match list_unit(&s3, &source.bucket, unit, start.as_deref()).await {
             Ok(objects) => {
                 for object in objects {
-                    unit_of_key.insert(object.key.clone(), region_key.clone());
+                    listed_keys.insert(
+                        object.key.clone(),
+                        ListedKey {
+                            unit: region_key.clone(),
+                            last_modified: object.last_modified,
+                        },
+                    );
                     listed.push(pb::StoredFile {
                         bucket: source.bucket.clone(),
                         object_key: object.key,
@@ -143,7 +149,7 @@ pub async fn read_source(
             source,
             &s3,
             new_files,
-            &unit_of_key,
+            &listed_keys,
             &mut report,
             cancel,
         )
@@ -178,13 +184,20 @@ pub async fn read_source(
     Ok(report)
 }
 
+/// What the listing said of a key: its account and region, and when S3 created it (sent
+/// with the file, for the freshness figure).
+struct ListedKey {
+    unit: (String, String),
+    last_modified: Option<DateTime<Utc>>,
+}
+
 /// Streams the new files to the aggregator, counting their outcomes into `report`.
 async fn send_files(
     context: &PassContext,
     source: &SourceConfig,
     s3: &crate::aws_access::SourceS3,
     new_files: Vec<pb::StoredFile>,
-    unit_of_key: &HashMap<String, (String, String)>,
+    listed_keys: &HashMap<String, ListedKey>,
     report: &mut SourcePassReport,
     cancel: &CancellationToken,
 ) -> Result<(), SourceError> {
@@ -195,6 +208,9 @@ async fn send_files(
             let origin = LogFileOrigin {
                 source: source.name.clone(),
                 bucket: file.bucket,
+                last_modified: listed_keys
+                    .get(&file.object_key)
+                    .and_then(|listed| listed.last_modified),
                 object_key: file.object_key,
                 etag: file.etag,
             };
@@ -205,7 +221,10 @@ async fn send_files(
     let mut undelivered: HashMap<(String, String), (usize, String)> = HashMap::new();
     sender
         .send_files_until(readers, cancel, |result| {
-            let region_key = unit_of_key.get(&result.origin.object_key).cloned().unwrap_or_default();
+            let region_key = listed_keys
+                .get(&result.origin.object_key)
+                .map(|listed| listed.unit.clone())
+                .unwrap_or_default();
             match result.result {
                 Ok(file) => {
                     let counts = &mut report.counts;

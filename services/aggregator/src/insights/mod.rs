@@ -368,6 +368,7 @@ impl InsightService {
                     state.as_str()
                 ),
                 etag: "v1".into(),
+                last_modified: None,
             };
             self.ingest
                 .ingest_records(origin, vec![record.to_string().into_bytes()])

@@ -16,6 +16,8 @@ pub struct NewLogFile<'a> {
     pub etag: &'a str,
     pub account_id: Option<&'a str>,
     pub aws_region: Option<&'a str>,
+    /// When S3 created the object, as listed; `None` for a local file.
+    pub last_modified: Option<DateTime<Utc>>,
 }
 
 /// What the ledger says of a file.
@@ -57,8 +59,8 @@ pub async fn take_log_file(
     let inserted: Option<i64> = sqlx::query_scalar(
         "INSERT INTO log_files
              (source, bucket, object_key, etag, account_id, aws_region,
-              records_read, accepted, duplicates, rejected)
-         VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0)
+              records_read, accepted, duplicates, rejected, object_last_modified)
+         VALUES ($1, $2, $3, $4, $5, $6, 0, 0, 0, 0, $7)
          ON CONFLICT ON CONSTRAINT log_files_identity DO NOTHING
          RETURNING log_file_id",
     )
@@ -68,6 +70,7 @@ pub async fn take_log_file(
     .bind(file.etag)
     .bind(file.account_id)
     .bind(file.aws_region)
+    .bind(file.last_modified)
     .fetch_optional(&mut *connection)
     .await
     .map_err(convert_sqlx_error)?;

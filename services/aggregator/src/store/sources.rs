@@ -65,6 +65,10 @@ pub struct SourceStatusRow {
     pub integrity_checked_at: Option<DateTime<Utc>>,
     /// Log files in the ledger per integrity status.
     pub log_files_by_integrity: sqlx::types::Json<BTreeMap<String, i64>>,
+    /// Seconds from S3's LastModified to the commit: the newest file's, and the 95th
+    /// percentile of the last 24 hours.
+    pub freshness_seconds: Option<f64>,
+    pub freshness_p95_seconds: Option<f64>,
 }
 
 impl PgStore {
@@ -238,7 +242,9 @@ impl PgStore {
                     progress.digest_end_time AS integrity_checked_until,
                     progress.problems AS integrity_problems,
                     progress.checked_at AS integrity_checked_at,
-                    coalesce(integrity.counts, '{}') AS log_files_by_integrity
+                    coalesce(integrity.counts, '{}') AS log_files_by_integrity,
+                    freshness.last_seconds AS freshness_seconds,
+                    freshness.p95_seconds AS freshness_p95_seconds
              FROM source_status AS status
              LEFT JOIN source_leases AS lease ON lease.source = status.source
              LEFT JOIN digest_progress AS progress
@@ -253,6 +259,21 @@ impl PgStore {
                     ON integrity.source = status.source
                    AND integrity.account_id = status.account_id
                    AND integrity.aws_region = status.aws_region
+             LEFT JOIN (
+                 SELECT source, account_id, aws_region,
+                        (array_agg(seconds ORDER BY committed_at DESC))[1] AS last_seconds,
+                        percentile_cont(0.95) WITHIN GROUP (ORDER BY seconds)
+                            FILTER (WHERE committed_at > now() - interval '24 hours')
+                            AS p95_seconds
+                 FROM (SELECT source, account_id, aws_region, committed_at,
+                              greatest(0, EXTRACT(EPOCH FROM committed_at - object_last_modified))::float8
+                                  AS seconds
+                       FROM log_files WHERE object_last_modified IS NOT NULL) AS files
+                 GROUP BY 1, 2, 3
+             ) AS freshness
+                    ON freshness.source = status.source
+                   AND freshness.account_id = status.account_id
+                   AND freshness.aws_region = status.aws_region
              ORDER BY status.source, status.account_id, status.aws_region",
         )
         .fetch_all(self.pool())

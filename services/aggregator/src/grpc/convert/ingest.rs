@@ -38,11 +38,16 @@ pub fn origin_from_proto(origin: pb::LogFileOrigin) -> Result<LogFileOrigin, Sta
             )));
         }
     }
+    let last_modified = origin
+        .last_modified
+        .map(|time| super::from_timestamp("origin.last_modified", time))
+        .transpose()?;
     Ok(LogFileOrigin {
         source: origin.source,
         bucket: origin.bucket,
         object_key: origin.object_key,
         etag: origin.etag,
+        last_modified,
     })
 }
 
@@ -52,6 +57,7 @@ pub fn origin_to_proto(origin: LogFileOrigin) -> pb::LogFileOrigin {
         bucket: origin.bucket,
         object_key: origin.object_key,
         etag: origin.etag,
+        last_modified: origin.last_modified.map(super::to_timestamp),
     }
 }
 

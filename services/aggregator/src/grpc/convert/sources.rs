@@ -78,6 +78,8 @@ pub fn source_status_to_proto(row: SourceStatusRow) -> pb::SourceStatus {
             .integrity_problems
             .map_or(0, |problems| u64::try_from(problems).unwrap_or(0)),
         integrity_checked_at: row.integrity_checked_at.map(to_timestamp),
+        freshness_seconds: row.freshness_seconds,
+        freshness_p95_seconds: row.freshness_p95_seconds,
     }
 }
 
