@@ -1,5 +1,5 @@
 //! The CloudTrail domain of orgtrail: log files and their records, the events stored from them,
-//! S3 key layouts and lookups. Pure: no network, no database, no files — readers are passed in.
+//! S3 key layouts, S3's notifications of new objects, and lookups. Pure: no network, no database, no files — readers are passed in.
 
 pub mod event;
 pub mod json_text;
@@ -8,6 +8,7 @@ pub mod lookup;
 pub mod record;
 pub mod retention;
 pub mod s3_key;
+pub mod s3_notification;
 pub mod username;
 
 pub use event::{AccountIdSource, CloudTrailEvent, EventCategory, EventId, Resource, UserIdentity};
@@ -17,3 +18,6 @@ pub use log_file::{
 };
 pub use record::{parse_record, parse_record_bytes, RecordError};
 pub use s3_key::{parse_cloudtrail_key, CloudTrailKey, LogFileKind};
+pub use s3_notification::{
+    parse_s3_notification, CreatedObject, NotificationError, S3Notification,
+};
