@@ -1,5 +1,6 @@
 //! The CloudTrail domain of orgtrail: log files and their records, the events stored from them,
-//! S3 key layouts, S3's notifications of new objects, and lookups. Pure: no network, no database, no files — readers are passed in.
+//! S3 key layouts, S3's notifications of new objects, and lookups. Pure: no network, no
+//! database, no files — readers are passed in.
 
 pub mod event;
 pub mod json_text;
