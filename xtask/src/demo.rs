@@ -144,7 +144,7 @@ pub fn run_demo(interrupted: &AtomicBool) -> anyhow::Result<()> {
         endpoint: &endpoint,
         security,
     };
-    heading("4. Source status per account and region: last file taken, lag, errors");
+    heading("4. Source status per account and region: last file taken, lag, freshness, errors");
     cli.show(&["sources", "list"])?;
 
     heading("5. The consolidated view, per account, region and event category (the organization trail's copies stored once)");
