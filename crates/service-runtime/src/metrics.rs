@@ -144,10 +144,7 @@ impl Registry {
         bounds: &[f64],
     ) -> Arc<Histogram> {
         let labels = render_labels(labels);
-        let mut histograms = match self.histograms.lock() {
-            Ok(histograms) => histograms,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut histograms = locked(&self.histograms);
         let family = histograms.entry(name).or_insert_with(|| HistogramFamily {
             help,
             series: BTreeMap::new(),
@@ -167,10 +164,7 @@ impl Registry {
         labels: &[(&str, &str)],
     ) -> Arc<Series> {
         let labels = render_labels(labels);
-        let mut families = match self.families.lock() {
-            Ok(families) => families,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let mut families = locked(&self.families);
         let family = families.entry(name).or_insert_with(|| Family {
             help,
             kind,
@@ -181,10 +175,7 @@ impl Registry {
 
     /// The text exposition format (version 0.0.4).
     pub fn render(&self) -> String {
-        let families = match self.families.lock() {
-            Ok(families) => families,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let families = locked(&self.families);
         let mut text = String::new();
         for (name, family) in families.iter() {
             let _ = writeln!(text, "# HELP {name} {}", family.help);
@@ -194,10 +185,7 @@ impl Registry {
             }
         }
         drop(families);
-        let histograms = match self.histograms.lock() {
-            Ok(histograms) => histograms,
-            Err(poisoned) => poisoned.into_inner(),
-        };
+        let histograms = locked(&self.histograms);
         for (name, family) in histograms.iter() {
             let _ = writeln!(text, "# HELP {name} {}", family.help);
             let _ = writeln!(text, "# TYPE {name} histogram");
@@ -206,6 +194,14 @@ impl Registry {
             }
         }
         text
+    }
+}
+
+/// The registry's maps stay usable after a panic elsewhere: figures are not invariants.
+fn locked<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match mutex.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
     }
 }
 
