@@ -342,15 +342,11 @@ fn same_value(op: Operator, value: &ScalarValue, folder: &str) -> bool {
     if op != Operator::Eq || folder == DEFAULT_PARTITION_VALUE {
         return true;
     }
-    match value {
-        ScalarValue::Utf8(Some(text))
-        | ScalarValue::Utf8View(Some(text))
-        | ScalarValue::LargeUtf8(Some(text)) => text == folder,
+    match text(value) {
+        Some(text) => text == folder,
         // `= NULL` holds for no event.
-        ScalarValue::Utf8(None) | ScalarValue::Utf8View(None) | ScalarValue::LargeUtf8(None) => {
-            false
-        }
-        _ => true,
+        None if value.is_null() => false,
+        None => true,
     }
 }
 
